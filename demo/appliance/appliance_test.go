@@ -1,0 +1,181 @@
+package appliance_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sockshift/sockshift/internal/labtest"
+	"github.com/sockshift/sockshift/internal/nstest"
+)
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+type state struct {
+	Holder string `json:"holder"`
+	VIP    string `json:"vip"`
+	Nodes  []struct {
+		Name, Address, MAC string
+		HoldsVIP           bool `json:"holds_vip"`
+		Connections        int  `json:"connections"`
+	} `json:"nodes"`
+	Connections []struct {
+		Service, Client, Node string
+	} `json:"connections"`
+	Client *struct {
+		Bytes  uint64 `json:"bytes"`
+		Errors uint64 `json:"errors"`
+	} `json:"client"`
+}
+
+func getState(addr string) (state, error) {
+	var st state
+	resp, err := http.Get("http://" + addr + "/api/state")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("state: %s", resp.Status)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// leftovers lists namespaces and processes that mention the prefix.
+func leftovers(prefix string) []string {
+	var out []string
+	ns, _ := exec.Command("ip", "netns", "list").Output()
+	for _, line := range strings.Split(string(ns), "\n") {
+		if strings.HasPrefix(line, prefix+"-") {
+			out = append(out, "namespace "+strings.Fields(line)[0])
+		}
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(b, []byte("/run/sockshift/"+prefix+"/")) {
+			out = append(out, "process "+strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return out
+}
+
+func TestScriptsDemoComesUpHandsOffAndCleansUp(t *testing.T) {
+	nstest.Privileged(t)
+	labtest.Binary(t) // fail early, with the build's message, if it does not build
+	prefix := labtest.Prefix()
+	addr := freePort(t)
+	cmd := exec.Command("../../scripts/demo", "--listen", addr, "--lab-prefix", prefix)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		exec.Command("../../bin/sockshift", "lab", "down", "--prefix", prefix).Run()
+	})
+
+	var st state
+	deadline := time.Now().Add(3 * time.Minute) // the first run builds the binary
+	for {
+		var err error
+		if st, err = getState(addr); err == nil && st.Holder == "a" && st.Client != nil && st.Client.Bytes > 0 {
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("scripts/demo exited early: %v\n%s", err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo did not come up: %v (%+v)\n%s", err, st, logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if st.VIP != "192.0.2.100" || len(st.Nodes) != 2 || len(st.Connections) == 0 {
+		t.Fatalf("unexpected state: %+v", st)
+	}
+
+	for i, want := range []string{"b", "a"} {
+		resp, err := http.Post("http://"+addr+"/api/handoff", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep struct {
+			OK          bool   `json:"ok"`
+			From, To    string
+			Connections int    `json:"connections"`
+			TotalUS     int64  `json:"total_us"`
+			Error       string `json:"error"`
+			Phases      []struct {
+				Name string `json:"name"`
+				US   int64  `json:"us"`
+			} `json:"phases"`
+		}
+		json.NewDecoder(resp.Body).Decode(&rep)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !rep.OK || rep.To != want || rep.Connections == 0 || len(rep.Phases) == 0 || rep.TotalUS <= 0 {
+			t.Fatalf("hand-off %d: %s %+v", i, resp.Status, rep)
+		}
+		if st, err := getState(addr); err != nil || st.Holder != want {
+			t.Fatalf("after hand-off %d: holder %q (want %q), %v", i, st.Holder, want, err)
+		}
+	}
+	time.Sleep(time.Second)
+	if st, err := getState(addr); err != nil || st.Client == nil || st.Client.Errors != 0 {
+		t.Fatalf("demo client after hand-offs: %+v, %v\n%s", st.Client, err, logs.String())
+	}
+
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("scripts/demo after SIGINT: %v\n%s", err, logs.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("scripts/demo did not stop after SIGINT\n%s", logs.String())
+	}
+	if left := leftovers(prefix); len(left) > 0 {
+		t.Fatalf("left behind after SIGINT: %v", left)
+	}
+}
+
+func TestDemoRefusesPortInUseAndLeavesNothing(t *testing.T) {
+	nstest.Privileged(t)
+	exe := labtest.Binary(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	prefix := labtest.Prefix()
+	out, err := exec.Command(exe, "demo", "--listen", ln.Addr().String(), "--lab-prefix", prefix).CombinedOutput()
+	if err == nil {
+		t.Fatalf("demo on a port in use should fail:\n%s", out)
+	}
+	if !strings.Contains(string(out), "not free") {
+		t.Errorf("the error should say the port is not free:\n%s", out)
+	}
+	if left := leftovers(prefix); len(left) > 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+}

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package client
+
+import "net"
+
+// retransmits is not available outside Linux.
+func retransmits(net.Conn) uint32 { return 0 }

@@ -1,0 +1,209 @@
+// Command sockshift moves live TCP connections between servers: the demo
+// appliance, its lab, the server agent, the verifying client, and the
+// hand-off trigger.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/sockshift/sockshift/demo/appliance"
+	"github.com/sockshift/sockshift/demo/client"
+	"github.com/sockshift/sockshift/demo/lab"
+	"github.com/sockshift/sockshift/demo/node"
+)
+
+const usage = `sockshift moves live TCP connections between servers, the client unaware.
+
+Usage:
+  sockshift demo    [--listen 127.0.0.1:8080] [--lab-prefix ss] [--no-client]
+  sockshift lab     up|down|status [--prefix ss]
+  sockshift node    --name a --addr 192.0.2.1 --peer b=192.0.2.2 --key-file F --control SOCK [--hold]
+  sockshift client  [--addr 192.0.2.100:7] [--mode ping|stream] [--conns N] [--duration D] [--json]
+  sockshift handoff [--console 127.0.0.1:8080] [--to a|b] [--token T]
+
+Run "sockshift <command> --help" for a command's flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1], os.Args[2:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sockshift:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ error }
+
+func run(ctx context.Context, cmd string, args []string) error {
+	switch cmd {
+	case "demo":
+		return runDemo(ctx, args)
+	case "lab":
+		return runLab(ctx, args)
+	case "node":
+		var m node.Main
+		if err := m.ParseFlags(args); err != nil {
+			return err
+		}
+		return m.Run(ctx)
+	case "client":
+		return runClient(ctx, args)
+	case "handoff":
+		return runHandoff(ctx, args)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return nil
+	}
+	return usageError{fmt.Errorf("unknown command %q\n\n%s", cmd, usage)}
+}
+
+func runDemo(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("sockshift demo", flag.ContinueOnError)
+	var cfg appliance.Config
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "console address")
+	fs.StringVar(&cfg.Prefix, "lab-prefix", lab.DefaultPrefix, "lab name prefix (several labs can run side by side)")
+	fs.BoolVar(&cfg.NoClient, "no-client", false, "no built-in demo client (attach your own)")
+	fs.StringVar(&cfg.Token, "token", os.Getenv("SOCKSHIFT_TOKEN"), "bearer token for changes when --listen is not loopback")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return appliance.Run(ctx, cfg)
+}
+
+func runLab(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return usageError{errors.New("lab: want up, down or status")}
+	}
+	fs := flag.NewFlagSet("sockshift lab", flag.ContinueOnError)
+	prefix := fs.String("prefix", lab.DefaultPrefix, "lab name prefix")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if err := lab.ValidatePrefix(*prefix); err != nil {
+		return err
+	}
+	if err := lab.CheckPrerequisites(); err != nil {
+		return err
+	}
+	switch args[0] {
+	case "up":
+		l, err := lab.Up(ctx, *prefix)
+		if errors.Is(err, lab.ErrExists) {
+			fmt.Printf("lab %q is already up\n", *prefix)
+			err = nil
+		}
+		if err != nil {
+			return err
+		}
+		printLab(l)
+		return nil
+	case "down":
+		if err := lab.Down(ctx, *prefix); err != nil {
+			return err
+		}
+		fmt.Printf("lab %q is down\n", *prefix)
+		return nil
+	case "status":
+		l, err := lab.Status(ctx, *prefix)
+		if err != nil {
+			return err
+		}
+		printLab(l)
+		return nil
+	}
+	return usageError{fmt.Errorf("lab: unknown action %q (want up, down or status)", args[0])}
+}
+
+func printLab(l *lab.Lab) {
+	fmt.Printf("lab %q: switch namespace %s, VIP %s\n", l.Prefix, l.Switch, lab.VIP)
+	for _, h := range l.Hosts() {
+		fmt.Printf("  %-7s %-12s %-18s %s\n", h.Role, h.Namespace, h.Addr, h.MAC)
+	}
+}
+
+func runClient(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("sockshift client", flag.ContinueOnError)
+	var cfg client.Config
+	fs.StringVar(&cfg.Addr, "addr", "192.0.2.100:7", "echo service address")
+	fs.StringVar(&cfg.Mode, "mode", client.Ping, "ping (round trips) or stream (verified byte stream)")
+	fs.IntVar(&cfg.Conns, "conns", 1, "connections")
+	fs.IntVar(&cfg.Rate, "rate", 0, "stream: bytes per second per connection (0: full speed)")
+	fs.DurationVar(&cfg.Interval, "interval", 10*time.Millisecond, "ping: pause between pings")
+	fs.IntVar(&cfg.Size, "size", 64, "ping: message size in bytes")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "how long to run (0: until Ctrl-C)")
+	asJSON := fs.Bool("json", false, "print one JSON line a second and at the end")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	show := func(st client.Stats) {
+		if *asJSON {
+			b, _ := json.Marshal(st)
+			fmt.Println(string(b))
+			return
+		}
+		fmt.Printf("%6.1fs %s: %d bytes verified, %d pings, %d errors, rtt %dus (max %dus), worst gap %dus, %d retransmits\n",
+			float64(st.ElapsedMS)/1000, st.Mode, st.Bytes, st.Pings, st.Errors, st.LastRTTus, st.MaxRTTus, st.WorstGapUS, st.Retransmits)
+	}
+	cfg.Every = show
+	st, err := client.Run(ctx, cfg)
+	show(st)
+	return err
+}
+
+func runHandoff(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("sockshift handoff", flag.ContinueOnError)
+	console := fs.String("console", "127.0.0.1:8080", "the demo console's address")
+	to := fs.String("to", "", "a or b (default: the server not holding the VIP)")
+	token := fs.String("token", os.Getenv("SOCKSHIFT_TOKEN"), "bearer token, if the console needs one")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	body, _ := json.Marshal(map[string]string{"to": *to})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+*console+"/api/handoff", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if *token != "" {
+		req.Header.Set("Authorization", "Bearer "+*token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("handoff: console %s: %w (is `sockshift demo` running?)", *console, err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var pretty bytes.Buffer
+	if json.Indent(&pretty, out, "", "  ") == nil {
+		out = pretty.Bytes()
+	}
+	fmt.Println(string(out))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("handoff: %s", resp.Status)
+	}
+	return nil
+}

@@ -1,0 +1,294 @@
+package echo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/sockshift/sockshift/handoff"
+	"github.com/sockshift/sockshift/handoff/wire"
+)
+
+// Name is the service's name in hand-offs.
+const Name = "echo"
+
+// bufSize is one read; it also bounds a snapshot's pending bytes.
+const bufSize = 64 << 10
+
+// Server serves echo connections. The zero value is ready to use.
+type Server struct {
+	mu     sync.Mutex
+	conns  map[*conn]struct{}
+	closed bool
+}
+
+var _ handoff.Service = (*Server)(nil)
+
+// ConnInfo describes one live connection.
+type ConnInfo struct {
+	Client   string
+	BytesIn  uint64 // read from the client
+	BytesOut uint64 // echoed back
+}
+
+// Name implements handoff.Service.
+func (s *Server) Name() string { return Name }
+
+// Serve accepts connections on ln until it is closed.
+func (s *Server) Serve(ln net.Listener) error {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("echo: accept: %w", err)
+		}
+		tc, ok := c.(*net.TCPConn)
+		if !ok {
+			c.Close()
+			continue
+		}
+		s.start(&conn{c: tc})
+	}
+}
+
+// Close ends every connection.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	conns := s.conns
+	s.conns = nil
+	s.mu.Unlock()
+	for c := range conns {
+		c.c.Close()
+	}
+	return nil
+}
+
+// Connections lists the live connections.
+func (s *Server) Connections() []ConnInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ConnInfo, 0, len(s.conns))
+	for c := range s.conns {
+		c.mu.Lock()
+		out = append(out, ConnInfo{Client: c.c.RemoteAddr().String(), BytesIn: c.in, BytesOut: c.out})
+		c.mu.Unlock()
+	}
+	return out
+}
+
+func (s *Server) start(c *conn) {
+	c.resume = make(chan bool, 1)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.c.Close()
+		return
+	}
+	if s.conns == nil {
+		s.conns = map[*conn]struct{}{}
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	go s.loop(c)
+}
+
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// conn is one echo connection and its snapshot-able state.
+type conn struct {
+	c *net.TCPConn
+
+	mu      sync.Mutex
+	pending []byte // read, not yet written back
+	in, out uint64
+	pausing bool
+	waiting bool          // the loop sits in pause
+	paused  chan struct{} // closed by the loop once it stopped
+	resume  chan bool     // true: go on here; false: moved away
+}
+
+func (s *Server) loop(c *conn) {
+	buf := make([]byte, bufSize)
+	for {
+		c.mu.Lock()
+		pending := c.pending
+		c.mu.Unlock()
+		var err error
+		if len(pending) > 0 {
+			var n int
+			n, err = c.c.Write(pending)
+			c.mu.Lock()
+			c.pending = c.pending[n:]
+			c.out += uint64(n)
+			c.mu.Unlock()
+		} else {
+			var n int
+			n, err = c.c.Read(buf)
+			c.mu.Lock()
+			c.pending = append(c.pending[:0:0], buf[:n]...)
+			c.in += uint64(n)
+			c.mu.Unlock()
+		}
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// Only a pause sets deadlines; a stale one just retries.
+			if !c.pause() {
+				s.forget(c) // moved: the hand-off closes the socket
+				return
+			}
+			continue
+		}
+		s.forget(c)
+		c.c.Close()
+		return
+	}
+}
+
+// pause reports the loop stopped, if a pause was asked for, and waits for
+// the verdict: true to go on here, false when the connection moved.
+func (c *conn) pause() bool {
+	c.mu.Lock()
+	if !c.pausing {
+		c.mu.Unlock()
+		return true
+	}
+	c.waiting = true
+	close(c.paused)
+	c.mu.Unlock()
+	return <-c.resume
+}
+
+// unpause withdraws a pause; stay says whether the loop goes on here.
+func (c *conn) unpause(stay bool) {
+	c.mu.Lock()
+	waiting := c.waiting
+	c.pausing, c.waiting = false, false
+	c.mu.Unlock()
+	if stay {
+		c.c.SetDeadline(time.Time{})
+	}
+	if waiting {
+		c.resume <- stay
+	}
+}
+
+// Quiesce implements handoff.Service.
+func (s *Server) Quiesce(ctx context.Context) (handoff.Paused, error) {
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	p := &paused{}
+	for _, c := range conns {
+		c.mu.Lock()
+		c.pausing = true
+		c.paused = make(chan struct{})
+		c.mu.Unlock()
+		// A deadline in the past wakes a blocked Read or Write at once.
+		c.c.SetDeadline(time.Unix(1, 0))
+	}
+	for _, c := range conns {
+		select {
+		case <-c.paused:
+			p.conns = append(p.conns, c)
+		case <-ctx.Done():
+			// Everything that did pause goes on; the rest never stops.
+			for _, c := range conns {
+				c.unpause(true)
+			}
+			return nil, fmt.Errorf("echo: quiesce %d connections: %w", len(conns), ctx.Err())
+		}
+	}
+	return p, nil
+}
+
+type paused struct{ conns []*conn }
+
+func (p *paused) Shared() []byte { return nil }
+
+func (p *paused) Conns() []handoff.PausedConn {
+	out := make([]handoff.PausedConn, len(p.conns))
+	for i, c := range p.conns {
+		c.mu.Lock()
+		out[i] = handoff.PausedConn{Conn: c.c, State: encodeState(c.pending, c.in, c.out)}
+		c.mu.Unlock()
+	}
+	return out
+}
+
+func (p *paused) Resume() { p.finish(true) }
+
+func (p *paused) Release() { p.finish(false) }
+
+func (p *paused) finish(stay bool) {
+	for _, c := range p.conns {
+		c.unpause(stay)
+	}
+	p.conns = nil
+}
+
+// Adopt implements handoff.Service: restored connections go on from their
+// snapshots; bytes the source's kernel never sent go out first.
+func (s *Server) Adopt(shared []byte, conns []handoff.Adopted) error {
+	var errs []error
+	for _, a := range conns {
+		pending, in, out, err := decodeState(a.State)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("echo: connection %v: %w", a.Conn.RemoteAddr(), err))
+			a.Conn.Close()
+			continue
+		}
+		// Unsent bytes were counted as echoed at the source; they are
+		// counted again when written here.
+		out -= min(out, uint64(len(a.Unsent)))
+		c := &conn{c: a.Conn, in: in, out: out}
+		c.pending = append(append([]byte{}, a.Unsent...), pending...)
+		s.start(c)
+	}
+	return errors.Join(errs...)
+}
+
+// Snapshot of one connection: version, pending bytes, counters.
+const stateVersion = 1
+
+func encodeState(pending []byte, in, out uint64) []byte {
+	var e wire.Encoder
+	e.U8(stateVersion)
+	e.Bytes(pending)
+	e.U64(in)
+	e.U64(out)
+	return e.Data()
+}
+
+func decodeState(b []byte) (pending []byte, in, out uint64, err error) {
+	d := wire.NewDecoder(b)
+	if v := d.U8(); d.Err() == nil && v != stateVersion {
+		return nil, 0, 0, fmt.Errorf("snapshot version %d, want %d", v, stateVersion)
+	}
+	pending = d.Bytes(bufSize)
+	in = d.U64()
+	out = d.U64()
+	if err := d.Finish(); err != nil {
+		return nil, 0, 0, fmt.Errorf("snapshot: %w", err)
+	}
+	return pending, in, out, nil
+}

@@ -1,0 +1,83 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+)
+
+// Client talks to a node's control API.
+type Client struct {
+	Control string // as given to the node's --control
+	http    *http.Client
+}
+
+// NewClient returns a client for the control API at control.
+func NewClient(control string) *Client {
+	c := &Client{Control: control}
+	tr := &http.Transport{DisableKeepAlives: true}
+	if strings.Contains(control, "/") {
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", control)
+		}
+	}
+	c.http = &http.Client{Transport: tr}
+	return c
+}
+
+func (c *Client) url(path string) string {
+	if strings.Contains(c.Control, "/") {
+		return "http://node" + path
+	}
+	return "http://" + c.Control + path
+}
+
+// State asks the node for its state.
+func (c *Client) State(ctx context.Context) (State, error) {
+	var st State
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("/state"), nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return st, fmt.Errorf("node %s: %w", c.Control, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return st, fmt.Errorf("node %s: state: %s: %s", c.Control, resp.Status, bytes.TrimSpace(b))
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return st, fmt.Errorf("node %s: state: %w", c.Control, err)
+	}
+	return st, nil
+}
+
+// HandOff asks the node to hand every connection to peer. A failed hand-off
+// is a result with OK false, not an error; errors are for a node that
+// could not be asked.
+func (c *Client) HandOff(ctx context.Context, peer string) (HandoffResult, error) {
+	var res HandoffResult
+	body, _ := json.Marshal(HandoffRequest{To: peer})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/handoff"), bytes.NewReader(body))
+	if err != nil {
+		return res, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return res, fmt.Errorf("node %s: %w", c.Control, err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&res); err != nil {
+		return res, fmt.Errorf("node %s: hand-off answer (%s): %w", c.Control, resp.Status, err)
+	}
+	return res, nil
+}

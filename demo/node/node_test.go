@@ -1,0 +1,301 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sockshift/sockshift/demo/client"
+	"github.com/sockshift/sockshift/demo/lab"
+	"github.com/sockshift/sockshift/handoff/wire"
+	"github.com/sockshift/sockshift/internal/labtest"
+)
+
+// rawStream is an outside client, written here with plain sockets and not
+// with the project's client: it writes a counter stream to the echo
+// service and checks every byte comes back in order.
+type rawStream struct {
+	c       net.Conn
+	written int64
+	mu      sync.Mutex
+	read    int64
+	err     error
+	done    chan struct{}
+	stop    chan struct{}
+}
+
+func pattern(off int64) byte { return byte(off*7 + off>>8 + off>>16) }
+
+func startRawStream(c net.Conn) *rawStream {
+	s := &rawStream{c: c, done: make(chan struct{}), stop: make(chan struct{})}
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			select {
+			case <-s.stop:
+				return
+			default:
+			}
+			for i := range buf {
+				buf[i] = pattern(s.written + int64(i))
+			}
+			c.SetWriteDeadline(time.Now().Add(20 * time.Second))
+			n, err := c.Write(buf)
+			s.mu.Lock()
+			s.written += int64(n)
+			s.mu.Unlock()
+			if err != nil {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	go func() {
+		defer close(s.done)
+		buf := make([]byte, 64<<10)
+		for {
+			c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			n, err := c.Read(buf)
+			for i := 0; i < n; i++ {
+				if buf[i] != pattern(s.read+int64(i)) {
+					s.setErr(errors.New("outside client: wrong byte"))
+					return
+				}
+			}
+			s.mu.Lock()
+			s.read += int64(n)
+			s.mu.Unlock()
+			if err != nil {
+				s.setErr(err)
+				return
+			}
+		}
+	}()
+	return s
+}
+
+func (s *rawStream) setErr(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.mu.Unlock()
+}
+
+// finish stops writing, waits until every written byte came back, and
+// returns how many bytes made the round trip.
+func (s *rawStream) finish(t *testing.T) int64 {
+	t.Helper()
+	close(s.stop)
+	time.Sleep(50 * time.Millisecond)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s.mu.Lock()
+		read, written, err := s.read, s.written, s.err
+		s.mu.Unlock()
+		if err != nil {
+			t.Fatalf("outside client failed after %d of %d bytes: %v", read, written, err)
+		}
+		if read == written && read > 0 {
+			return read
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("outside client: %d bytes written, only %d came back", written, read)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// runClients runs the project's verifying client in stream and ping mode
+// from the client namespace until ctx ends.
+func runClients(ctx context.Context, env *labtest.Env) (wait func(t *testing.T) []client.Stats) {
+	var wg sync.WaitGroup
+	stats := make([]client.Stats, 2)
+	errs := make([]error, 2)
+	for i, mode := range []string{client.Stream, client.Ping} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stats[i], errs[i] = client.Run(ctx, client.Config{
+				Addr: net.JoinHostPort(lab.VIP.String(), "7"), Mode: mode, Rate: 4 << 20,
+				Interval: time.Millisecond, Dial: env.Dialer(),
+			})
+		}()
+	}
+	return func(t *testing.T) []client.Stats {
+		t.Helper()
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("%s client: %v (%+v)", stats[i].Mode, err, stats[i])
+			}
+		}
+		return stats
+	}
+}
+
+func TestHandOffsCarryEveryByte(t *testing.T) {
+	env := labtest.Start(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wait := runClients(ctx, env)
+	outside := startRawStream(env.DialVIP(7))
+	time.Sleep(200 * time.Millisecond)
+
+	from, to := "a", "b"
+	const handoffs = 50
+	for i := 0; i < handoffs; i++ {
+		res := env.HandOff(from, to)
+		if !res.OK {
+			t.Fatalf("hand-off %d %s->%s failed: %s", i, from, to, res.Error)
+		}
+		if res.Connections != 3 {
+			t.Errorf("hand-off %d moved %d connections, want 3", i, res.Connections)
+		}
+		from, to = to, from
+		time.Sleep(20 * time.Millisecond)
+	}
+	if h := env.Holder(); h != "a" {
+		t.Errorf("after %d hand-offs the VIP is on %q, want a", handoffs, h)
+	}
+	time.Sleep(200 * time.Millisecond)
+	got := outside.finish(t)
+	cancel()
+	stats := wait(t)
+	for _, st := range stats {
+		if st.Bytes == 0 {
+			t.Errorf("%s client carried no bytes", st.Mode)
+		}
+		t.Logf("%s client: %d bytes, %d pings, worst gap %v, %d retransmits", st.Mode, st.Bytes, st.Pings,
+			time.Duration(st.WorstGapUS)*time.Microsecond, st.Retransmits)
+	}
+	t.Logf("outside client: %d bytes round trip", got)
+}
+
+// TestDataInFlightBothWays freezes while the outside client has a large
+// amount queued both ways: the server's receive queue and its send queue
+// are full when the hand-off starts.
+func TestDataInFlightBothWays(t *testing.T) {
+	env := labtest.Start(t, nil)
+	c := env.DialVIP(7)
+	// Write 8 MB without reading: the echo service fills the client's
+	// receive window, then its own send queue, then stops reading, so data
+	// waits in the server's receive queue too.
+	payload := make([]byte, 8<<20)
+	for i := range payload {
+		payload[i] = pattern(int64(i))
+	}
+	writeErr := make(chan error, 1)
+	go func() {
+		c.SetWriteDeadline(time.Now().Add(60 * time.Second))
+		_, err := c.Write(payload)
+		writeErr <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	for i, hop := range [][2]string{{"a", "b"}, {"b", "a"}, {"a", "b"}} {
+		if res := env.HandOff(hop[0], hop[1]); !res.OK {
+			t.Fatalf("hand-off %d failed: %s", i, res.Error)
+		}
+	}
+	got := make([]byte, len(payload))
+	c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("reading the echo back: %v", err)
+	}
+	if err := <-writeErr; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if !bytes.Equal(got, payload) {
+		i := 0
+		for i < len(got) && got[i] == payload[i] {
+			i++
+		}
+		t.Fatalf("echo differs from what was sent at byte %d of %d", i, len(payload))
+	}
+	// And the connection goes on, both ways.
+	c.Write([]byte("still here"))
+	buf := make([]byte, 10)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "still here" {
+		t.Fatalf("after the hand-offs: %q, %v", buf, err)
+	}
+}
+
+func TestRollbackWhenTargetRefuses(t *testing.T) {
+	for _, phase := range []string{"target-prepare", "target-restore"} {
+		t.Run(phase, func(t *testing.T) {
+			env := labtest.Start(t, map[string][]string{"b": {"--fault", phase}})
+			outside := startRawStream(env.DialVIP(7))
+			time.Sleep(100 * time.Millisecond)
+			res := env.HandOff("a", "b")
+			if res.OK || !res.RolledBack {
+				t.Fatalf("hand-off should have failed and rolled back: %+v", res)
+			}
+			if h := env.Holder(); h != "a" {
+				t.Fatalf("after rollback the VIP is on %q, want a", h)
+			}
+			time.Sleep(200 * time.Millisecond)
+			outside.finish(t)
+		})
+	}
+}
+
+func TestRollbackWhenTargetDies(t *testing.T) {
+	env := labtest.Start(t, map[string][]string{"b": {"--fault", "hang:target-restore"}})
+	outside := startRawStream(env.DialVIP(7))
+	time.Sleep(100 * time.Millisecond)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		res := env.HandOff("a", "b")
+		if res.OK || !res.RolledBack {
+			t.Errorf("hand-off should have failed and rolled back: %+v", res)
+		}
+	}()
+	// B has rebuilt the sockets, taken the VIP and announced it: now it dies.
+	time.Sleep(500 * time.Millisecond)
+	env.KillNode("b")
+	<-done
+	// The restarted B drops the VIP it was left with.
+	env.StartNode("b", false)
+	if h := env.Holder(); h != "a" {
+		t.Fatalf("after rollback the VIP is on %q, want a", h)
+	}
+	time.Sleep(300 * time.Millisecond)
+	outside.finish(t)
+	// And a hand-off to the healthy B works afterwards.
+	if res := env.HandOff("a", "b"); !res.OK {
+		t.Fatalf("hand-off after restart: %s", res.Error)
+	}
+}
+
+func TestRefusesPeerWithoutKey(t *testing.T) {
+	env := labtest.Start(t, nil)
+	outside := startRawStream(env.DialVIP(7))
+	// Restart B with a key of its own: it cannot prove the lab's key.
+	env.KillNode("b")
+	other := filepath.Join(t.TempDir(), "other-key")
+	if _, err := wire.GenerateKeyFile(other); err != nil {
+		t.Fatal(err)
+	}
+	key := env.Key
+	env.Key = other
+	env.StartNode("b", false)
+	env.Key = key
+	res := env.HandOff("a", "b")
+	if res.OK || !res.RolledBack {
+		t.Fatalf("hand-off to a peer with another key should fail and roll back: %+v", res)
+	}
+	if h := env.Holder(); h != "a" {
+		t.Fatalf("VIP on %q, want a", h)
+	}
+	time.Sleep(100 * time.Millisecond)
+	outside.finish(t)
+	_ = os.Remove(other)
+}

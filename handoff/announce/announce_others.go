@@ -1,0 +1,13 @@
+//go:build !linux
+
+package announce
+
+import (
+	"fmt"
+	"runtime"
+)
+
+// New is not implemented outside Linux: it needs an AF_PACKET socket.
+func New(ifname string) (*Announcer, error) {
+	return nil, fmt.Errorf("announce: open %s: not implemented on %s", ifname, runtime.GOOS)
+}

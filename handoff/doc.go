@@ -1,0 +1,34 @@
+// Package handoff moves live TCP connections, with their application state,
+// from this host to a peer while the clients keep talking.
+//
+// The kernel keeps doing TCP; handoff only freezes sockets (TCP repair
+// mode), copies their state and rebuilds them on the peer, and moves the
+// service address (the VIP) with them. A hand-off runs between a source and
+// a target Node over an authenticated channel (package wire):
+//
+//	source                                   target
+//	prepare ───────────── Prepare ─────────▶ ready to receive
+//	quiesce services, freeze sockets
+//	release the VIP (packets now dropped, never answered with RST)
+//	dump ──────────── Service, Conn… ──────▶ add the VIP, restore (still frozen)
+//	                                         announce (gratuitous ARP)
+//	decide ◀────────── Restored ───────────
+//	commit ────────────── Commit ──────────▶ repair off, services adopt
+//	close frozen sockets (silent)  ◀─ Resumed
+//
+// Until the source sends Commit, any failure rolls back: the target
+// discards what it rebuilt and drops the VIP; the source takes the VIP
+// back, announces it, thaws its sockets and its services resume. After
+// Commit, only forward. Every wait has a deadline.
+//
+// Applications take part through the Service interface: they stop their
+// connections at a clean point, snapshot their state, and adopt restored
+// connections on the other side.
+//
+// Typical usage:
+//
+//	n, err := handoff.NewNode(handoff.Config{Name: "a", Addr: addr, Interface: "eth0",
+//		VIP: vip, Key: key, Services: []handoff.Service{echoServer}})
+//	go n.Serve(ctx)                       // accept hand-offs from peers
+//	report, err := n.HandOff(ctx, peer)   // or hand ours to a peer
+package handoff

@@ -1,0 +1,171 @@
+package handoff
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/sockshift/sockshift/handoff/wire"
+)
+
+// Message types on the hand-off channel.
+const (
+	msgPrepare      uint8 = 1 + iota // source → target: what is coming
+	msgReady                         // target → source: ready, and its name
+	msgService                       // source → target: one service's shared snapshot
+	msgConn                          // source → target: one connection
+	msgTransferDone                  // source → target: all sent
+	msgRestored                      // target → source: rebuilt (frozen) and announced, or not
+	msgCommit                        // source → target: the point of no return
+	msgAbort                         // source → target: roll back
+	msgResumed                       // target → source: serving
+	msgAborted                       // target → source: rolled back
+	msgRefused                       // target → source: will not take part
+)
+
+// Bounds on what a peer may send; the wire layer bounds each frame too.
+const (
+	maxServices  = 16
+	maxName      = 64
+	maxReason    = 1024
+	maxSnapshot  = 16 << 20
+	maxConnState = 160 << 20
+	// MaxConns bounds the connections of one hand-off.
+	MaxConns = 100000
+)
+
+func msgName(t uint8) string {
+	names := [...]string{"?", "prepare", "ready", "service", "conn", "transfer-done",
+		"restored", "commit", "abort", "resumed", "aborted", "refused"}
+	if int(t) < len(names) {
+		return names[t]
+	}
+	return fmt.Sprintf("type %d", t)
+}
+
+type prepareMsg struct {
+	VIP      netip.Addr
+	Services []string
+	Conns    uint32
+}
+
+func (m prepareMsg) encode() []byte {
+	var e wire.Encoder
+	e.Bytes(m.VIP.AsSlice())
+	e.U16(uint16(len(m.Services)))
+	for _, s := range m.Services {
+		e.String(s)
+	}
+	e.U32(m.Conns)
+	return e.Data()
+}
+
+func (m *prepareMsg) decode(b []byte) error {
+	d := wire.NewDecoder(b)
+	ip, ok := netip.AddrFromSlice(d.Bytes(16))
+	n := int(d.U16())
+	if n > maxServices {
+		return fmt.Errorf("prepare: %d services (at most %d): %w", n, maxServices, wire.ErrMalformed)
+	}
+	m.Services = nil
+	for i := 0; i < n && d.Err() == nil; i++ {
+		m.Services = append(m.Services, d.String(maxName))
+	}
+	m.Conns = d.U32()
+	if err := d.Finish(); err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("prepare: bad VIP: %w", wire.ErrMalformed)
+	}
+	m.VIP = ip.Unmap()
+	return nil
+}
+
+type serviceMsg struct {
+	Index  uint16
+	Shared []byte
+	Conns  uint32
+}
+
+func (m serviceMsg) encode() []byte {
+	var e wire.Encoder
+	e.U16(m.Index)
+	e.Bytes(m.Shared)
+	e.U32(m.Conns)
+	return e.Data()
+}
+
+func (m *serviceMsg) decode(b []byte) error {
+	d := wire.NewDecoder(b)
+	m.Index = d.U16()
+	m.Shared = d.Bytes(maxSnapshot)
+	m.Conns = d.U32()
+	if err := d.Finish(); err != nil {
+		return fmt.Errorf("service: %w", err)
+	}
+	return nil
+}
+
+type connMsg struct {
+	Service uint16
+	TCP     []byte // repair.State, binary
+	App     []byte // the service's snapshot of the connection
+}
+
+func (m connMsg) encode() []byte {
+	var e wire.Encoder
+	e.U16(m.Service)
+	e.Bytes(m.TCP)
+	e.Bytes(m.App)
+	return e.Data()
+}
+
+func (m *connMsg) decode(b []byte) error {
+	d := wire.NewDecoder(b)
+	m.Service = d.U16()
+	m.TCP = d.Bytes(maxConnState)
+	m.App = d.Bytes(maxSnapshot)
+	if err := d.Finish(); err != nil {
+		return fmt.Errorf("conn: %w", err)
+	}
+	return nil
+}
+
+// resultMsg answers a step: Ready, Restored, Resumed, Aborted, Refused.
+type resultMsg struct {
+	OK     bool
+	Reason string
+	Name   string   // the target's name (Ready)
+	Conns  uint32   // connections handled
+	Timing []uint64 // target-side phase durations, microseconds
+}
+
+func (m resultMsg) encode() []byte {
+	var e wire.Encoder
+	e.Bool(m.OK)
+	e.String(m.Reason)
+	e.String(m.Name)
+	e.U32(m.Conns)
+	e.U8(uint8(len(m.Timing)))
+	for _, t := range m.Timing {
+		e.U64(t)
+	}
+	return e.Data()
+}
+
+func (m *resultMsg) decode(b []byte) error {
+	d := wire.NewDecoder(b)
+	m.OK = d.Bool()
+	m.Reason = d.String(maxReason)
+	m.Name = d.String(maxName)
+	m.Conns = d.U32()
+	n := int(d.U8())
+	m.Timing = nil
+	for i := 0; i < n && d.Err() == nil; i++ {
+		m.Timing = append(m.Timing, d.U64())
+	}
+	if err := d.Finish(); err != nil {
+		return fmt.Errorf("result: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,251 @@
+package handoff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/sockshift/sockshift/handoff/announce"
+	"github.com/sockshift/sockshift/handoff/vip"
+)
+
+// DefaultPort is the hand-off channel's TCP port on each server's address.
+const DefaultPort = 7070
+
+// ErrBusy is returned when a hand-off is asked for while one is running.
+var ErrBusy = errors.New("handoff: a hand-off is already running on this node")
+
+// Config describes a node. Name, Addr, Interface, VIP and Key are required.
+type Config struct {
+	Name      string     // short name shown in reports ("a")
+	Addr      netip.Addr // this server's own address; the channel listens here
+	Interface string     // where the VIP lives ("eth0")
+	VIP       netip.Addr // the service address that moves
+	Key       []byte     // the lab's shared key (wire.KeySize bytes)
+	Services  []Service
+
+	Port           uint16        // channel port; 0 means DefaultPort
+	Timeout        time.Duration // deadline of one whole hand-off; 0 means 5 s
+	QuiesceTimeout time.Duration // how long services may take to pause; 0 means 1 s
+
+	// Logf, if set, receives one line per notable event.
+	Logf func(format string, args ...any)
+	// Fault, if set, is called on both sides at each phase boundary with
+	// the phase's name; an error fails the hand-off there. Tests use it to
+	// prove rollback at every step.
+	Fault func(phase string) error
+}
+
+// Node is one server taking part in hand-offs, as source or as target.
+type Node struct {
+	cfg Config
+	ann *announce.Announcer
+
+	mu   sync.Mutex
+	busy bool
+}
+
+// NewNode checks cfg and opens what a hand-off needs on the critical path
+// (the packet socket for gratuitous ARP).
+func NewNode(cfg Config) (*Node, error) {
+	switch {
+	case cfg.Name == "":
+		return nil, errors.New("handoff: config needs a Name")
+	case !cfg.Addr.Is4():
+		return nil, fmt.Errorf("handoff: node address %v is not IPv4", cfg.Addr)
+	case !cfg.VIP.Is4():
+		return nil, fmt.Errorf("handoff: VIP %v is not IPv4", cfg.VIP)
+	case cfg.Interface == "":
+		return nil, errors.New("handoff: config needs an Interface")
+	case len(cfg.Key) < 16:
+		return nil, errors.New("handoff: config needs the lab's shared Key")
+	}
+	if cfg.Port == 0 {
+		cfg.Port = DefaultPort
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.QuiesceTimeout == 0 {
+		cfg.QuiesceTimeout = time.Second
+	}
+	names := map[string]bool{}
+	for _, s := range cfg.Services {
+		if names[s.Name()] {
+			return nil, fmt.Errorf("handoff: two services named %q", s.Name())
+		}
+		names[s.Name()] = true
+	}
+	ann, err := announce.New(cfg.Interface)
+	if err != nil {
+		return nil, fmt.Errorf("handoff: node %s: %w", cfg.Name, err)
+	}
+	return &Node{cfg: cfg, ann: ann}, nil
+}
+
+// Close releases the node's packet socket. It does not touch the VIP.
+func (n *Node) Close() error { return n.ann.Close() }
+
+// HardwareAddr is the MAC the node announces the VIP with.
+func (n *Node) HardwareAddr() net.HardwareAddr { return n.ann.HardwareAddr() }
+
+// ChannelAddr is where the node's hand-off channel listens.
+func (n *Node) ChannelAddr() string {
+	return net.JoinHostPort(n.cfg.Addr.String(), strconv.Itoa(int(n.cfg.Port)))
+}
+
+// TakeVIP assigns the VIP here and announces it.
+func (n *Node) TakeVIP() error {
+	if err := vip.Add(n.cfg.Interface, n.cfg.VIP); err != nil {
+		return err
+	}
+	return n.ann.Announce(n.cfg.VIP)
+}
+
+// DropVIP removes the VIP from this host, if present.
+func (n *Node) DropVIP() error { return vip.Remove(n.cfg.Interface, n.cfg.VIP) }
+
+// HoldsVIP reports whether this host has the VIP.
+func (n *Node) HoldsVIP() (bool, error) { return vip.Held(n.cfg.Interface, n.cfg.VIP) }
+
+// Busy reports whether a hand-off is running on this node.
+func (n *Node) Busy() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.busy
+}
+
+func (n *Node) begin() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.busy {
+		return false
+	}
+	n.busy = true
+	return true
+}
+
+func (n *Node) end() {
+	n.mu.Lock()
+	n.busy = false
+	n.mu.Unlock()
+}
+
+func (n *Node) logf(format string, args ...any) {
+	if n.cfg.Logf != nil {
+		n.cfg.Logf(format, args...)
+	}
+}
+
+func (n *Node) fault(phase string) error {
+	if n.cfg.Fault == nil {
+		return nil
+	}
+	if err := n.cfg.Fault(phase); err != nil {
+		return fmt.Errorf("fault injected at %s: %w", phase, err)
+	}
+	return nil
+}
+
+func (n *Node) service(name string) (Service, bool) {
+	for _, s := range n.cfg.Services {
+		if s.Name() == name {
+			return s, true
+		}
+	}
+	return nil, false
+}
+
+// Serve accepts hand-offs from peers on the node's channel address until
+// ctx is done.
+func (n *Node) Serve(ctx context.Context) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp4", n.ChannelAddr())
+	if err != nil {
+		return fmt.Errorf("handoff: listen on %s: %w (is another node running here?)", n.ChannelAddr(), err)
+	}
+	return n.ServeListener(ctx, ln)
+}
+
+// ServeListener is Serve on a listener the caller opened.
+func (n *Node) ServeListener(ctx context.Context, ln net.Listener) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("handoff: accept on %s: %w", ln.Addr(), err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n.serveSession(ctx, c)
+		}()
+	}
+}
+
+// Phase is one step of a hand-off and how long it took.
+type Phase struct {
+	Name     string
+	Duration time.Duration
+}
+
+// Report says what a hand-off did.
+type Report struct {
+	From, To    string // node names
+	Connections int    // connections moved (or that would have moved)
+	Phases      []Phase
+	// Total runs from the freeze on the source to the target's resume.
+	Total time.Duration
+	// Committed is true once the source passed the point of no return.
+	Committed bool
+}
+
+// Error is a failed hand-off.
+type Error struct {
+	Phase      string // where it failed
+	RolledBack bool   // the source took everything back and serves on
+	Err        error
+}
+
+func (e *Error) Error() string {
+	state := "rolled back: connections stay on the source"
+	if !e.RolledBack {
+		state = "after commit: the target owns the connections"
+	}
+	return fmt.Sprintf("handoff failed at %s (%s): %v", e.Phase, state, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// phaseClock records consecutive phases into a report.
+type phaseClock struct {
+	rep  *Report
+	last time.Time
+}
+
+func newPhaseClock(rep *Report) *phaseClock { return &phaseClock{rep: rep, last: time.Now()} }
+
+func (c *phaseClock) mark(name string) {
+	now := time.Now()
+	c.rep.Phases = append(c.rep.Phases, Phase{name, now.Sub(c.last)})
+	c.last = now
+}
+
+func (c *phaseClock) add(name string, d time.Duration) {
+	c.rep.Phases = append(c.rep.Phases, Phase{name, d})
+}

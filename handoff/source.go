@@ -1,0 +1,271 @@
+package handoff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/sockshift/sockshift/handoff/repair"
+	"github.com/sockshift/sockshift/handoff/vip"
+	"github.com/sockshift/sockshift/handoff/wire"
+)
+
+// frozenConn is one connection between freeze and commit or rollback.
+type frozenConn struct {
+	svc    int
+	frozen *repair.Frozen
+	app    []byte
+	state  *repair.State
+}
+
+// source is the state of one outgoing hand-off, so rollback knows exactly
+// what to undo.
+type source struct {
+	n        *Node
+	ch       channel
+	paused   []Paused
+	frozen   []frozenConn
+	released bool
+}
+
+// HandOff moves every connection of the node's services, and the VIP, to
+// the peer whose channel listens on peer (port DefaultPort unless set in
+// the Config). It returns the report; on failure the error is an *Error
+// that says whether the connections stayed here (rolled back).
+func (n *Node) HandOff(ctx context.Context, peer netip.Addr) (*Report, error) {
+	rep := &Report{From: n.cfg.Name}
+	if !n.begin() {
+		return rep, &Error{Phase: "start", RolledBack: true, Err: ErrBusy}
+	}
+	defer n.end()
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
+	defer cancel()
+
+	s := &source{n: n}
+	clock := newPhaseClock(rep)
+	phase := "connect"
+	fail := func(err error) (*Report, error) {
+		n.logf("hand-off to %v failed at %s: %v; rolling back", peer, phase, err)
+		if rerr := s.rollback(); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("rollback: %w", rerr))
+		}
+		return rep, &Error{Phase: phase, RolledBack: true, Err: err}
+	}
+
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: n.cfg.Addr.AsSlice()}}
+	raw, err := d.DialContext(ctx, "tcp4", net.JoinHostPort(peer.String(), strconv.Itoa(int(n.cfg.Port))))
+	if err != nil {
+		return fail(fmt.Errorf("peer %v unreachable: %w", peer, err))
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		raw.SetDeadline(dl)
+	}
+	wc, err := wire.Client(raw, n.cfg.Key, nil)
+	if err != nil {
+		raw.Close()
+		return fail(fmt.Errorf("peer %v: %w", peer, err))
+	}
+	s.ch = channel{wc}
+	defer wc.Close()
+
+	phase = "prepare"
+	names := make([]string, len(n.cfg.Services))
+	for i, svc := range n.cfg.Services {
+		names[i] = svc.Name()
+	}
+	if err := s.ch.send(msgPrepare, prepareMsg{VIP: n.cfg.VIP, Services: names}.encode()); err != nil {
+		return fail(err)
+	}
+	_, ready, err := s.ch.result(msgReady)
+	if err != nil {
+		return fail(err)
+	}
+	rep.To = ready.Name
+	if err := n.fault(phase); err != nil {
+		return fail(err)
+	}
+	clock.mark(phase)
+
+	phase = "quiesce"
+	qctx, qcancel := context.WithTimeout(ctx, n.cfg.QuiesceTimeout)
+	for _, svc := range n.cfg.Services {
+		p, err := svc.Quiesce(qctx)
+		if err != nil {
+			qcancel()
+			return fail(fmt.Errorf("service %s: %w", svc.Name(), err))
+		}
+		s.paused = append(s.paused, p)
+	}
+	qcancel()
+	if err := n.fault(phase); err != nil {
+		return fail(err)
+	}
+	clock.mark(phase)
+
+	phase = "freeze"
+	frozeAt := time.Now()
+	for i, p := range s.paused {
+		for _, pc := range p.Conns() {
+			f, err := repair.Freeze(pc.Conn)
+			if err != nil {
+				var re *repair.Error
+				if errors.As(err, &re) && re.Socket == repair.Normal {
+					// Not established (the client is closing it): it stays
+					// here and its service closes it after the commit.
+					n.logf("not moving %v: %v", pc.Conn.RemoteAddr(), err)
+					continue
+				}
+				return fail(err)
+			}
+			s.frozen = append(s.frozen, frozenConn{svc: i, frozen: f, app: pc.State})
+		}
+	}
+	rep.Connections = len(s.frozen)
+	if len(s.frozen) > MaxConns {
+		return fail(fmt.Errorf("%d connections, more than the %d one hand-off may carry", len(s.frozen), MaxConns))
+	}
+	if err := n.fault(phase); err != nil {
+		return fail(err)
+	}
+	clock.mark(phase)
+
+	// From here on, packets for the VIP are dropped by our IP layer, never
+	// answered with a RST.
+	phase = "release"
+	if err := vip.Remove(n.cfg.Interface, n.cfg.VIP); err != nil {
+		return fail(err)
+	}
+	s.released = true
+	if err := n.fault(phase); err != nil {
+		return fail(err)
+	}
+	clock.mark(phase)
+
+	phase = "dump"
+	for i := range s.frozen {
+		st, err := s.frozen[i].frozen.Dump()
+		if err != nil {
+			return fail(err)
+		}
+		s.frozen[i].state = st
+	}
+	if err := n.fault(phase); err != nil {
+		return fail(err)
+	}
+	clock.mark(phase)
+
+	phase = "transfer"
+	if err := s.transfer(); err != nil {
+		return fail(err)
+	}
+	if err := n.fault(phase); err != nil {
+		return fail(err)
+	}
+	clock.mark(phase)
+
+	phase = "restore"
+	_, restored, err := s.ch.result(msgRestored)
+	if err == nil && !restored.OK {
+		err = fmt.Errorf("target %s could not restore: %s", rep.To, restored.Reason)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if err := n.fault(phase); err != nil {
+		return fail(err)
+	}
+	waited := time.Since(clock.last)
+	var announced time.Duration
+	if len(restored.Timing) == 2 {
+		announced = time.Duration(restored.Timing[1]) * time.Microsecond
+	}
+	clock.add("restore", waited-announced)
+	clock.add("announce", announced)
+	clock.last = time.Now()
+
+	// The one point of no return.
+	phase = "commit"
+	if err := s.ch.send(msgCommit, nil); err != nil {
+		return fail(err)
+	}
+	rep.Committed = true
+	for _, f := range s.frozen {
+		if err := f.frozen.Close(); err != nil {
+			n.logf("closing a moved socket: %v", err)
+		}
+	}
+	for _, p := range s.paused {
+		p.Release()
+	}
+	clock.mark(phase)
+
+	phase = "resume"
+	_, resumed, err := s.ch.result(msgResumed)
+	if err == nil && !resumed.OK {
+		err = errors.New(resumed.Reason)
+	}
+	clock.mark(phase)
+	rep.Total = time.Since(frozeAt)
+	if err != nil {
+		return rep, &Error{Phase: phase, RolledBack: false, Err: fmt.Errorf("target %s after commit: %w", rep.To, err)}
+	}
+	n.logf("handed %d connections to %s in %v", rep.Connections, rep.To, rep.Total)
+	return rep, nil
+}
+
+// transfer sends every service's shared state and every connection.
+func (s *source) transfer() error {
+	counts := make([]uint32, len(s.paused))
+	for _, f := range s.frozen {
+		counts[f.svc]++
+	}
+	for i, p := range s.paused {
+		msg := serviceMsg{Index: uint16(i), Shared: p.Shared(), Conns: counts[i]}
+		if err := s.ch.send(msgService, msg.encode()); err != nil {
+			return err
+		}
+	}
+	for _, f := range s.frozen {
+		tcp, err := f.state.MarshalBinary()
+		if err != nil {
+			return fmt.Errorf("encode %v: %w", f.state, err)
+		}
+		if err := s.ch.send(msgConn, connMsg{Service: uint16(f.svc), TCP: tcp, App: f.app}.encode()); err != nil {
+			return err
+		}
+	}
+	return s.ch.send(msgTransferDone, nil)
+}
+
+// rollback undoes a hand-off that was not committed: the target drops what
+// it rebuilt and the VIP, then we take the VIP back, announce it, thaw our
+// sockets and let the services go on.
+func (s *source) rollback() error {
+	var errs []error
+	if s.ch.Conn != nil {
+		// Best effort: a dead target holds nothing that outlives it but the
+		// VIP, which its node removes when it starts again.
+		s.ch.SetDeadline(time.Now().Add(time.Second))
+		if s.ch.send(msgAbort, nil) == nil {
+			s.ch.result(msgAborted)
+		}
+	}
+	if s.released {
+		if err := s.n.TakeVIP(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, f := range s.frozen {
+		if err := f.frozen.Thaw(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, p := range s.paused {
+		p.Resume()
+	}
+	return errors.Join(errs...)
+}
