@@ -11,10 +11,14 @@
 //	quiesce services, freeze sockets
 //	release the VIP (packets now dropped, never answered with RST)
 //	dump ──────────── Service, Conn… ──────▶ add the VIP, restore (still frozen)
-//	                                         announce (gratuitous ARP)
 //	decide ◀────────── Restored ───────────
-//	commit ────────────── Commit ──────────▶ repair off, services adopt
-//	close frozen sockets (silent)  ◀─ Resumed
+//	commit ────────────── Commit ──────────▶ announce (gratuitous ARP),
+//	close frozen sockets (silent)            repair off, services adopt
+//	                    ◀──────── Resumed ──
+//
+// The target announces the VIP only after the decision: a target that
+// died before it must not leave the clients pointed at a host whose kernel
+// would answer them with RSTs.
 //
 // Until the source sends Commit, any failure rolls back: the target
 // discards what it rebuilt and drops the VIP; the source takes the VIP

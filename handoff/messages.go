@@ -27,7 +27,7 @@ const (
 	maxServices  = 16
 	maxName      = 64
 	maxReason    = 1024
-	maxSnapshot  = 16 << 20
+	maxSnapshot  = 64 << 20
 	maxConnState = 160 << 20
 	// MaxConns bounds the connections of one hand-off.
 	MaxConns = 100000

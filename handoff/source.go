@@ -178,14 +178,7 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr) (*Report, error) {
 	if err := n.fault(phase); err != nil {
 		return fail(err)
 	}
-	waited := time.Since(clock.last)
-	var announced time.Duration
-	if len(restored.Timing) == 2 {
-		announced = time.Duration(restored.Timing[1]) * time.Microsecond
-	}
-	clock.add("restore", waited-announced)
-	clock.add("announce", announced)
-	clock.last = time.Now()
+	clock.mark(phase)
 
 	// The one point of no return.
 	phase = "commit"
@@ -208,8 +201,13 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr) (*Report, error) {
 	if err == nil && !resumed.OK {
 		err = errors.New(resumed.Reason)
 	}
-	clock.mark(phase)
 	rep.Total = time.Since(frozeAt)
+	if len(resumed.Timing) == 2 {
+		announced := time.Duration(resumed.Timing[0]) * time.Microsecond
+		clock.add("announce", announced)
+		clock.last = clock.last.Add(announced)
+	}
+	clock.mark(phase)
 	if err != nil {
 		return rep, &Error{Phase: phase, RolledBack: false, Err: fmt.Errorf("target %s after commit: %w", rep.To, err)}
 	}

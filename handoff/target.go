@@ -112,25 +112,16 @@ func (t *target) run(ctx context.Context) error {
 	}
 	restored := time.Since(restoreStart)
 
-	// Announce before any restored socket leaves repair mode: its window
-	// probe must not draw an answer to the old MAC.
-	announceStart := time.Now()
-	if t.failed == nil {
-		if err := t.n.ann.Announce(t.n.cfg.VIP); err != nil {
-			t.failed = fmt.Errorf("announce: %w", err)
-		}
-	}
 	if t.failed == nil {
 		t.failed = t.n.fault("target-restore")
 	}
-	announced := time.Since(announceStart)
 	if t.failed != nil {
 		t.discard()
 		t.ch.sendResult(msgRestored, resultMsg{Reason: t.failed.Error()})
 		return t.failed
 	}
 	if err := t.ch.sendResult(msgRestored, resultMsg{OK: true, Conns: uint32(len(t.restored)),
-		Timing: []uint64{uint64(restored.Microseconds()), uint64(announced.Microseconds())}}); err != nil {
+		Timing: []uint64{uint64(restored.Microseconds())}}); err != nil {
 		t.discard()
 		return err
 	}
@@ -148,10 +139,21 @@ func (t *target) run(ctx context.Context) error {
 		return fmt.Errorf("unexpected %s while waiting for the decision", msgName(typ))
 	}
 
-	// Committed: only forward from here.
+	// Committed: only forward from here. The VIP is announced only now: a
+	// target that dies before the decision must not leave the clients
+	// pointed at a host that would answer them with RSTs. And it is
+	// announced before any socket leaves repair mode, so the window probe
+	// that repair-off sends draws its answer here, not to the old MAC.
 	start := time.Now()
-	err = t.resume()
-	res := resultMsg{OK: err == nil, Conns: uint32(len(t.restored)), Timing: []uint64{uint64(time.Since(start).Microseconds())}}
+	var errs []error
+	if err := t.n.ann.Announce(t.n.cfg.VIP); err != nil {
+		errs = append(errs, fmt.Errorf("announce: %w", err))
+	}
+	announced := time.Since(start)
+	errs = append(errs, t.resume())
+	err = errors.Join(errs...)
+	res := resultMsg{OK: err == nil, Conns: uint32(len(t.restored)),
+		Timing: []uint64{uint64(announced.Microseconds()), uint64((time.Since(start) - announced).Microseconds())}}
 	if err != nil {
 		res.Reason = err.Error()
 	}

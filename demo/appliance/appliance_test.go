@@ -179,3 +179,56 @@ func TestDemoRefusesPortInUseAndLeavesNothing(t *testing.T) {
 		t.Fatalf("left behind: %v", left)
 	}
 }
+
+func TestDemoRefusesLabAlreadyUpAndKeepsIt(t *testing.T) {
+	nstest.Privileged(t)
+	exe := labtest.Binary(t)
+	prefix := labtest.Prefix()
+	if out, err := exec.Command(exe, "lab", "up", "--prefix", prefix).CombinedOutput(); err != nil {
+		t.Fatalf("lab up: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command(exe, "lab", "down", "--prefix", prefix).Run() })
+	out, err := exec.Command(exe, "demo", "--listen", freePort(t), "--lab-prefix", prefix).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "already up") {
+		t.Fatalf("demo on a lab that is already up should refuse, saying so: %v\n%s", err, out)
+	}
+	// The lab was not the demo's to remove.
+	if out, err := exec.Command(exe, "lab", "status", "--prefix", prefix).CombinedOutput(); err != nil {
+		t.Fatalf("the existing lab was harmed: %v\n%s", err, out)
+	}
+	// lab up again is idempotent; down removes everything.
+	if out, err := exec.Command(exe, "lab", "up", "--prefix", prefix).CombinedOutput(); err != nil {
+		t.Fatalf("second lab up: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(exe, "lab", "down", "--prefix", prefix).CombinedOutput(); err != nil {
+		t.Fatalf("lab down: %v\n%s", err, out)
+	}
+	if left := leftovers(prefix); len(left) > 0 {
+		t.Fatalf("left behind after lab down: %v", left)
+	}
+}
+
+func TestCommandsRefuseWithoutRoot(t *testing.T) {
+	nstest.Privileged(t)
+	exe := labtest.Binary(t)
+	// The binary lives in a private temp dir; let nobody reach it.
+	os.Chmod(filepath.Dir(exe), 0o755)
+	prefix := labtest.Prefix()
+	for _, args := range [][]string{
+		{"demo", "--listen", freePort(t), "--lab-prefix", prefix},
+		{"lab", "up", "--prefix", prefix},
+	} {
+		cmd := exec.Command(exe, args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "root") {
+			t.Errorf("sockshift %s as nobody: want a clear error about root, got %v\n%s", args[0], err, out)
+		}
+		if lines := strings.Count(strings.TrimSpace(string(out)), "\n"); lines > 0 {
+			t.Errorf("sockshift %s as nobody: want one sentence, got:\n%s", args[0], out)
+		}
+	}
+	if left := leftovers(prefix); len(left) > 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+}

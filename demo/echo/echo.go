@@ -16,8 +16,12 @@ import (
 // Name is the service's name in hand-offs.
 const Name = "echo"
 
-// bufSize is one read; it also bounds a snapshot's pending bytes.
+// bufSize is one read.
 const bufSize = 64 << 10
+
+// maxPending bounds a snapshot's pending bytes: one read, plus what a
+// source kernel had not sent yet (its send buffer) when it came here.
+const maxPending = 64 << 20
 
 // Server serves echo connections. The zero value is ready to use.
 type Server struct {
@@ -284,7 +288,7 @@ func decodeState(b []byte) (pending []byte, in, out uint64, err error) {
 	if v := d.U8(); d.Err() == nil && v != stateVersion {
 		return nil, 0, 0, fmt.Errorf("snapshot version %d, want %d", v, stateVersion)
 	}
-	pending = d.Bytes(bufSize)
+	pending = d.Bytes(maxPending)
 	in = d.U64()
 	out = d.U64()
 	if err := d.Finish(); err != nil {

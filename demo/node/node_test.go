@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -298,4 +299,18 @@ func TestRefusesPeerWithoutKey(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	outside.finish(t)
 	_ = os.Remove(other)
+}
+
+func TestPeerUnreachableRollsBack(t *testing.T) {
+	env := labtest.Start(t, nil)
+	outside := startRawStream(env.DialVIP(7))
+	env.KillNode("b")
+	res := env.HandOff("a", "b")
+	if res.OK || !res.RolledBack || !strings.Contains(res.Error, "unreachable") {
+		t.Fatalf("hand-off to a dead peer: want a clear 'unreachable' error and a rollback, got %+v", res)
+	}
+	if h := env.Holder(); h != "a" {
+		t.Fatalf("VIP on %q, want a", h)
+	}
+	outside.finish(t)
 }
