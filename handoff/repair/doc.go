@@ -1,0 +1,35 @@
+// Package repair freezes, dumps and rebuilds established IPv4 TCP sockets
+// with Linux TCP repair mode (TCP_REPAIR, needs CAP_NET_ADMIN).
+//
+// In repair mode a socket stops taking part in TCP: reads and writes by the
+// application fail, closing it sends neither FIN nor RST, and its sequence
+// numbers, options and queued bytes can be read and written directly. A
+// connection is moved by freezing it on the source, dumping its State,
+// closing it there (silently) and rebuilding a socket on the target with the
+// same addresses, sequence numbers, options and queued bytes: the peer
+// cannot tell, because nothing on the wire changed.
+//
+// The State holds three queues: bytes received but not yet read by the
+// application (restored into the receive queue), bytes sent but not yet
+// acknowledged (restored into the send queue as already sent, so the kernel
+// retransmits them if needed) and bytes accepted from the application but
+// never sent (written by the caller after Activate, as ordinary data).
+//
+// Typical usage:
+//
+//	// source
+//	f, err := repair.Freeze(conn)   // repair on; conn is silent from here
+//	st, err := f.Dump()
+//	b, err := st.MarshalBinary()    // send b to the target
+//	f.Thaw()                        // rollback: conn serves on, or
+//	f.Close()                       // commit: close silently
+//
+//	// target (the local address must already be assigned here)
+//	r, err := repair.Restore(st, nil) // rebuilt, still frozen
+//	r.Discard()                       // rollback, or
+//	c, err := r.Activate()            // repair off: live
+//	c.Write(st.Unsent)                // before anything else
+//
+// Every failure is an *Error that says where the socket stands afterwards
+// (Normal, Repair, Closed or Unknown).
+package repair

@@ -1,0 +1,527 @@
+package repair
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+var tcpStates = [...]string{"?", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
+	"TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV"}
+
+func tcpStateName(s byte) string {
+	if int(s) < len(tcpStates) {
+		return tcpStates[s]
+	}
+	return fmt.Sprintf("state %d", s)
+}
+
+// errNotEstablished is returned for sockets in any other state.
+var errNotEstablished = errors.New("not an established connection")
+
+// tcpInfo reads the raw struct tcp_info (its first bytes are enough).
+func tcpInfo(fd int) ([]byte, error) {
+	buf := make([]byte, 104)
+	n, err := getsockoptBytes(fd, unix.IPPROTO_TCP, unix.TCP_INFO, buf)
+	if err != nil {
+		return nil, os.NewSyscallError("getsockopt TCP_INFO", err)
+	}
+	if n <= tcpiWscale {
+		return nil, fmt.Errorf("getsockopt TCP_INFO: short answer (%d bytes)", n)
+	}
+	return buf[:n], nil
+}
+
+func setRepair(fd, v int) error {
+	return os.NewSyscallError("setsockopt TCP_REPAIR", unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR, v))
+}
+
+// control runs fn on the fd of rc; a closed connection maps to Closed.
+func control(rc syscall.RawConn, fn func(fd int) (SocketState, error)) (SocketState, error) {
+	var (
+		st    SocketState
+		opErr error
+	)
+	err := rc.Control(func(fd uintptr) { st, opErr = fn(int(fd)) })
+	if err != nil {
+		if errors.Is(err, net.ErrClosed) {
+			return Closed, err
+		}
+		return Unknown, err
+	}
+	return st, opErr
+}
+
+func freeze(rc syscall.RawConn) (SocketState, error) {
+	return control(rc, func(fd int) (SocketState, error) {
+		if err := checkEstablishedIPv4(fd); err != nil {
+			return Normal, err
+		}
+		if err := setRepair(fd, unix.TCP_REPAIR_ON); err != nil {
+			return Normal, err
+		}
+		// The state may have moved between the check and repair on (a FIN
+		// came in): such a socket cannot be moved, so let it go on.
+		if err := checkEstablishedIPv4(fd); err != nil {
+			if offErr := setRepair(fd, unix.TCP_REPAIR_OFF_NO_WP); offErr != nil {
+				return Repair, errors.Join(err, offErr)
+			}
+			return Normal, err
+		}
+		return Repair, nil
+	})
+}
+
+func checkEstablishedIPv4(fd int) error {
+	info, err := tcpInfo(fd)
+	if err != nil {
+		return err
+	}
+	if info[tcpiState] != tcpEstablished {
+		return fmt.Errorf("%w (%s)", errNotEstablished, tcpStateName(info[tcpiState]))
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return os.NewSyscallError("getsockname", err)
+	}
+	if ap, ok := addrPort(sa); !ok || !ap.Addr().Is4() {
+		return fmt.Errorf("local %v: %w", ap, errNotIPv4)
+	}
+	return nil
+}
+
+// addrPort converts a socket address, unmapping IPv4-mapped IPv6.
+func addrPort(sa unix.Sockaddr) (netip.AddrPort, bool) {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)), true
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(sa.Port)), true
+	}
+	return netip.AddrPort{}, false
+}
+
+func thaw(rc syscall.RawConn) (SocketState, error) {
+	return control(rc, func(fd int) (SocketState, error) {
+		// TCP_REPAIR_OFF (not _NO_WP): the window probe tells the peer our
+		// window again, as a live socket would.
+		if err := setRepair(fd, unix.TCP_REPAIR_OFF); err != nil {
+			return Repair, err
+		}
+		return Normal, nil
+	})
+}
+
+// errRace means the socket changed under the dump (a packet came in):
+// the dump is retried.
+var errRace = errors.New("socket changed during the dump")
+
+const dumpAttempts = 5
+
+func dump(rc syscall.RawConn) (*State, error) {
+	var s *State
+	_, err := control(rc, func(fd int) (SocketState, error) {
+		var err error
+		for range dumpAttempts {
+			s, err = dumpOnce(fd)
+			if !errors.Is(err, errRace) {
+				break
+			}
+		}
+		// Leave no queue selected, as Freeze found it.
+		qerr := os.NewSyscallError("setsockopt TCP_REPAIR_QUEUE",
+			unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR_QUEUE, tcpNoQueue))
+		if err == nil {
+			err = qerr
+		}
+		return Repair, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func dumpOnce(fd int) (*State, error) {
+	info, err := tcpInfo(fd)
+	if err != nil {
+		return nil, err
+	}
+	if info[tcpiState] != tcpEstablished {
+		return nil, fmt.Errorf("%w (%s)", errNotEstablished, tcpStateName(info[tcpiState]))
+	}
+	s := &State{
+		SACK:          info[tcpiOptions]&tcpiOptSACK != 0,
+		Timestamps:    info[tcpiOptions]&tcpiOptTimestamps != 0,
+		WindowScaling: info[tcpiOptions]&tcpiOptWscale != 0,
+	}
+	if s.WindowScaling {
+		s.SndWscale, s.RcvWscale = info[tcpiWscale]&0xf, info[tcpiWscale]>>4
+	}
+
+	if s.Local, err = sockAddr(fd, unix.Getsockname, "getsockname"); err != nil {
+		return nil, err
+	}
+	if s.Remote, err = sockAddr(fd, unix.Getpeername, "getpeername"); err != nil {
+		return nil, err
+	}
+
+	outq, err := ioctlInt(fd, unix.SIOCOUTQ, "SIOCOUTQ")
+	if err != nil {
+		return nil, err
+	}
+	unsent, err := ioctlInt(fd, siocOutqNSD, "SIOCOUTQNSD")
+	if err != nil {
+		return nil, err
+	}
+	inq, err := ioctlInt(fd, unix.SIOCINQ, "SIOCINQ")
+	if err != nil {
+		return nil, err
+	}
+	if unsent > outq {
+		return nil, errRace
+	}
+	if outq > MaxQueue || inq > MaxQueue {
+		return nil, fmt.Errorf("queues of %d/%d bytes above MaxQueue (%d)", inq, outq, MaxQueue)
+	}
+
+	ints := []struct {
+		level, opt int
+		name       string
+		dst        *uint32
+	}{
+		{unix.IPPROTO_TCP, unix.TCP_MAXSEG, "TCP_MAXSEG", &s.MSS},
+		{unix.IPPROTO_TCP, unix.TCP_TIMESTAMP, "TCP_TIMESTAMP", &s.Timestamp},
+		{unix.SOL_SOCKET, unix.SO_SNDBUF, "SO_SNDBUF", &s.SndBuf},
+		{unix.SOL_SOCKET, unix.SO_RCVBUF, "SO_RCVBUF", &s.RcvBuf},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, "TCP_KEEPIDLE", &s.KeepIdle},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, "TCP_KEEPINTVL", &s.KeepIntvl},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, "TCP_KEEPCNT", &s.KeepCnt},
+	}
+	for _, o := range ints {
+		v, err := unix.GetsockoptInt(fd, o.level, o.opt)
+		if err != nil {
+			return nil, os.NewSyscallError("getsockopt "+o.name, err)
+		}
+		*o.dst = uint32(v)
+	}
+	bools := []struct {
+		level, opt int
+		name       string
+		dst        *bool
+	}{
+		{unix.IPPROTO_TCP, unix.TCP_NODELAY, "TCP_NODELAY", &s.NoDelay},
+		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, "SO_KEEPALIVE", &s.KeepAlive},
+	}
+	for _, o := range bools {
+		v, err := unix.GetsockoptInt(fd, o.level, o.opt)
+		if err != nil {
+			return nil, os.NewSyscallError("getsockopt "+o.name, err)
+		}
+		*o.dst = v != 0
+	}
+
+	wbuf := make([]byte, sizeofRepairWindow)
+	if n, err := getsockoptBytes(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR_WINDOW, wbuf); err != nil {
+		return nil, os.NewSyscallError("getsockopt TCP_REPAIR_WINDOW", err)
+	} else if n != sizeofRepairWindow {
+		return nil, fmt.Errorf("getsockopt TCP_REPAIR_WINDOW: %d bytes, want %d", n, sizeofRepairWindow)
+	}
+	s.Window = unmarshalWindow(wbuf)
+
+	rcvNxt, rq, err := readQueue(fd, tcpRecvQueue, inq)
+	if err != nil {
+		return nil, err
+	}
+	writeSeq, sq, err := readQueue(fd, tcpSendQueue, outq)
+	if err != nil {
+		return nil, err
+	}
+	s.RecvSeq = rcvNxt - uint32(inq)
+	s.SendSeq = writeSeq - uint32(outq)
+	s.RecvQueue = rq
+	if acked := outq - unsent; acked > 0 {
+		s.Unacked = sq[:acked:acked]
+	}
+	if unsent > 0 {
+		s.Unsent = sq[outq-unsent:]
+	}
+
+	// Nothing may have moved while we read: an ACK shrinks the send queue,
+	// data grows the receive queue, and either changes the window.
+	if outq2, err := ioctlInt(fd, unix.SIOCOUTQ, "SIOCOUTQ"); err != nil {
+		return nil, err
+	} else if outq2 != outq {
+		return nil, errRace
+	}
+	if inq2, err := ioctlInt(fd, unix.SIOCINQ, "SIOCINQ"); err != nil {
+		return nil, err
+	} else if inq2 != inq {
+		return nil, errRace
+	}
+	if _, err := getsockoptBytes(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR_WINDOW, wbuf); err != nil {
+		return nil, os.NewSyscallError("getsockopt TCP_REPAIR_WINDOW", err)
+	} else if unmarshalWindow(wbuf) != s.Window {
+		return nil, errRace
+	}
+	return s, nil
+}
+
+func sockAddr(fd int, get func(int) (unix.Sockaddr, error), name string) (netip.AddrPort, error) {
+	sa, err := get(fd)
+	if err != nil {
+		return netip.AddrPort{}, os.NewSyscallError(name, err)
+	}
+	ap, ok := addrPort(sa)
+	if !ok || !ap.Addr().Is4() {
+		return netip.AddrPort{}, fmt.Errorf("%s %v: %w", name, ap, errNotIPv4)
+	}
+	return ap, nil
+}
+
+func ioctlInt(fd int, req uint, name string) (int, error) {
+	v, err := unix.IoctlGetInt(fd, req)
+	if err != nil {
+		return 0, os.NewSyscallError("ioctl "+name, err)
+	}
+	if v < 0 {
+		return 0, fmt.Errorf("ioctl %s: negative length %d", name, v)
+	}
+	return v, nil
+}
+
+// readQueue selects queue q and peeks its n bytes. It returns the queue's
+// TCP_QUEUE_SEQ: rcv_nxt for the receive queue, write_seq for the send
+// queue, i.e. the sequence number just past the queued bytes.
+func readQueue(fd, q, n int) (uint32, []byte, error) {
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR_QUEUE, q); err != nil {
+		return 0, nil, os.NewSyscallError("setsockopt TCP_REPAIR_QUEUE", err)
+	}
+	seq, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_QUEUE_SEQ)
+	if err != nil {
+		return 0, nil, os.NewSyscallError("getsockopt TCP_QUEUE_SEQ", err)
+	}
+	if n == 0 {
+		return uint32(seq), nil, nil
+	}
+	// One byte more than expected, so a queue that grew shows as a
+	// mismatch instead of a silent truncation.
+	buf := make([]byte, n+1)
+	var got int
+	for {
+		got, _, err = unix.Recvfrom(fd, buf, unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	switch {
+	case err == unix.EFAULT || err == unix.EAGAIN:
+		// The send queue outgrew the buffer / the receive queue emptied.
+		return 0, nil, errRace
+	case err != nil:
+		return 0, nil, os.NewSyscallError("recv MSG_PEEK", err)
+	case got != n:
+		return 0, nil, errRace
+	}
+	seq2, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_QUEUE_SEQ)
+	if err != nil {
+		return 0, nil, os.NewSyscallError("getsockopt TCP_QUEUE_SEQ", err)
+	}
+	if seq2 != seq {
+		return 0, nil, errRace
+	}
+	return uint32(seq), buf[:n:n], nil
+}
+
+func closeFD(fd int) error {
+	return os.NewSyscallError("close", unix.Close(fd))
+}
+
+// restore builds the socket of s, in repair mode, and returns its fd. On
+// failure it closes the socket, still in repair mode, so nothing is sent.
+func restore(s *State, tsOffset uint32) (fd int, err error) {
+	fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	defer func() {
+		if err != nil {
+			unix.Close(fd)
+			fd = -1
+		}
+	}()
+	setInt := func(level, opt int, name string, v int) error {
+		return os.NewSyscallError("setsockopt "+name, unix.SetsockoptInt(fd, level, opt, v))
+	}
+	setQueue := func(q int) error {
+		return setInt(unix.IPPROTO_TCP, unix.TCP_REPAIR_QUEUE, "TCP_REPAIR_QUEUE", q)
+	}
+	b2i := func(b bool) int {
+		if b {
+			return 1
+		}
+		return 0
+	}
+
+	// SO_REUSEADDR comes before repair mode: it would overwrite the forced
+	// reuse that repair mode grants (SK_FORCE_REUSE), which is what lets
+	// the bind succeed beside a listener on the same port.
+	if err := setInt(unix.SOL_SOCKET, unix.SO_REUSEADDR, "SO_REUSEADDR", 1); err != nil {
+		return -1, err
+	}
+	if err := setRepair(fd, unix.TCP_REPAIR_ON); err != nil {
+		return -1, err
+	}
+	// The kernel doubles what it is given: pass half, so getsockopt reads
+	// back the dumped size (odd sizes come back one byte smaller, never
+	// larger: inflating them would grow the window on every hand-off).
+	if s.SndBuf != 0 {
+		if err := setInt(unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, "SO_SNDBUFFORCE", int(s.SndBuf/2)); err != nil {
+			return -1, err
+		}
+	}
+	if s.RcvBuf != 0 {
+		if err := setInt(unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, "SO_RCVBUFFORCE", int(s.RcvBuf/2)); err != nil {
+			return -1, err
+		}
+	}
+	if err := unix.Bind(fd, sockaddr4(s.Local)); err != nil {
+		return -1, os.NewSyscallError("bind "+s.Local.String(), err)
+	}
+	// Queue sequence numbers name the start of each queue; sending the
+	// queued bytes below advances them to write_seq and rcv_nxt.
+	for _, q := range []struct {
+		id  int
+		seq uint32
+	}{{tcpSendQueue, s.SendSeq}, {tcpRecvQueue, s.RecvSeq}} {
+		if err := setQueue(q.id); err != nil {
+			return -1, err
+		}
+		if err := setInt(unix.IPPROTO_TCP, unix.TCP_QUEUE_SEQ, "TCP_QUEUE_SEQ", int(int32(q.seq))); err != nil {
+			return -1, err
+		}
+	}
+	// In repair mode connect sends no SYN: the socket is ESTABLISHED at once.
+	if err := unix.Connect(fd, sockaddr4(s.Remote)); err != nil {
+		return -1, os.NewSyscallError("connect "+s.Remote.String(), err)
+	}
+
+	opts := []unix.TCPRepairOpt{{Code: tcpoptMaxseg, Val: s.MSS}}
+	if s.WindowScaling {
+		opts = append(opts, unix.TCPRepairOpt{Code: tcpoptWindow, Val: uint32(s.SndWscale) | uint32(s.RcvWscale)<<16})
+	}
+	if s.SACK {
+		opts = append(opts, unix.TCPRepairOpt{Code: tcpoptSACKPerm})
+	}
+	if s.Timestamps {
+		opts = append(opts, unix.TCPRepairOpt{Code: tcpoptTimestamp})
+	}
+	if err := unix.SetsockoptTCPRepairOpt(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR_OPTIONS, opts); err != nil {
+		return -1, os.NewSyscallError("setsockopt TCP_REPAIR_OPTIONS", err)
+	}
+	// The offset is even: the low bit of the value selects usec timestamps.
+	if err := setInt(unix.IPPROTO_TCP, unix.TCP_TIMESTAMP, "TCP_TIMESTAMP", int(int32(s.Timestamp+tsOffset&^1))); err != nil {
+		return -1, err
+	}
+
+	if err := setQueue(tcpRecvQueue); err != nil {
+		return -1, err
+	}
+	if err := sendAll(fd, s.RecvQueue, "receive queue"); err != nil {
+		return -1, err
+	}
+	// Bytes sent in repair mode with the send queue selected count as
+	// already sent: the kernel retransmits them if they are not acked.
+	if err := setQueue(tcpSendQueue); err != nil {
+		return -1, err
+	}
+	if err := sendAll(fd, s.Unacked, "unacked queue"); err != nil {
+		return -1, err
+	}
+	if err := setQueue(tcpNoQueue); err != nil {
+		return -1, err
+	}
+	// The window goes last: the kernel checks it against rcv_nxt, which the
+	// receive queue just advanced.
+	if err := setsockoptBytes(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR_WINDOW, s.Window.marshal()); err != nil {
+		return -1, os.NewSyscallError("setsockopt TCP_REPAIR_WINDOW", err)
+	}
+
+	if err := setInt(unix.IPPROTO_TCP, unix.TCP_NODELAY, "TCP_NODELAY", b2i(s.NoDelay)); err != nil {
+		return -1, err
+	}
+	for _, o := range []struct {
+		opt  int
+		name string
+		v    uint32
+	}{{unix.TCP_KEEPIDLE, "TCP_KEEPIDLE", s.KeepIdle}, {unix.TCP_KEEPINTVL, "TCP_KEEPINTVL", s.KeepIntvl},
+		{unix.TCP_KEEPCNT, "TCP_KEEPCNT", s.KeepCnt}} {
+		if o.v == 0 { // not dumped: keep the system default
+			continue
+		}
+		if err := setInt(unix.IPPROTO_TCP, o.opt, o.name, int(int32(o.v))); err != nil {
+			return -1, err
+		}
+	}
+	if err := setInt(unix.SOL_SOCKET, unix.SO_KEEPALIVE, "SO_KEEPALIVE", b2i(s.KeepAlive)); err != nil {
+		return -1, err
+	}
+	return fd, nil
+}
+
+func sockaddr4(ap netip.AddrPort) *unix.SockaddrInet4 {
+	return &unix.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}
+}
+
+// sendAll writes b into the selected repair queue. The kernel may take
+// less than offered (the receive queue is rebuilt in skbs of at most
+// MAX_SKB_FRAGS pages), so it loops; MSG_DONTWAIT because a full send
+// buffer would never drain while frozen.
+func sendAll(fd int, b []byte, what string) error {
+	for off := 0; off < len(b); {
+		n, err := unix.SendmsgN(fd, b[off:], nil, nil, unix.MSG_DONTWAIT)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return fmt.Errorf("restore %s at byte %d of %d: %w", what, off, len(b), os.NewSyscallError("sendmsg", err))
+		case n <= 0:
+			return fmt.Errorf("restore %s at byte %d of %d: kernel took nothing", what, off, len(b))
+		}
+		off += n
+	}
+	return nil
+}
+
+func activate(fd int, name string) (*net.TCPConn, error) {
+	// Wrap first, still in repair: if that fails, closing sends nothing.
+	f := os.NewFile(uintptr(fd), "repair "+name)
+	c, err := net.FileConn(f)
+	f.Close() // c holds its own duplicate
+	if err != nil {
+		return nil, err
+	}
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("restored socket is a %T, not a TCP connection", c)
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		tc.Close()
+		return nil, err
+	}
+	_, err = control(rc, func(fd int) (SocketState, error) {
+		return Normal, setRepair(fd, unix.TCP_REPAIR_OFF)
+	})
+	if err != nil {
+		tc.Close() // still in repair mode: silent
+		return nil, err
+	}
+	return tc, nil
+}

@@ -1,0 +1,19 @@
+//go:build !linux
+
+package repair
+
+import (
+	"fmt"
+	"net"
+	"runtime"
+	"syscall"
+)
+
+var errNotImplemented = fmt.Errorf("TCP repair is not implemented on %s", runtime.GOOS)
+
+func freeze(syscall.RawConn) (SocketState, error) { return Normal, errNotImplemented }
+func dump(syscall.RawConn) (*State, error)        { return nil, errNotImplemented }
+func thaw(syscall.RawConn) (SocketState, error)   { return Unknown, errNotImplemented }
+func restore(*State, uint32) (int, error)         { return -1, errNotImplemented }
+func activate(int, string) (*net.TCPConn, error)  { return nil, errNotImplemented }
+func closeFD(int) error                           { return errNotImplemented }
