@@ -187,6 +187,15 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
+// armDeadline sets a deadline d from now, unless ctx is over: then one in
+// the past, so a stop that raced with this call is never overwritten.
+func armDeadline(ctx context.Context, set func(time.Time) error, d time.Duration) {
+	set(time.Now().Add(d))
+	if ctx.Err() != nil {
+		set(time.Unix(1, 0))
+	}
+}
+
 // ping sends numbered messages and checks each comes back whole.
 func (r *run) ping(ctx context.Context, c net.Conn) error {
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
@@ -196,7 +205,7 @@ func (r *run) ping(ctx context.Context, c net.Conn) error {
 	for seq := uint64(1); ctx.Err() == nil; seq++ {
 		binary.BigEndian.PutUint64(msg, seq)
 		fill(msg[8:], seq, 0)
-		c.SetDeadline(time.Now().Add(r.cfg.Stall))
+		armDeadline(ctx, c.SetDeadline, r.cfg.Stall)
 		sent := time.Now()
 		if _, err := c.Write(msg); err != nil {
 			if ended(ctx, err) {
@@ -254,7 +263,7 @@ func (r *run) stream(ctx context.Context, c net.Conn, seed uint64) error {
 				n = int(min(uint64(chunk), due-off))
 			}
 			fill(buf[:n], seed, off)
-			c.SetWriteDeadline(time.Now().Add(r.cfg.Stall))
+			armDeadline(wctx, c.SetWriteDeadline, r.cfg.Stall)
 			m, err := c.Write(buf[:n])
 			off += uint64(m)
 			written.Store(off)
@@ -276,7 +285,7 @@ func (r *run) stream(ctx context.Context, c net.Conn, seed uint64) error {
 	var off uint64
 	last := time.Now()
 	for {
-		c.SetReadDeadline(time.Now().Add(r.cfg.Stall))
+		armDeadline(ctx, c.SetReadDeadline, r.cfg.Stall)
 		n, err := c.Read(buf)
 		if n > 0 {
 			now := time.Now()

@@ -14,13 +14,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sockshift/sockshift/demo/cluster"
 	"github.com/sockshift/sockshift/demo/lab"
 	"github.com/sockshift/sockshift/demo/node"
-	"github.com/sockshift/sockshift/handoff/wire"
 	"github.com/sockshift/sockshift/internal/nstest"
 )
 
@@ -30,9 +29,11 @@ var (
 	buildErr  error
 )
 
-// Binary builds the sockshift command once per test binary.
+// Binary builds the sockshift command once per test binary. Its callers
+// run the lab, so it skips (or fails under CI) without root.
 func Binary(t testing.TB) string {
 	t.Helper()
+	nstest.Privileged(t)
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "sockshift-test-bin")
 		if err != nil {
@@ -58,126 +59,46 @@ func Prefix() string {
 	return "t" + hex.EncodeToString(b)
 }
 
-// Env is a running lab with its server processes.
+// Env is a running lab with its server processes, for one test.
 type Env struct {
+	*cluster.Cluster
 	t   testing.TB
-	Lab *lab.Lab
 	Exe string
-	Dir string
-	Key string
-
-	mu    sync.Mutex
-	procs map[string]*exec.Cmd
 }
 
 // Start brings up a lab and starts servers a (holding the VIP) and b.
-// nodeArgs adds flags per server (for example a --fault).
+// nodeArgs adds flags per server (for example a --fault). Everything is
+// removed when the test ends.
 func Start(t testing.TB, nodeArgs map[string][]string) *Env {
 	t.Helper()
 	nstest.Privileged(t)
 	exe := Binary(t)
+	dir, err := os.MkdirTemp("", "ss") // short: control sockets live here
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	prefix := Prefix()
-	l, err := lab.Up(ctx, prefix)
+	c, err := cluster.Start(ctx, cluster.Config{Prefix: Prefix(), Exe: exe, RunDir: dir, NodeArgs: nodeArgs})
 	if err != nil {
-		t.Fatalf("lab up: %v", err)
+		os.RemoveAll(dir)
+		t.Fatalf("start the lab: %v", err)
 	}
-	e := &Env{t: t, Lab: l, Exe: exe, Dir: t.TempDir(), procs: map[string]*exec.Cmd{}}
 	t.Cleanup(func() {
-		e.StopAll()
-		dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := lab.Down(dctx, prefix); err != nil {
+		if err := c.Close(); err != nil {
 			t.Errorf("lab down: %v", err)
 		}
 	})
-	e.Key = filepath.Join(e.Dir, "key")
-	if _, err := wire.GenerateKeyFile(e.Key); err != nil {
-		t.Fatal(err)
-	}
-	e.StartNode("a", true, nodeArgs["a"]...)
-	e.StartNode("b", false, nodeArgs["b"]...)
-	return e
-}
-
-func (e *Env) host(role string) (lab.Host, lab.Host) {
-	if role == "a" {
-		return e.Lab.A, e.Lab.B
-	}
-	return e.Lab.B, e.Lab.A
-}
-
-// Control returns the control client of a server.
-func (e *Env) Control(role string) *node.Client {
-	return node.NewClient(filepath.Join(e.Dir, role+".sock"))
+	return &Env{Cluster: c, t: t, Exe: exe}
 }
 
 // StartNode starts a server's process and waits until it answers.
 func (e *Env) StartNode(role string, hold bool, extra ...string) {
 	e.t.Helper()
-	h, peer := e.host(role)
-	args := []string{"netns", "exec", h.Namespace, e.Exe, "node", "--name", role,
-		"--iface", h.Interface, "--addr", h.Addr.Addr().String(), "--vip", lab.VIP.String(),
-		"--peer", peer.Role + "=" + peer.Addr.Addr().String(), "--key-file", e.Key,
-		"--control", filepath.Join(e.Dir, role+".sock")}
-	if hold {
-		args = append(args, "--hold")
-	}
-	args = append(args, extra...)
-	cmd := exec.Command("ip", args...)
-	cmd.Stdout = os.Stderr
-	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		e.t.Fatalf("start node %s: %v", role, err)
-	}
-	e.mu.Lock()
-	e.procs[role] = cmd
-	e.mu.Unlock()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := e.Control(role).State(ctx)
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("node %s did not come up: %v", role, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// KillNode kills a server's process at once (SIGKILL), as a crash would.
-func (e *Env) KillNode(role string) {
-	e.mu.Lock()
-	cmd := e.procs[role]
-	delete(e.procs, role)
-	e.mu.Unlock()
-	if cmd != nil {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-	}
-}
-
-// StopAll stops every server process.
-func (e *Env) StopAll() {
-	e.mu.Lock()
-	procs := e.procs
-	e.procs = map[string]*exec.Cmd{}
-	e.mu.Unlock()
-	for _, cmd := range procs {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.Cluster.StartNode(ctx, role, hold, extra...); err != nil {
+		e.t.Fatal(err)
 	}
 }
 
@@ -186,41 +107,31 @@ func (e *Env) HandOff(from, to string) node.HandoffResult {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res, err := e.Control(from).HandOff(ctx, to)
+	res, err := e.Cluster.HandOff(ctx, from, to)
 	if err != nil {
 		e.t.Fatalf("hand-off %s->%s: %v", from, to, err)
 	}
 	return res
 }
 
-// Holder returns the server holding the VIP, by asking both.
+// Holder returns the server holding the VIP.
 func (e *Env) Holder() string {
 	e.t.Helper()
-	holder := ""
-	for _, role := range []string{"a", "b"} {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		st, err := e.Control(role).State(ctx)
-		cancel()
-		if err == nil && st.HoldsVIP {
-			if holder != "" {
-				e.t.Fatalf("both servers hold the VIP")
-			}
-			holder = role
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h, err := e.Cluster.Holder(ctx)
+	if err != nil {
+		e.t.Fatal(err)
 	}
-	return holder
+	return h
 }
 
-// DialVIP connects to the VIP from the client's namespace. The socket
-// belongs to that namespace; the test uses it from anywhere.
+// DialVIP connects to the VIP from the client's namespace.
 func (e *Env) DialVIP(port int) net.Conn {
 	e.t.Helper()
-	var c net.Conn
-	err := nstest.Do(e.Lab.Client.Namespace, func() error {
-		var err error
-		c, err = net.DialTimeout("tcp4", net.JoinHostPort(lab.VIP.String(), fmt.Sprint(port)), 5*time.Second)
-		return err
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := e.Dial(ctx, "tcp4", net.JoinHostPort(lab.VIP.String(), fmt.Sprint(port)))
 	if err != nil {
 		e.t.Fatalf("dial VIP: %v", err)
 	}
@@ -232,13 +143,6 @@ func (e *Env) DialVIP(port int) net.Conn {
 // client's namespace.
 func (e *Env) Dialer() func(ctx context.Context, addr string) (net.Conn, error) {
 	return func(ctx context.Context, addr string) (net.Conn, error) {
-		var c net.Conn
-		err := nstest.Do(e.Lab.Client.Namespace, func() error {
-			var d net.Dialer
-			var err error
-			c, err = d.DialContext(ctx, "tcp4", addr)
-			return err
-		})
-		return c, err
+		return e.Dial(ctx, "tcp4", addr)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/sockshift/sockshift/internal/nsexec"
 )
 
 // InCI reports whether the tests run under CI (CI=true), where nothing may skip.
@@ -88,3 +90,8 @@ func Exec(t testing.TB, ns string, name string, args ...string) string {
 	t.Helper()
 	return Run(t, "ip", append([]string{"netns", "exec", ns, name}, args...)...)
 }
+
+// Do runs fn on an OS thread switched into namespace ns. Sockets that fn
+// creates belong to ns for their whole life and may be used from any
+// goroutine afterwards.
+func Do(ns string, fn func() error) error { return nsexec.Do(ns, fn) }

@@ -1,4 +1,4 @@
-package nstest
+package nsexec
 
 import (
 	"fmt"
@@ -7,9 +7,9 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// Do runs fn on an OS thread switched into namespace ns. Sockets that fn
-// creates belong to ns for their whole life and may be used from any
-// goroutine afterwards.
+// InNamespace runs fn on an OS thread switched into the named network
+// namespace (ip netns exec, for one function). Sockets fn creates belong to
+// that namespace for their whole life and may be used from any goroutine.
 func Do(ns string, fn func() error) error {
 	done := make(chan error, 1)
 	go func() {
@@ -18,19 +18,19 @@ func Do(ns string, fn func() error) error {
 		runtime.LockOSThread()
 		orig, err := netns.Get()
 		if err != nil {
-			done <- fmt.Errorf("nstest: current namespace: %w", err)
+			done <- fmt.Errorf("nsexec: current namespace: %w", err)
 			return
 		}
 		defer orig.Close()
 		h, err := netns.GetFromName(ns)
 		if err != nil {
 			runtime.UnlockOSThread()
-			done <- fmt.Errorf("nstest: namespace %s: %w", ns, err)
+			done <- fmt.Errorf("nsexec: namespace %s: %w", ns, err)
 			return
 		}
 		defer h.Close()
 		if err := netns.Set(h); err != nil {
-			done <- fmt.Errorf("nstest: enter %s: %w", ns, err)
+			done <- fmt.Errorf("nsexec: enter namespace %s: %w", ns, err)
 			return
 		}
 		ferr := fn()
