@@ -121,7 +121,7 @@ func TestScriptsDemoComesUpHandsOffAndCleansUp(t *testing.T) {
 			t.Fatal(err)
 		}
 		var rep struct {
-			OK          bool   `json:"ok"`
+			OK          bool `json:"ok"`
 			From, To    string
 			Connections int    `json:"connections"`
 			TotalUS     int64  `json:"total_us"`

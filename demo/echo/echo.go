@@ -16,8 +16,9 @@ import (
 // Name is the service's name in hand-offs.
 const Name = "echo"
 
-// bufSize is one read.
-const bufSize = 64 << 10
+// bufSize is one read; small, since a server may hold many thousands of
+// connections.
+const bufSize = 16 << 10
 
 // maxPending bounds a snapshot's pending bytes: one read, plus what a
 // source kernel had not sent yet (its send buffer) when it came here.
@@ -76,6 +77,19 @@ func (s *Server) Close() error {
 		c.c.Close()
 	}
 	return nil
+}
+
+// CloseConnections ends every live connection (with a FIN) and keeps
+// serving new ones: what a server without hand-off does when it goes away.
+func (s *Server) CloseConnections() int {
+	s.mu.Lock()
+	conns := s.conns
+	s.conns = nil
+	s.mu.Unlock()
+	for c := range conns {
+		c.c.Close()
+	}
+	return len(conns)
 }
 
 // Connections lists the live connections.

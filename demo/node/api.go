@@ -40,3 +40,15 @@ type HandoffResult struct {
 	Error       string  `json:"error,omitempty"`
 	RolledBack  bool    `json:"rolled_back,omitempty"`
 }
+
+// VIPRequest is the body of POST /vip: the plain fail-over a server
+// without hand-off does (the baseline the benchmark compares against).
+type VIPRequest struct {
+	Hold             bool `json:"hold"`              // take the VIP (and announce it), or drop it
+	CloseConnections bool `json:"close_connections"` // end every connection first
+}
+
+// VIPResult is what POST /vip answers.
+type VIPResult struct {
+	Closed int `json:"closed"` // connections ended
+}

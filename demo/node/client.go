@@ -81,3 +81,23 @@ func (c *Client) HandOff(ctx context.Context, peer string) (HandoffResult, error
 	}
 	return res, nil
 }
+
+// SetVIP takes or drops the VIP, optionally ending every connection first.
+func (c *Client) SetVIP(ctx context.Context, r VIPRequest) (VIPResult, error) {
+	var res VIPResult
+	body, _ := json.Marshal(r)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/vip"), bytes.NewReader(body))
+	if err != nil {
+		return res, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return res, fmt.Errorf("node %s: %w", c.Control, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return res, fmt.Errorf("node %s: vip: %s: %s", c.Control, resp.Status, bytes.TrimSpace(b))
+	}
+	return res, json.NewDecoder(resp.Body).Decode(&res)
+}

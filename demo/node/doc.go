@@ -9,4 +9,5 @@
 //
 //	GET  /state    this node: address, MAC, whether it holds the VIP, its connections
 //	POST /handoff  {"to":"b"}: hand every connection to that peer
+//	POST /vip      {"hold":false,"close_connections":true}: plain fail-over, no hand-off
 package node

@@ -211,6 +211,28 @@ func (m *Main) handler(n *handoff.Node, es *echo.Server) http.Handler {
 		}
 		writeJSON(w, status, res)
 	})
+	mux.HandleFunc("POST /vip", func(w http.ResponseWriter, r *http.Request) {
+		var req VIPRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad JSON: " + err.Error()})
+			return
+		}
+		res := VIPResult{}
+		if req.CloseConnections {
+			res.Closed = es.CloseConnections()
+		}
+		var err error
+		if req.Hold {
+			err = n.TakeVIP()
+		} else {
+			err = n.DropVIP()
+		}
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	})
 	return mux
 }
 
