@@ -12,7 +12,7 @@ const (
 	msgPrepare      uint8 = 1 + iota // source → target: what is coming
 	msgReady                         // target → source: ready, and its name
 	msgService                       // source → target: one service's shared snapshot
-	msgConn                          // source → target: one connection
+	msgConns                         // source → target: a batch of connections
 	msgTransferDone                  // source → target: all sent
 	msgRestored                      // target → source: rebuilt (frozen) and announced, or not
 	msgCommit                        // source → target: the point of no return
@@ -34,7 +34,7 @@ const (
 )
 
 func msgName(t uint8) string {
-	names := [...]string{"?", "prepare", "ready", "service", "conn", "transfer-done",
+	names := [...]string{"?", "prepare", "ready", "service", "conns", "transfer-done",
 		"restored", "commit", "abort", "resumed", "aborted", "refused"}
 	if int(t) < len(names) {
 		return names[t]
@@ -106,29 +106,45 @@ func (m *serviceMsg) decode(b []byte) error {
 	return nil
 }
 
-type connMsg struct {
+// connEntry is one connection in a Conns message.
+type connEntry struct {
 	Service uint16
 	TCP     []byte // repair.State, binary
 	App     []byte // the service's snapshot of the connection
 }
 
-func (m connMsg) encode() []byte {
+// Batches keep syscalls and MACs per connection low when thousands move.
+const (
+	batchConns = 256
+	batchBytes = 256 << 10
+	maxBatch   = 4096
+)
+
+func encodeConns(entries []connEntry) []byte {
 	var e wire.Encoder
-	e.U16(m.Service)
-	e.Bytes(m.TCP)
-	e.Bytes(m.App)
+	e.U32(uint32(len(entries)))
+	for _, c := range entries {
+		e.U16(c.Service)
+		e.Bytes(c.TCP)
+		e.Bytes(c.App)
+	}
 	return e.Data()
 }
 
-func (m *connMsg) decode(b []byte) error {
+func decodeConns(b []byte) ([]connEntry, error) {
 	d := wire.NewDecoder(b)
-	m.Service = d.U16()
-	m.TCP = d.Bytes(maxConnState)
-	m.App = d.Bytes(maxSnapshot)
-	if err := d.Finish(); err != nil {
-		return fmt.Errorf("conn: %w", err)
+	n := d.U32()
+	if n > maxBatch {
+		return nil, fmt.Errorf("conns: batch of %d (at most %d): %w", n, maxBatch, wire.ErrMalformed)
 	}
-	return nil
+	var out []connEntry
+	for i := uint32(0); i < n && d.Err() == nil; i++ {
+		out = append(out, connEntry{Service: d.U16(), TCP: d.Bytes(maxConnState), App: d.Bytes(maxSnapshot)})
+	}
+	if err := d.Finish(); err != nil {
+		return nil, fmt.Errorf("conns: %w", err)
+	}
+	return out, nil
 }
 
 // resultMsg answers a step: Ready, Restored, Resumed, Aborted, Refused.
@@ -136,6 +152,7 @@ type resultMsg struct {
 	OK     bool
 	Reason string
 	Name   string   // the target's name (Ready)
+	MAC    []byte   // the target's MAC, where caught packets go (Ready)
 	Conns  uint32   // connections handled
 	Timing []uint64 // target-side phase durations, microseconds
 }
@@ -145,6 +162,7 @@ func (m resultMsg) encode() []byte {
 	e.Bool(m.OK)
 	e.String(m.Reason)
 	e.String(m.Name)
+	e.Bytes(m.MAC)
 	e.U32(m.Conns)
 	e.U8(uint8(len(m.Timing)))
 	for _, t := range m.Timing {
@@ -158,6 +176,7 @@ func (m *resultMsg) decode(b []byte) error {
 	m.OK = d.Bool()
 	m.Reason = d.String(maxReason)
 	m.Name = d.String(maxName)
+	m.MAC = d.Bytes(maxName)
 	m.Conns = d.U32()
 	n := int(d.U8())
 	m.Timing = nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sockshift/sockshift/handoff/announce"
+	"github.com/sockshift/sockshift/handoff/catch"
 	"github.com/sockshift/sockshift/handoff/vip"
 )
 
@@ -48,6 +49,28 @@ type Node struct {
 
 	mu   sync.Mutex
 	busy bool
+	// forwarding is the catcher of our last hand-off as source, still
+	// forwarding stragglers to the target for a grace period. It must stop
+	// as soon as the VIP comes back here, or frames would loop between
+	// the hosts.
+	forwarding *catch.Catcher
+}
+
+// stopForwarding ends the grace period of our last hand-off's catcher.
+func (n *Node) stopForwarding() {
+	n.mu.Lock()
+	c := n.forwarding
+	n.forwarding = nil
+	n.mu.Unlock()
+	if c != nil {
+		c.Stop()
+	}
+}
+
+func (n *Node) setForwarding(c *catch.Catcher) {
+	n.mu.Lock()
+	n.forwarding = c
+	n.mu.Unlock()
 }
 
 // NewNode checks cfg and opens what a hand-off needs on the critical path
@@ -101,6 +124,7 @@ func (n *Node) ChannelAddr() string {
 
 // TakeVIP assigns the VIP here and announces it.
 func (n *Node) TakeVIP() error {
+	n.stopForwarding()
 	if err := vip.Add(n.cfg.Interface, n.cfg.VIP); err != nil {
 		return err
 	}
@@ -213,6 +237,9 @@ type Report struct {
 	Total time.Duration
 	// Committed is true once the source passed the point of no return.
 	Committed bool
+	// Caught counts client frames that reached the source during the
+	// switch and were delivered to the target.
+	Caught int
 }
 
 // Error is a failed hand-off.

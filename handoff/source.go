@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"time"
 
+	"github.com/sockshift/sockshift/handoff/catch"
 	"github.com/sockshift/sockshift/handoff/repair"
 	"github.com/sockshift/sockshift/handoff/vip"
 	"github.com/sockshift/sockshift/handoff/wire"
@@ -27,6 +29,7 @@ type frozenConn struct {
 type source struct {
 	n        *Node
 	ch       channel
+	catcher  *catch.Catcher
 	paused   []Paused
 	frozen   []frozenConn
 	released bool
@@ -85,6 +88,16 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr) (*Report, error) {
 		return fail(err)
 	}
 	rep.To = ready.Name
+	targetMAC := net.HardwareAddr(ready.MAC)
+	if len(targetMAC) != 6 {
+		return fail(fmt.Errorf("target %s sent no MAC address", rep.To))
+	}
+	// From before the freeze until the target's sockets are live, client
+	// packets that still reach us are kept, then handed to the target.
+	n.stopForwarding()
+	if s.catcher, err = catch.Arm(n.cfg.Interface, n.cfg.VIP, nil); err != nil {
+		return fail(err)
+	}
 	if err := n.fault(phase); err != nil {
 		return fail(err)
 	}
@@ -145,27 +158,15 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr) (*Report, error) {
 	}
 	clock.mark(phase)
 
+	// Dump and send in a pipeline: the target restores while we dump.
 	phase = "dump"
-	for i := range s.frozen {
-		st, err := s.frozen[i].frozen.Dump()
-		if err != nil {
-			return fail(err)
-		}
-		s.frozen[i].state = st
-	}
-	if err := n.fault(phase); err != nil {
+	if err := s.dumpAndSend(clock); err != nil {
 		return fail(err)
 	}
-	clock.mark(phase)
-
-	phase = "transfer"
-	if err := s.transfer(); err != nil {
+	if err := n.fault("transfer"); err != nil {
 		return fail(err)
 	}
-	if err := n.fault(phase); err != nil {
-		return fail(err)
-	}
-	clock.mark(phase)
+	clock.mark("transfer")
 
 	phase = "restore"
 	_, restored, err := s.ch.result(msgRestored)
@@ -186,15 +187,21 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr) (*Report, error) {
 		return fail(err)
 	}
 	rep.Committed = true
-	for _, f := range s.frozen {
-		if err := f.frozen.Close(); err != nil {
-			n.logf("closing a moved socket: %v", err)
-		}
-	}
-	for _, p := range s.paused {
-		p.Release()
-	}
 	clock.mark(phase)
+	// Our frozen sockets close (silently) while the target resumes.
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		for _, f := range s.frozen {
+			if err := f.frozen.Close(); err != nil {
+				n.logf("closing a moved socket: %v", err)
+			}
+		}
+		for _, p := range s.paused {
+			p.Release()
+		}
+	}()
+	defer func() { <-closed }()
 
 	phase = "resume"
 	_, resumed, err := s.ch.result(msgResumed)
@@ -207,16 +214,27 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr) (*Report, error) {
 		clock.add("announce", announced)
 		clock.last = clock.last.Add(announced)
 	}
-	clock.mark(phase)
 	if err != nil {
+		s.catcher.Stop()
+		clock.mark(phase)
 		return rep, &Error{Phase: phase, RolledBack: false, Err: fmt.Errorf("target %s after commit: %w", rep.To, err)}
 	}
+	// The target's sockets are live: deliver what reached us meanwhile.
+	stats, ferr := s.catcher.Forward(targetMAC)
+	n.setForwarding(s.catcher)
+	if ferr != nil {
+		n.logf("forwarding caught packets to %s: %v", rep.To, ferr)
+	}
+	rep.Caught = stats.Caught
+	clock.mark(phase)
 	n.logf("handed %d connections to %s in %v", rep.Connections, rep.To, rep.Total)
 	return rep, nil
 }
 
-// transfer sends every service's shared state and every connection.
-func (s *source) transfer() error {
+// dumpAndSend dumps every frozen socket on parallel workers and sends the
+// states in batches as they come, then the end of the transfer. It marks
+// the dump phase when the last socket is dumped.
+func (s *source) dumpAndSend(clock *phaseClock) error {
 	counts := make([]uint32, len(s.paused))
 	for _, f := range s.frozen {
 		counts[f.svc]++
@@ -227,16 +245,80 @@ func (s *source) transfer() error {
 			return err
 		}
 	}
-	for _, f := range s.frozen {
-		tcp, err := f.state.MarshalBinary()
-		if err != nil {
-			return fmt.Errorf("encode %v: %w", f.state, err)
+
+	type dumped struct {
+		entry connEntry
+		err   error
+	}
+	jobs := make(chan int)
+	results := make(chan dumped, 64)
+	stop := make(chan struct{})
+	defer close(stop)
+	for w := 0; w < workers(len(s.frozen)); w++ {
+		go func() {
+			for i := range jobs {
+				f := s.frozen[i]
+				st, err := f.frozen.Dump()
+				var tcp []byte
+				if err == nil {
+					tcp, err = st.MarshalBinary()
+				}
+				select {
+				case results <- dumped{connEntry{Service: uint16(f.svc), TCP: tcp, App: f.app}, err}:
+				case <-stop:
+					return
+				}
+			}
+		}()
+	}
+	go func() {
+		defer close(jobs)
+		for i := range s.frozen {
+			select {
+			case jobs <- i:
+			case <-stop:
+				return
+			}
 		}
-		if err := s.ch.send(msgConn, connMsg{Service: uint16(f.svc), TCP: tcp, App: f.app}.encode()); err != nil {
-			return err
+	}()
+
+	var batch []connEntry
+	size := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := s.ch.send(msgConns, encodeConns(batch))
+		batch, size = batch[:0], 0
+		return err
+	}
+	for range s.frozen {
+		r := <-results
+		if r.err != nil {
+			return r.err
+		}
+		batch = append(batch, r.entry)
+		size += len(r.entry.TCP) + len(r.entry.App)
+		if len(batch) >= batchConns || size >= batchBytes {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 	}
+	if err := s.n.fault("dump"); err != nil {
+		return err
+	}
+	clock.mark("dump")
+	if err := flush(); err != nil {
+		return err
+	}
 	return s.ch.send(msgTransferDone, nil)
+}
+
+// workers is how many goroutines share per-socket work: the syscalls are
+// independent, and a hand-off of thousands wants every core.
+func workers(n int) int {
+	return max(1, min(n/64, runtime.NumCPU()*2, 8))
 }
 
 // rollback undoes a hand-off that was not committed: the target drops what
@@ -244,6 +326,9 @@ func (s *source) transfer() error {
 // sockets and let the services go on.
 func (s *source) rollback() error {
 	var errs []error
+	if s.catcher != nil {
+		s.catcher.Stop()
+	}
 	if s.ch.Conn != nil {
 		// Best effort: a dead target holds nothing that outlives it but the
 		// VIP, which its node removes when it starts again.

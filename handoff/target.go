@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/sockshift/sockshift/handoff/repair"
@@ -27,9 +28,15 @@ type target struct {
 	ch       channel
 	services []Service // index as the source numbered them
 	shared   [][]byte
-	restored []restoredConn
 	vipAdded bool
-	failed   error // first restore failure; later messages are drained
+	received int
+
+	jobs chan connEntry // to the restore workers
+	wg   sync.WaitGroup
+
+	mu       sync.Mutex
+	restored []restoredConn
+	failed   error // first failure; later messages are drained
 }
 
 // serveSession runs the target side of one hand-off.
@@ -64,6 +71,8 @@ func (t *target) run(ctx context.Context) error {
 		return t.refuse(ErrBusy)
 	}
 	defer t.n.end()
+	// The VIP may come back here: our last catcher must stop forwarding.
+	t.n.stopForwarding()
 	if prep.VIP != t.n.cfg.VIP {
 		return t.refuse(fmt.Errorf("VIP %v is not ours (%v)", prep.VIP, t.n.cfg.VIP))
 	}
@@ -78,7 +87,7 @@ func (t *target) run(ctx context.Context) error {
 	if err := t.n.fault("target-prepare"); err != nil {
 		return t.refuse(err)
 	}
-	if err := t.ch.sendResult(msgReady, resultMsg{OK: true, Name: t.n.cfg.Name}); err != nil {
+	if err := t.ch.sendResult(msgReady, resultMsg{OK: true, Name: t.n.cfg.Name, MAC: t.n.HardwareAddr()}); err != nil {
 		return err
 	}
 
@@ -95,8 +104,8 @@ func (t *target) run(ctx context.Context) error {
 		switch typ {
 		case msgService:
 			t.onService(payload)
-		case msgConn:
-			t.onConn(payload)
+		case msgConns:
+			t.onConns(payload)
 		case msgTransferDone:
 			done = true
 		case msgAbort:
@@ -107,6 +116,7 @@ func (t *target) run(ctx context.Context) error {
 			return fmt.Errorf("unexpected %s during transfer", msgName(typ))
 		}
 	}
+	t.waitRestorers()
 	if t.failed == nil {
 		t.addVIP() // no connections: the address moves all the same
 	}
@@ -181,42 +191,91 @@ func (t *target) onService(payload []byte) {
 	t.shared[m.Index] = m.Shared
 }
 
-func (t *target) onConn(payload []byte) {
+func (t *target) onConns(payload []byte) {
 	if t.failed != nil {
-		return
+		return // drain the rest; the source learns of the failure at the end
 	}
-	if len(t.restored) >= MaxConns {
-		t.fail(fmt.Errorf("more than %d connections", MaxConns))
-		return
-	}
-	var m connMsg
-	if err := m.decode(payload); err != nil {
-		t.fail(err)
-		return
-	}
-	if int(m.Service) >= len(t.services) {
-		t.fail(fmt.Errorf("service index %d out of range", m.Service))
-		return
-	}
-	var st repair.State
-	if err := st.UnmarshalBinary(m.TCP); err != nil {
-		t.fail(err)
-		return
-	}
-	if st.Local.Addr() != t.n.cfg.VIP {
-		t.fail(fmt.Errorf("connection %v is not on the VIP", st.Local))
-		return
-	}
-	// The restored sockets bind the VIP, so it must be ours first.
-	if !t.addVIP() {
-		return
-	}
-	r, err := repair.Restore(&st, nil)
+	entries, err := decodeConns(payload)
 	if err != nil {
 		t.fail(err)
 		return
 	}
-	t.restored = append(t.restored, restoredConn{svc: int(m.Service), restored: r, app: m.App, unsent: st.Unsent})
+	if t.received+len(entries) > MaxConns {
+		t.fail(fmt.Errorf("more than %d connections", MaxConns))
+		return
+	}
+	t.received += len(entries)
+	// The restored sockets bind the VIP, so it must be ours first.
+	if !t.addVIP() {
+		return
+	}
+	t.startRestorers()
+	for _, e := range entries {
+		if int(e.Service) >= len(t.services) {
+			t.fail(fmt.Errorf("service index %d out of range", e.Service))
+			return
+		}
+		t.jobs <- e
+	}
+}
+
+// startRestorers starts the workers that rebuild sockets as their states
+// arrive, so restoring overlaps the source's dumping.
+func (t *target) startRestorers() {
+	if t.jobs != nil {
+		return
+	}
+	t.jobs = make(chan connEntry, batchConns)
+	for w := 0; w < workers(MaxConns); w++ {
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			for e := range t.jobs {
+				if t.failedYet() {
+					continue
+				}
+				r, unsent, err := t.restoreOne(e)
+				t.mu.Lock()
+				if err != nil && t.failed == nil {
+					t.failed = err
+				}
+				if err == nil {
+					t.restored = append(t.restored, restoredConn{svc: int(e.Service), restored: r, app: e.App, unsent: unsent})
+				}
+				t.mu.Unlock()
+			}
+		}()
+	}
+}
+
+// waitRestorers waits until every received state is restored (or failed).
+func (t *target) waitRestorers() {
+	if t.jobs != nil {
+		close(t.jobs)
+		t.wg.Wait()
+		t.jobs = nil
+	}
+}
+
+func (t *target) restoreOne(e connEntry) (*repair.Restored, []byte, error) {
+	var st repair.State
+	if err := st.UnmarshalBinary(e.TCP); err != nil {
+		return nil, nil, err
+	}
+	if st.Local.Addr() != t.n.cfg.VIP {
+		return nil, nil, fmt.Errorf("connection %v is not on the VIP", st.Local)
+	}
+	r, err := repair.Restore(&st, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, st.Unsent, nil
+}
+
+func (t *target) failedYet() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.failed != nil
 }
 
 func (t *target) addVIP() bool {
@@ -232,6 +291,8 @@ func (t *target) addVIP() bool {
 }
 
 func (t *target) fail(err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.failed == nil {
 		t.failed = err
 	}
@@ -240,6 +301,7 @@ func (t *target) fail(err error) {
 // discard rolls the target back: restored sockets close silently (still in
 // repair mode) and the VIP goes.
 func (t *target) discard() {
+	t.waitRestorers()
 	for _, r := range t.restored {
 		if err := r.restored.Discard(); err != nil {
 			t.n.logf("discard: %v", err)
@@ -257,15 +319,30 @@ func (t *target) discard() {
 // resume takes every restored socket out of repair mode and hands them to
 // their services.
 func (t *target) resume() error {
+	conns := make([]*net.TCPConn, len(t.restored))
+	errs := make([]error, len(t.restored))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < workers(len(t.restored)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				conns[i], errs[i] = t.restored[i].restored.Activate()
+			}
+		}()
+	}
+	for i := range t.restored {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+
 	byService := make([][]Adopted, len(t.services))
-	var errs []error
-	for _, r := range t.restored {
-		c, err := r.restored.Activate()
-		if err != nil {
-			errs = append(errs, err)
-			continue
+	for i, r := range t.restored {
+		if errs[i] == nil {
+			byService[r.svc] = append(byService[r.svc], Adopted{Conn: conns[i], State: r.app, Unsent: r.unsent})
 		}
-		byService[r.svc] = append(byService[r.svc], Adopted{Conn: c, State: r.app, Unsent: r.unsent})
 	}
 	for i, svc := range t.services {
 		if err := svc.Adopt(t.shared[i], byService[i]); err != nil {
