@@ -24,7 +24,7 @@ type Config struct {
 	Mode     string        // Stream or Ping; default Ping
 	Conns    int           // connections; default 1
 	Rate     int           // stream: bytes per second per connection; 0 is full speed
-	Interval time.Duration // ping: pause between pings; default 10 ms
+	Interval time.Duration // ping: pause between pings; default 10 ms, negative: none
 	Size     int           // ping: message size, at least 16; default 64
 	Duration time.Duration // 0 runs until ctx is done
 	// Stall is how long the client waits for owed data before it counts an
@@ -48,6 +48,7 @@ type Stats struct {
 	MaxRTTus    int64  `json:"max_rtt_us"`
 	WorstGapUS  int64  `json:"worst_gap_us"`
 	Retransmits uint32 `json:"retransmits"` // the client's TCP retransmissions (TCP_INFO)
+	RTOs        uint32 `json:"rtos"`        // retransmission timeouts that fired (TCP_INFO, Linux >= 6.7)
 	ElapsedMS   int64  `json:"elapsed_ms"`
 }
 
@@ -106,7 +107,9 @@ func Run(ctx context.Context, cfg Config) (Stats, error) {
 			} else {
 				err = r.ping(ctx, c)
 			}
-			r.retrans.Add(retransmits(c))
+			retrans, rtos := retransmits(c)
+			r.retrans.Add(retrans)
+			r.rtos.Add(rtos)
 			c.Close()
 			if err != nil {
 				r.fail(err)
@@ -144,7 +147,7 @@ type run struct {
 	bytes, pings, errs atomic.Uint64
 	lastRTT, maxRTT    atomic.Int64
 	worstGap           atomic.Int64
-	retrans            atomic.Uint32
+	retrans, rtos      atomic.Uint32
 
 	mu      sync.Mutex
 	lastErr string
@@ -173,7 +176,7 @@ func (r *run) stats() Stats {
 	return Stats{
 		Mode: r.cfg.Mode, Conns: r.cfg.Conns, Bytes: r.bytes.Load(), Pings: r.pings.Load(),
 		Errors: r.errs.Load(), LastError: lastErr, LastRTTus: r.lastRTT.Load(), MaxRTTus: r.maxRTT.Load(),
-		WorstGapUS: r.worstGap.Load(), Retransmits: r.retrans.Load(), ElapsedMS: time.Since(r.start).Milliseconds(),
+		WorstGapUS: r.worstGap.Load(), Retransmits: r.retrans.Load(), RTOs: r.rtos.Load(), ElapsedMS: time.Since(r.start).Milliseconds(),
 	}
 }
 
