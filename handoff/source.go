@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"runtime"
 	"strconv"
 	"time"
 
@@ -32,6 +31,7 @@ type source struct {
 	catcher  *catch.Catcher
 	paused   []Paused
 	frozen   []frozenConn
+	staying  []*net.TCPConn // paused but not moving: closing anyway
 	released bool
 }
 
@@ -121,21 +121,8 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr) (*Report, error) {
 
 	phase = "freeze"
 	frozeAt := time.Now()
-	for i, p := range s.paused {
-		for _, pc := range p.Conns() {
-			f, err := repair.Freeze(pc.Conn)
-			if err != nil {
-				var re *repair.Error
-				if errors.As(err, &re) && re.Socket == repair.Normal {
-					// Not established (the client is closing it): it stays
-					// here and its service closes it after the commit.
-					n.logf("not moving %v: %v", pc.Conn.RemoteAddr(), err)
-					continue
-				}
-				return fail(err)
-			}
-			s.frozen = append(s.frozen, frozenConn{svc: i, frozen: f, app: pc.State})
-		}
+	if err := s.freeze(); err != nil {
+		return fail(err)
 	}
 	rep.Connections = len(s.frozen)
 	if len(s.frozen) > MaxConns {
@@ -200,6 +187,9 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr) (*Report, error) {
 		for _, p := range s.paused {
 			p.Release()
 		}
+		for _, c := range s.staying {
+			c.Close()
+		}
 	}()
 	defer func() { <-closed }()
 
@@ -229,6 +219,45 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr) (*Report, error) {
 	clock.mark(phase)
 	n.logf("handed %d connections to %s in %v", rep.Connections, rep.To, rep.Total)
 	return rep, nil
+}
+
+// freeze puts every paused connection in repair mode, on parallel
+// workers. A connection that is no longer established (its client is
+// closing it) stays here and is closed after the commit.
+func (s *source) freeze() error {
+	type item struct {
+		svc  int
+		conn PausedConn
+	}
+	var items []item
+	for i, p := range s.paused {
+		for _, pc := range p.Conns() {
+			items = append(items, item{i, pc})
+		}
+	}
+	frozen := make([]*repair.Frozen, len(items))
+	errs := make([]error, len(items))
+	forEach(len(items), func(i int) {
+		frozen[i], errs[i] = repair.Freeze(items[i].conn.Conn)
+	})
+	var first error
+	for i, it := range items {
+		switch err := errs[i]; {
+		case err == nil:
+			s.frozen = append(s.frozen, frozenConn{svc: it.svc, frozen: frozen[i], app: it.conn.State})
+		case isNotEstablished(err):
+			s.n.logf("not moving %v: %v", it.conn.Conn.RemoteAddr(), err)
+			s.staying = append(s.staying, it.conn.Conn)
+		case first == nil:
+			first = err
+		}
+	}
+	return first
+}
+
+func isNotEstablished(err error) bool {
+	var re *repair.Error
+	return errors.As(err, &re) && re.Socket == repair.Normal
 }
 
 // dumpAndSend dumps every frozen socket on parallel workers and sends the
@@ -313,12 +342,6 @@ func (s *source) dumpAndSend(clock *phaseClock) error {
 		return err
 	}
 	return s.ch.send(msgTransferDone, nil)
-}
-
-// workers is how many goroutines share per-socket work: the syscalls are
-// independent, and a hand-off of thousands wants every core.
-func workers(n int) int {
-	return max(1, min(n/64, runtime.NumCPU()*2, 8))
 }
 
 // rollback undoes a hand-off that was not committed: the target drops what

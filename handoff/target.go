@@ -321,22 +321,9 @@ func (t *target) discard() {
 func (t *target) resume() error {
 	conns := make([]*net.TCPConn, len(t.restored))
 	errs := make([]error, len(t.restored))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for w := 0; w < workers(len(t.restored)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				conns[i], errs[i] = t.restored[i].restored.Activate()
-			}
-		}()
-	}
-	for i := range t.restored {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	forEach(len(t.restored), func(i int) {
+		conns[i], errs[i] = t.restored[i].restored.Activate()
+	})
 
 	byService := make([][]Adopted, len(t.services))
 	for i, r := range t.restored {

@@ -168,7 +168,7 @@ func (o *RestoreOptions) timestampOffset(s *State) uint32 {
 // concurrent use.
 type Restored struct {
 	mu   sync.Mutex
-	fd   int // -1 once handed on or closed
+	conn *net.TCPConn // nil once handed on or closed
 	name string
 }
 
@@ -188,7 +188,13 @@ func Restore(s *State, opts *RestoreOptions) (*Restored, error) {
 	if err != nil {
 		return nil, &Error{Op: "restore", Conn: name, Socket: Closed, Err: err}
 	}
-	return &Restored{fd: fd, name: name}, nil
+	// Wrapped now, still in repair, so that Activate, on the critical path
+	// of a hand-off, only has to leave repair mode.
+	c, err := wrap(fd, name)
+	if err != nil {
+		return nil, &Error{Op: "restore", Conn: name, Socket: Closed, Err: err}
+	}
+	return &Restored{conn: c, name: name}, nil
 }
 
 // Activate turns repair mode off and returns the live connection. The
@@ -197,13 +203,13 @@ func Restore(s *State, opts *RestoreOptions) (*Restored, error) {
 func (r *Restored) Activate() (*net.TCPConn, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.fd < 0 {
+	if r.conn == nil {
 		return nil, &Error{Op: "activate", Conn: r.name, Socket: Closed, Err: errDone}
 	}
-	fd := r.fd
-	r.fd = -1
-	c, err := activate(fd, r.name)
-	if err != nil {
+	c := r.conn
+	r.conn = nil
+	if err := activate(c); err != nil {
+		c.Close() // still in repair mode: silent
 		return nil, &Error{Op: "activate", Conn: r.name, Socket: Closed, Err: err}
 	}
 	return c, nil
@@ -214,12 +220,12 @@ func (r *Restored) Activate() (*net.TCPConn, error) {
 func (r *Restored) Discard() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.fd < 0 {
+	if r.conn == nil {
 		return &Error{Op: "discard", Conn: r.name, Socket: Closed, Err: errDone}
 	}
-	fd := r.fd
-	r.fd = -1
-	if err := closeFD(fd); err != nil {
+	c := r.conn
+	r.conn = nil
+	if err := c.Close(); err != nil {
 		return &Error{Op: "discard", Conn: r.name, Socket: Closed, Err: err}
 	}
 	return nil

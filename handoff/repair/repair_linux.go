@@ -498,8 +498,9 @@ func sendAll(fd int, b []byte, what string) error {
 	return nil
 }
 
-func activate(fd int, name string) (*net.TCPConn, error) {
-	// Wrap first, still in repair: if that fails, closing sends nothing.
+// wrap makes a *net.TCPConn of a restored fd, still in repair mode; on
+// failure the fd is closed (silently, in repair).
+func wrap(fd int, name string) (*net.TCPConn, error) {
 	f := os.NewFile(uintptr(fd), "repair "+name)
 	c, err := net.FileConn(f)
 	f.Close() // c holds its own duplicate
@@ -511,17 +512,17 @@ func activate(fd int, name string) (*net.TCPConn, error) {
 		c.Close()
 		return nil, fmt.Errorf("restored socket is a %T, not a TCP connection", c)
 	}
-	rc, err := tc.SyscallConn()
+	return tc, nil
+}
+
+// activate takes a wrapped socket out of repair mode.
+func activate(c *net.TCPConn) error {
+	rc, err := c.SyscallConn()
 	if err != nil {
-		tc.Close()
-		return nil, err
+		return err
 	}
 	_, err = control(rc, func(fd int) (SocketState, error) {
 		return Normal, setRepair(fd, unix.TCP_REPAIR_OFF)
 	})
-	if err != nil {
-		tc.Close() // still in repair mode: silent
-		return nil, err
-	}
-	return tc, nil
+	return err
 }

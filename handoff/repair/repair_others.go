@@ -15,5 +15,6 @@ func freeze(syscall.RawConn) (SocketState, error) { return Normal, errNotImpleme
 func dump(syscall.RawConn) (*State, error)        { return nil, errNotImplemented }
 func thaw(syscall.RawConn) (SocketState, error)   { return Unknown, errNotImplemented }
 func restore(*State, uint32) (int, error)         { return -1, errNotImplemented }
-func activate(int, string) (*net.TCPConn, error)  { return nil, errNotImplemented }
+func activate(*net.TCPConn) error                 { return errNotImplemented }
+func wrap(int, string) (*net.TCPConn, error)      { return nil, errNotImplemented }
 func closeFD(int) error                           { return errNotImplemented }
