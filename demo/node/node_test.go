@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -311,6 +312,44 @@ func TestPeerUnreachableRollsBack(t *testing.T) {
 	}
 	if h := env.Holder(); h != "a" {
 		t.Fatalf("VIP on %q, want a", h)
+	}
+	outside.finish(t)
+}
+
+// TestJunkOnTheChannel sends junk, a half hello and an idle connection to
+// the target's hand-off channel: each is refused, nothing is restored, and
+// a real hand-off still works afterwards.
+func TestJunkOnTheChannel(t *testing.T) {
+	env := labtest.Start(t, nil)
+	outside := startRawStream(env.DialVIP(7))
+	peer := net.JoinHostPort(env.Lab.B.Addr.Addr().String(), "7070")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, junk := range [][]byte{
+		[]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+		bytes.Repeat([]byte{0xff}, 1<<16),
+		[]byte("SSHS"), // a truncated hello
+		nil,           // an idle peer
+	} {
+		c, err := env.Dial(ctx, "tcp4", peer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(junk)
+		// The node answers junk by closing; an idle peer is cut off by the
+		// handshake deadline. Either way the read ends.
+		c.SetReadDeadline(time.Now().Add(15 * time.Second))
+		// (closing with junk unread is a RST: closed all the same)
+		if _, err := io.ReadAll(c); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("junk %.12q: the node kept the connection open: %v", junk, err)
+		}
+		c.Close()
+	}
+	if h := env.Holder(); h != "a" {
+		t.Fatalf("after junk the VIP is on %q", h)
+	}
+	if res := env.HandOff("a", "b"); !res.OK {
+		t.Fatalf("hand-off after junk: %s", res.Error)
 	}
 	outside.finish(t)
 }
