@@ -34,5 +34,5 @@
 //	n, err := handoff.NewNode(handoff.Config{Name: "a", Addr: addr, Interface: "eth0",
 //		VIP: vip, Key: key, Services: []handoff.Service{echoServer}})
 //	go n.Serve(ctx)                       // accept hand-offs from peers
-//	report, err := n.HandOff(ctx, peer)   // or hand ours to a peer
+//	report, err := n.HandOff(ctx, peer, nil) // or hand ours to a peer
 package handoff

@@ -20,6 +20,14 @@ const (
 	msgResumed                       // target → source: serving
 	msgAborted                       // target → source: rolled back
 	msgRefused                       // target → source: will not take part
+	msgAnnounced                     // target → source: announced, holding (step mode)
+	msgResume                        // source → target: resume now (step mode)
+)
+
+// Prepare flags.
+const (
+	flagStep         uint8 = 1 << iota // one phase at a time: long deadlines, hold after announce
+	flagSkipAnnounce                   // break it: no gratuitous ARP
 )
 
 // Bounds on what a peer may send; the wire layer bounds each frame too.
@@ -35,7 +43,7 @@ const (
 
 func msgName(t uint8) string {
 	names := [...]string{"?", "prepare", "ready", "service", "conns", "transfer-done",
-		"restored", "commit", "abort", "resumed", "aborted", "refused"}
+		"restored", "commit", "abort", "resumed", "aborted", "refused", "announced", "resume"}
 	if int(t) < len(names) {
 		return names[t]
 	}
@@ -46,6 +54,7 @@ type prepareMsg struct {
 	VIP      netip.Addr
 	Services []string
 	Conns    uint32
+	Flags    uint8
 }
 
 func (m prepareMsg) encode() []byte {
@@ -56,6 +65,7 @@ func (m prepareMsg) encode() []byte {
 		e.String(s)
 	}
 	e.U32(m.Conns)
+	e.U8(m.Flags)
 	return e.Data()
 }
 
@@ -71,6 +81,7 @@ func (m *prepareMsg) decode(b []byte) error {
 		m.Services = append(m.Services, d.String(maxName))
 	}
 	m.Conns = d.U32()
+	m.Flags = d.U8()
 	if err := d.Finish(); err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}

@@ -35,17 +35,46 @@ type source struct {
 	released bool
 }
 
+// Options tune one hand-off; nil applies the defaults.
+type Options struct {
+	// Step, if set, runs the hand-off one phase at a time, for teaching:
+	// it is called before each of quiesce, freeze, release, dump, transfer,
+	// restore, announce and resume, and the phase runs once it returns nil.
+	// An error before announce rolls back like any failure; announce is
+	// the commit. Deadlines are then StepTimeout, not seconds.
+	Step func(ctx context.Context, phase string) error
+	// SkipAnnounce breaks the hand-off on purpose: the target sends no
+	// gratuitous ARP, so the client keeps sending to the old host. Lab only.
+	SkipAnnounce bool
+	// KeepVIP breaks the hand-off on purpose: the source keeps the VIP, so
+	// once its sockets are gone it answers the client with RSTs. Lab only.
+	KeepVIP bool
+}
+
+// StepTimeout bounds a hand-off run one phase at a time.
+const StepTimeout = 10 * time.Minute
+
+// StepPhases are the phases Options.Step is called for, in order.
+var StepPhases = []string{"quiesce", "freeze", "release", "dump", "transfer", "restore", "announce", "resume"}
+
 // HandOff moves every connection of the node's services, and the VIP, to
 // the peer whose channel listens on peer (port DefaultPort unless set in
 // the Config). It returns the report; on failure the error is an *Error
 // that says whether the connections stayed here (rolled back).
-func (n *Node) HandOff(ctx context.Context, peer netip.Addr) (*Report, error) {
+func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Report, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
 	rep := &Report{From: n.cfg.Name}
 	if !n.begin() {
 		return rep, &Error{Phase: "start", RolledBack: true, Err: ErrBusy}
 	}
 	defer n.end()
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
+	timeout := n.cfg.Timeout
+	if opts.Step != nil {
+		timeout = StepTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
 	s := &source{n: n}
@@ -57,6 +86,24 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr) (*Report, error) {
 			err = errors.Join(err, fmt.Errorf("rollback: %w", rerr))
 		}
 		return rep, &Error{Phase: phase, RolledBack: true, Err: err}
+	}
+	// begin starts a phase: in step mode it waits for the go-ahead.
+	begin := func(name string) error {
+		phase = name
+		if opts.Step == nil {
+			return nil
+		}
+		err := opts.Step(ctx, name)
+		clock.last = time.Now() // waiting for a click is no part of the phase
+		return err
+	}
+	// done ends a phase: the fault hook, then its time.
+	done := func() error {
+		if err := n.fault(phase); err != nil {
+			return err
+		}
+		clock.mark(phase)
+		return nil
 	}
 
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: n.cfg.Addr.AsSlice()}}
@@ -76,11 +123,17 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr) (*Report, error) {
 	defer wc.Close()
 
 	phase = "prepare"
-	names := make([]string, len(n.cfg.Services))
-	for i, svc := range n.cfg.Services {
-		names[i] = svc.Name()
+	prep := prepareMsg{VIP: n.cfg.VIP}
+	for _, svc := range n.cfg.Services {
+		prep.Services = append(prep.Services, svc.Name())
 	}
-	if err := s.ch.send(msgPrepare, prepareMsg{VIP: n.cfg.VIP, Services: names}.encode()); err != nil {
+	if opts.Step != nil {
+		prep.Flags |= flagStep
+	}
+	if opts.SkipAnnounce {
+		prep.Flags |= flagSkipAnnounce
+	}
+	if err := s.ch.send(msgPrepare, prep.encode()); err != nil {
 		return fail(err)
 	}
 	_, ready, err := s.ch.result(msgReady)
@@ -98,12 +151,13 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr) (*Report, error) {
 	if s.catcher, err = catch.Arm(n.cfg.Interface, n.cfg.VIP, nil); err != nil {
 		return fail(err)
 	}
-	if err := n.fault(phase); err != nil {
+	if err := done(); err != nil {
 		return fail(err)
 	}
-	clock.mark(phase)
 
-	phase = "quiesce"
+	if err := begin("quiesce"); err != nil {
+		return fail(err)
+	}
 	qctx, qcancel := context.WithTimeout(ctx, n.cfg.QuiesceTimeout)
 	for _, svc := range n.cfg.Services {
 		p, err := svc.Quiesce(qctx)
@@ -114,12 +168,13 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr) (*Report, error) {
 		s.paused = append(s.paused, p)
 	}
 	qcancel()
-	if err := n.fault(phase); err != nil {
+	if err := done(); err != nil {
 		return fail(err)
 	}
-	clock.mark(phase)
 
-	phase = "freeze"
+	if err := begin("freeze"); err != nil {
+		return fail(err)
+	}
 	frozeAt := time.Now()
 	if err := s.freeze(); err != nil {
 		return fail(err)
@@ -128,32 +183,65 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr) (*Report, error) {
 	if len(s.frozen) > MaxConns {
 		return fail(fmt.Errorf("%d connections, more than the %d one hand-off may carry", len(s.frozen), MaxConns))
 	}
-	if err := n.fault(phase); err != nil {
+	if err := done(); err != nil {
 		return fail(err)
 	}
-	clock.mark(phase)
 
 	// From here on, packets for the VIP are dropped by our IP layer, never
 	// answered with a RST.
-	phase = "release"
-	if err := vip.Remove(n.cfg.Interface, n.cfg.VIP); err != nil {
+	if err := begin("release"); err != nil {
 		return fail(err)
 	}
-	s.released = true
-	if err := n.fault(phase); err != nil {
+	if !opts.KeepVIP {
+		if err := vip.Remove(n.cfg.Interface, n.cfg.VIP); err != nil {
+			return fail(err)
+		}
+		s.released = true
+	}
+	if err := done(); err != nil {
 		return fail(err)
 	}
-	clock.mark(phase)
 
-	// Dump and send in a pipeline: the target restores while we dump.
-	phase = "dump"
-	if err := s.dumpAndSend(clock); err != nil {
+	if err := begin("dump"); err != nil {
 		return fail(err)
 	}
-	if err := n.fault("transfer"); err != nil {
-		return fail(err)
+	if opts.Step == nil {
+		// Dump and send in a pipeline: the target restores while we dump.
+		if err := s.dumpAndSend(clock); err != nil {
+			return fail(err)
+		}
+		phase = "transfer"
+		if err := done(); err != nil {
+			return fail(err)
+		}
+	} else {
+		var entries []connEntry
+		err := s.sendServices()
+		if err == nil {
+			err = s.dump(func(e connEntry) error { entries = append(entries, e); return nil })
+		}
+		if err == nil {
+			err = done()
+		}
+		if err == nil {
+			err = begin("transfer")
+		}
+		if err == nil {
+			err = s.sendConns(entries)
+		}
+		if err == nil {
+			err = done()
+		}
+		if err == nil {
+			err = begin("restore")
+		}
+		if err == nil {
+			err = s.ch.send(msgTransferDone, nil)
+		}
+		if err != nil {
+			return fail(err)
+		}
 	}
-	clock.mark("transfer")
 
 	phase = "restore"
 	_, restored, err := s.ch.result(msgRestored)
@@ -163,12 +251,14 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr) (*Report, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if err := n.fault(phase); err != nil {
+	if err := done(); err != nil {
 		return fail(err)
 	}
-	clock.mark(phase)
 
-	// The one point of no return.
+	// The one point of no return: the target announces and resumes.
+	if err := begin("announce"); err != nil {
+		return fail(err)
+	}
 	phase = "commit"
 	if err := s.ch.send(msgCommit, nil); err != nil {
 		return fail(err)
@@ -194,12 +284,29 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr) (*Report, error) {
 	defer func() { <-closed }()
 
 	phase = "resume"
+	if opts.Step != nil {
+		// The target announced and holds; after the commit only forward, so
+		// a failed step still resumes.
+		_, _, err := s.ch.result(msgAnnounced)
+		clock.mark("announce")
+		if err == nil {
+			if serr := opts.Step(ctx, "resume"); serr != nil {
+				n.logf("step: %v; resuming anyway, the hand-off is committed", serr)
+			}
+			clock.last = time.Now()
+			err = s.ch.send(msgResume, nil)
+		}
+		if err != nil {
+			s.catcher.Stop()
+			return rep, &Error{Phase: phase, RolledBack: false, Err: fmt.Errorf("target %s after commit: %w", rep.To, err)}
+		}
+	}
 	_, resumed, err := s.ch.result(msgResumed)
 	if err == nil && !resumed.OK {
 		err = errors.New(resumed.Reason)
 	}
 	rep.Total = time.Since(frozeAt)
-	if len(resumed.Timing) == 2 {
+	if len(resumed.Timing) == 2 && opts.Step == nil {
 		announced := time.Duration(resumed.Timing[0]) * time.Microsecond
 		clock.add("announce", announced)
 		clock.last = clock.last.Add(announced)
@@ -260,10 +367,9 @@ func isNotEstablished(err error) bool {
 	return errors.As(err, &re) && re.Socket == repair.Normal
 }
 
-// dumpAndSend dumps every frozen socket on parallel workers and sends the
-// states in batches as they come, then the end of the transfer. It marks
-// the dump phase when the last socket is dumped.
-func (s *source) dumpAndSend(clock *phaseClock) error {
+// sendServices sends every service's shared state and its count of
+// connections.
+func (s *source) sendServices() error {
 	counts := make([]uint32, len(s.paused))
 	for _, f := range s.frozen {
 		counts[f.svc]++
@@ -274,7 +380,12 @@ func (s *source) dumpAndSend(clock *phaseClock) error {
 			return err
 		}
 	}
+	return nil
+}
 
+// dump dumps every frozen socket on parallel workers and hands each state
+// to emit, on the calling goroutine, as it comes.
+func (s *source) dump(emit func(connEntry) error) error {
 	type dumped struct {
 		entry connEntry
 		err   error
@@ -310,35 +421,69 @@ func (s *source) dumpAndSend(clock *phaseClock) error {
 			}
 		}
 	}()
-
-	var batch []connEntry
-	size := 0
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		err := s.ch.send(msgConns, encodeConns(batch))
-		batch, size = batch[:0], 0
-		return err
-	}
 	for range s.frozen {
 		r := <-results
 		if r.err != nil {
 			return r.err
 		}
-		batch = append(batch, r.entry)
-		size += len(r.entry.TCP) + len(r.entry.App)
-		if len(batch) >= batchConns || size >= batchBytes {
-			if err := flush(); err != nil {
-				return err
-			}
+		if err := emit(r.entry); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// batcher sends connection states in batches.
+type batcher struct {
+	ch    channel
+	batch []connEntry
+	size  int
+}
+
+func (b *batcher) add(e connEntry) error {
+	b.batch = append(b.batch, e)
+	b.size += len(e.TCP) + len(e.App)
+	if len(b.batch) >= batchConns || b.size >= batchBytes {
+		return b.flush()
+	}
+	return nil
+}
+
+func (b *batcher) flush() error {
+	if len(b.batch) == 0 {
+		return nil
+	}
+	err := b.ch.send(msgConns, encodeConns(b.batch))
+	b.batch, b.size = b.batch[:0], 0
+	return err
+}
+
+// sendConns sends states already dumped.
+func (s *source) sendConns(entries []connEntry) error {
+	b := &batcher{ch: s.ch}
+	for _, e := range entries {
+		if err := b.add(e); err != nil {
+			return err
+		}
+	}
+	return b.flush()
+}
+
+// dumpAndSend dumps and sends in a pipeline, then ends the transfer. It
+// marks the dump phase when the last socket is dumped.
+func (s *source) dumpAndSend(clock *phaseClock) error {
+	if err := s.sendServices(); err != nil {
+		return err
+	}
+	b := &batcher{ch: s.ch}
+	if err := s.dump(b.add); err != nil {
+		return err
 	}
 	if err := s.n.fault("dump"); err != nil {
 		return err
 	}
 	clock.mark("dump")
-	if err := flush(); err != nil {
+	if err := b.flush(); err != nil {
 		return err
 	}
 	return s.ch.send(msgTransferDone, nil)

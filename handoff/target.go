@@ -26,6 +26,9 @@ type restoredConn struct {
 type target struct {
 	n        *Node
 	ch       channel
+	raw      net.Conn
+	flags    uint8
+	held     [][]byte  // step mode: batches kept until the restore step
 	services []Service // index as the source numbered them
 	shared   [][]byte
 	vipAdded bool
@@ -49,7 +52,7 @@ func (n *Node) serveSession(ctx context.Context, raw net.Conn) {
 		n.logf("refused channel from %v: %v", raw.RemoteAddr(), err)
 		return
 	}
-	t := &target{n: n, ch: channel{wc}}
+	t := &target{n: n, ch: channel{wc}, raw: raw}
 	if err := t.run(ctx); err != nil {
 		n.logf("incoming hand-off from %v: %v", raw.RemoteAddr(), err)
 	}
@@ -70,7 +73,10 @@ func (t *target) run(ctx context.Context) error {
 	if !t.n.begin() {
 		return t.refuse(ErrBusy)
 	}
-	defer t.n.end()
+	// Free before the last answer, so the source may start the next
+	// hand-off (even back to us) as soon as it has it.
+	end := sync.OnceFunc(t.n.end)
+	defer end()
 	// The VIP may come back here: our last catcher must stop forwarding.
 	t.n.stopForwarding()
 	if prep.VIP != t.n.cfg.VIP {
@@ -84,6 +90,11 @@ func (t *target) run(ctx context.Context) error {
 		t.services = append(t.services, svc)
 	}
 	t.shared = make([][]byte, len(t.services))
+	t.flags = prep.Flags
+	if t.flags&flagStep != 0 {
+		// A person clicks through the phases: minutes, not seconds.
+		t.raw.SetDeadline(time.Now().Add(StepTimeout))
+	}
 	if err := t.n.fault("target-prepare"); err != nil {
 		return t.refuse(err)
 	}
@@ -105,11 +116,20 @@ func (t *target) run(ctx context.Context) error {
 		case msgService:
 			t.onService(payload)
 		case msgConns:
+			if t.flags&flagStep != 0 {
+				t.held = append(t.held, payload) // restored at the restore step
+				continue
+			}
 			t.onConns(payload)
 		case msgTransferDone:
+			for _, p := range t.held {
+				t.onConns(p)
+			}
+			t.held = nil
 			done = true
 		case msgAbort:
 			t.discard()
+			end()
 			return t.ch.sendResult(msgAborted, resultMsg{OK: true})
 		default:
 			t.discard()
@@ -143,6 +163,7 @@ func (t *target) run(ctx context.Context) error {
 		return fmt.Errorf("waiting for the decision: %w", err)
 	case typ == msgAbort:
 		t.discard()
+		end()
 		return t.ch.sendResult(msgAborted, resultMsg{OK: true})
 	case typ != msgCommit:
 		t.discard()
@@ -156,10 +177,21 @@ func (t *target) run(ctx context.Context) error {
 	// that repair-off sends draws its answer here, not to the old MAC.
 	start := time.Now()
 	var errs []error
-	if err := t.n.ann.Announce(t.n.cfg.VIP); err != nil {
-		errs = append(errs, fmt.Errorf("announce: %w", err))
+	if t.flags&flagSkipAnnounce == 0 {
+		if err := t.n.ann.Announce(t.n.cfg.VIP); err != nil {
+			errs = append(errs, fmt.Errorf("announce: %w", err))
+		}
 	}
 	announced := time.Since(start)
+	if t.flags&flagStep != 0 {
+		// Hold after the announce until the source says resume; committed,
+		// so a lost source still ends in a resume.
+		t.ch.sendResult(msgAnnounced, resultMsg{OK: true})
+		if typ, _, err := t.ch.Recv(); err != nil || typ != msgResume {
+			t.n.logf("step mode: no resume from the source (%v); resuming, the hand-off is committed", err)
+		}
+		start = time.Now()
+	}
 	errs = append(errs, t.resume())
 	err = errors.Join(errs...)
 	res := resultMsg{OK: err == nil, Conns: uint32(len(t.restored)),
@@ -167,6 +199,7 @@ func (t *target) run(ctx context.Context) error {
 	if err != nil {
 		res.Reason = err.Error()
 	}
+	end()
 	if serr := t.ch.sendResult(msgResumed, res); serr != nil {
 		t.n.logf("report resume to source: %v", serr)
 	}

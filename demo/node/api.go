@@ -7,6 +7,7 @@ type State struct {
 	MAC         string       `json:"mac"`
 	HoldsVIP    bool         `json:"holds_vip"`
 	Busy        bool         `json:"busy"`
+	Step        *StepState   `json:"step,omitempty"`
 	Connections []Connection `json:"connections"`
 }
 
@@ -21,6 +22,22 @@ type Connection struct {
 // HandoffRequest is the body of POST /handoff.
 type HandoffRequest struct {
 	To string `json:"to"` // a peer's name
+	// Step runs the hand-off one phase at a time: each waits for POST /step.
+	Step bool `json:"step,omitempty"`
+	// Break toggles, for teaching: what goes wrong without a step.
+	SkipAnnounce bool `json:"skip_announce,omitempty"`
+	KeepVIP      bool `json:"keep_vip,omitempty"`
+}
+
+// StepRequest is the body of POST /step.
+type StepRequest struct {
+	Abort bool `json:"abort,omitempty"` // roll the hand-off back instead
+}
+
+// StepState says where a step-mode hand-off stands.
+type StepState struct {
+	Waiting string   `json:"waiting"` // the phase that runs on the next step
+	Done    []string `json:"done"`    // phases already run
 }
 
 // Phase is one step of a hand-off.

@@ -64,8 +64,13 @@ func (c *Client) State(ctx context.Context) (State, error) {
 // is a result with OK false, not an error; errors are for a node that
 // could not be asked.
 func (c *Client) HandOff(ctx context.Context, peer string) (HandoffResult, error) {
+	return c.HandOffWith(ctx, HandoffRequest{To: peer})
+}
+
+// HandOffWith is HandOff with every option of the request.
+func (c *Client) HandOffWith(ctx context.Context, r HandoffRequest) (HandoffResult, error) {
 	var res HandoffResult
-	body, _ := json.Marshal(HandoffRequest{To: peer})
+	body, _ := json.Marshal(r)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/handoff"), bytes.NewReader(body))
 	if err != nil {
 		return res, err
@@ -100,4 +105,30 @@ func (c *Client) SetVIP(ctx context.Context, r VIPRequest) (VIPResult, error) {
 		return res, fmt.Errorf("node %s: vip: %s: %s", c.Control, resp.Status, bytes.TrimSpace(b))
 	}
 	return res, json.NewDecoder(resp.Body).Decode(&res)
+}
+
+// Step releases the phase a step-mode hand-off waits for (or, with abort,
+// rolls it back) and returns its name.
+func (c *Client) Step(ctx context.Context, abort bool) (string, error) {
+	body, _ := json.Marshal(StepRequest{Abort: abort})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/step"), bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("node %s: %w", c.Control, err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Phase string `json:"phase"`
+		Error string `json:"error"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&out); err != nil {
+		return "", fmt.Errorf("node %s: step: %s: %w", c.Control, resp.Status, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("node %s: step: %s", c.Control, out.Error)
+	}
+	return out.Phase, nil
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sockshift/sockshift/demo/echo"
@@ -170,18 +171,32 @@ func listenControl(where string) (net.Listener, error) {
 
 func (m *Main) handler(n *handoff.Node, es *echo.Server) http.Handler {
 	mux := http.NewServeMux()
+	st := &stepper{}
+	mux.HandleFunc("POST /step", func(w http.ResponseWriter, r *http.Request) {
+		var req StepRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad JSON: " + err.Error()})
+			return
+		}
+		phase, ok := st.advance(req.Abort)
+		if !ok {
+			writeJSON(w, http.StatusConflict, map[string]string{"error": "no hand-off is waiting for a step"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"phase": phase})
+	})
 	mux.HandleFunc("GET /state", func(w http.ResponseWriter, r *http.Request) {
 		holds, err := n.HoldsVIP()
 		if err != nil {
 			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 			return
 		}
-		st := State{Name: m.Name, Address: m.Addr.String(), MAC: n.HardwareAddr().String(),
-			HoldsVIP: holds, Busy: n.Busy(), Connections: []Connection{}}
+		ns := State{Name: m.Name, Address: m.Addr.String(), MAC: n.HardwareAddr().String(),
+			HoldsVIP: holds, Busy: n.Busy(), Step: st.state(), Connections: []Connection{}}
 		for _, c := range es.Connections() {
-			st.Connections = append(st.Connections, Connection{Service: echo.Name, Client: c.Client, BytesIn: c.BytesIn, BytesOut: c.BytesOut})
+			ns.Connections = append(ns.Connections, Connection{Service: echo.Name, Client: c.Client, BytesIn: c.BytesIn, BytesOut: c.BytesOut})
 		}
-		writeJSON(w, http.StatusOK, st)
+		writeJSON(w, http.StatusOK, ns)
 	})
 	mux.HandleFunc("POST /handoff", func(w http.ResponseWriter, r *http.Request) {
 		var req HandoffRequest
@@ -194,7 +209,12 @@ func (m *Main) handler(n *handoff.Node, es *echo.Server) http.Handler {
 			writeJSON(w, http.StatusBadRequest, HandoffResult{From: m.Name, Error: fmt.Sprintf("no peer named %q", req.To)})
 			return
 		}
-		rep, err := n.HandOff(r.Context(), peer)
+		opts := &handoff.Options{SkipAnnounce: req.SkipAnnounce, KeepVIP: req.KeepVIP}
+		if req.Step {
+			opts.Step = st.wait
+			defer st.reset()
+		}
+		rep, err := n.HandOff(r.Context(), peer, opts)
 		res := HandoffResult{OK: err == nil, From: m.Name, To: req.To, Connections: rep.Connections, TotalUS: rep.Total.Microseconds()}
 		for _, p := range rep.Phases {
 			res.Phases = append(res.Phases, Phase{Name: p.Name, US: p.Duration.Microseconds()})
@@ -240,4 +260,63 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// stepper lets POST /step release a step-mode hand-off one phase at a time.
+type stepper struct {
+	mu      sync.Mutex
+	waiting string
+	done    []string
+	next    chan bool // true: abort
+}
+
+// wait is handoff.Options.Step: it blocks until POST /step.
+func (s *stepper) wait(ctx context.Context, phase string) error {
+	next := make(chan bool, 1)
+	s.mu.Lock()
+	s.waiting, s.next = phase, next
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.done = append(s.done, phase)
+		s.waiting, s.next = "", nil
+		s.mu.Unlock()
+	}()
+	select {
+	case abort := <-next:
+		if abort {
+			return errors.New("stopped by the operator")
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the step %q: %w", phase, ctx.Err())
+	}
+}
+
+// advance releases the waiting phase, if any.
+func (s *stepper) advance(abort bool) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.next == nil {
+		return "", false
+	}
+	s.next <- abort
+	phase := s.waiting
+	s.next = nil
+	return phase, true
+}
+
+func (s *stepper) state() *StepState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.waiting == "" && len(s.done) == 0 {
+		return nil
+	}
+	return &StepState{Waiting: s.waiting, Done: append([]string{}, s.done...)}
+}
+
+func (s *stepper) reset() {
+	s.mu.Lock()
+	s.waiting, s.done, s.next = "", nil, nil
+	s.mu.Unlock()
 }
