@@ -166,6 +166,7 @@ type resultMsg struct {
 	MAC    []byte   // the target's MAC, where caught packets go (Ready)
 	Conns  uint32   // connections handled
 	Timing []uint64 // target-side phase durations, microseconds
+	Extra  []byte   // Restored: read-back summaries (encodeAfter)
 }
 
 func (m resultMsg) encode() []byte {
@@ -179,6 +180,7 @@ func (m resultMsg) encode() []byte {
 	for _, t := range m.Timing {
 		e.U64(t)
 	}
+	e.Bytes(m.Extra)
 	return e.Data()
 }
 
@@ -194,6 +196,7 @@ func (m *resultMsg) decode(b []byte) error {
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.Timing = append(m.Timing, d.U64())
 	}
+	m.Extra = d.Bytes(maxSnapshot)
 	if err := d.Finish(); err != nil {
 		return fmt.Errorf("result: %w", err)
 	}

@@ -23,7 +23,7 @@ func TestMessagesRoundTrip(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, entries) {
 		t.Fatalf("conns: %+v, %v", got, err)
 	}
-	r := resultMsg{OK: true, Reason: "r", Name: "b", MAC: []byte{2, 0, 0, 0, 0, 1}, Conns: 9, Timing: []uint64{1, 2}}
+	r := resultMsg{OK: true, Reason: "r", Name: "b", MAC: []byte{2, 0, 0, 0, 0, 1}, Conns: 9, Timing: []uint64{1, 2}, Extra: []byte("x")}
 	var r2 resultMsg
 	if err := r2.decode(r.encode()); err != nil || !reflect.DeepEqual(r, r2) {
 		t.Fatalf("result: %+v, %v", r2, err)
@@ -76,4 +76,19 @@ func FuzzDecode(f *testing.F) {
 			t.Error("result: not a round trip")
 		}
 	})
+}
+
+func TestMovedRoundTrip(t *testing.T) {
+	c := netip.MustParseAddrPort("192.0.2.10:40000")
+	after := map[netip.AddrPort]TCPSummary{c: {SendSeq: 1, RecvSeq: 2, SndWscale: 7, MSS: 1460, SACK: true, Unacked: 5}}
+	got, err := decodeAfter(encodeAfter(after))
+	if err != nil || !reflect.DeepEqual(got, after) {
+		t.Fatalf("after: %+v, %v", got, err)
+	}
+	if cl := decodeClients(encodeClients([]netip.AddrPort{c})); !cl[c] || len(cl) != 1 {
+		t.Fatalf("clients: %v", cl)
+	}
+	if _, err := decodeAfter([]byte{3, 0, 0}); err == nil {
+		t.Fatal("a truncated summary list was accepted")
+	}
 }

@@ -237,6 +237,8 @@ type Report struct {
 	Total time.Duration
 	// Committed is true once the source passed the point of no return.
 	Committed bool
+	// Moved describes the first few connections before and after.
+	Moved []MovedConn
 	// Caught counts client frames that reached the source during the
 	// switch and were delivered to the target.
 	Caught int

@@ -20,7 +20,8 @@ type frozenConn struct {
 	svc    int
 	frozen *repair.Frozen
 	app    []byte
-	state  *repair.State
+	client netip.AddrPort
+	before *TCPSummary // the first few only, for the report
 }
 
 // source is the state of one outgoing hand-off, so rollback knows exactly
@@ -236,7 +237,7 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 			err = begin("restore")
 		}
 		if err == nil {
-			err = s.ch.send(msgTransferDone, nil)
+			err = s.ch.send(msgTransferDone, s.summarized())
 		}
 		if err != nil {
 			return fail(err)
@@ -250,6 +251,13 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 	}
 	if err != nil {
 		return fail(err)
+	}
+	if after, err := decodeAfter(restored.Extra); err == nil {
+		for _, f := range s.frozen {
+			if a, ok := after[f.client]; ok && f.before != nil {
+				rep.Moved = append(rep.Moved, MovedConn{Client: f.client, Before: *f.before, After: a})
+			}
+		}
 	}
 	if err := done(); err != nil {
 		return fail(err)
@@ -402,6 +410,10 @@ func (s *source) dump(emit func(connEntry) error) error {
 				var tcp []byte
 				if err == nil {
 					tcp, err = st.MarshalBinary()
+					if i < ReportedConns {
+						sum := Summarize(st)
+						s.frozen[i].before, s.frozen[i].client = &sum, st.Remote
+					}
 				}
 				select {
 				case results <- dumped{connEntry{Service: uint16(f.svc), TCP: tcp, App: f.app}, err}:
@@ -431,6 +443,17 @@ func (s *source) dump(emit func(connEntry) error) error {
 		}
 	}
 	return nil
+}
+
+// summarized lists the clients whose states the report shows.
+func (s *source) summarized() []byte {
+	var clients []netip.AddrPort
+	for _, f := range s.frozen {
+		if f.before != nil {
+			clients = append(clients, f.client)
+		}
+	}
+	return encodeClients(clients)
 }
 
 // batcher sends connection states in batches.
@@ -486,7 +509,7 @@ func (s *source) dumpAndSend(clock *phaseClock) error {
 	if err := b.flush(); err != nil {
 		return err
 	}
-	return s.ch.send(msgTransferDone, nil)
+	return s.ch.send(msgTransferDone, s.summarized())
 }
 
 // rollback undoes a hand-off that was not committed: the target drops what

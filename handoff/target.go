@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 // restoredConn is one connection rebuilt here, still frozen.
 type restoredConn struct {
+	client   netip.AddrPort
 	svc      int
 	restored *repair.Restored
 	app      []byte
@@ -28,8 +30,9 @@ type target struct {
 	ch       channel
 	raw      net.Conn
 	flags    uint8
-	held     [][]byte  // step mode: batches kept until the restore step
-	services []Service // index as the source numbered them
+	held     [][]byte                // step mode: batches kept until the restore step
+	wanted   map[netip.AddrPort]bool // clients to read back for the report
+	services []Service               // index as the source numbered them
 	shared   [][]byte
 	vipAdded bool
 	received int
@@ -122,6 +125,7 @@ func (t *target) run(ctx context.Context) error {
 			}
 			t.onConns(payload)
 		case msgTransferDone:
+			t.wanted = decodeClients(payload)
 			for _, p := range t.held {
 				t.onConns(p)
 			}
@@ -151,7 +155,7 @@ func (t *target) run(ctx context.Context) error {
 		return t.failed
 	}
 	if err := t.ch.sendResult(msgRestored, resultMsg{OK: true, Conns: uint32(len(t.restored)),
-		Timing: []uint64{uint64(restored.Microseconds())}}); err != nil {
+		Timing: []uint64{uint64(restored.Microseconds())}, Extra: encodeAfter(t.readBack())}); err != nil {
 		t.discard()
 		return err
 	}
@@ -204,6 +208,21 @@ func (t *target) run(ctx context.Context) error {
 		t.n.logf("report resume to source: %v", serr)
 	}
 	return err
+}
+
+// readBack dumps a few restored sockets, still frozen, for the report:
+// proof that what was rebuilt is what was dumped.
+func (t *target) readBack() map[netip.AddrPort]TCPSummary {
+	out := map[netip.AddrPort]TCPSummary{}
+	for _, r := range t.restored {
+		if !t.wanted[r.client] {
+			continue
+		}
+		if st, err := r.restored.Dump(); err == nil {
+			out[r.client] = Summarize(st)
+		}
+	}
+	return out
 }
 
 func (t *target) refuse(err error) error {
@@ -267,13 +286,13 @@ func (t *target) startRestorers() {
 				if t.failedYet() {
 					continue
 				}
-				r, unsent, err := t.restoreOne(e)
+				r, st, err := t.restoreOne(e)
 				t.mu.Lock()
 				if err != nil && t.failed == nil {
 					t.failed = err
 				}
 				if err == nil {
-					t.restored = append(t.restored, restoredConn{svc: int(e.Service), restored: r, app: e.App, unsent: unsent})
+					t.restored = append(t.restored, restoredConn{client: st.Remote, svc: int(e.Service), restored: r, app: e.App, unsent: st.Unsent})
 				}
 				t.mu.Unlock()
 			}
@@ -290,7 +309,7 @@ func (t *target) waitRestorers() {
 	}
 }
 
-func (t *target) restoreOne(e connEntry) (*repair.Restored, []byte, error) {
+func (t *target) restoreOne(e connEntry) (*repair.Restored, *repair.State, error) {
 	var st repair.State
 	if err := st.UnmarshalBinary(e.TCP); err != nil {
 		return nil, nil, err
@@ -302,7 +321,7 @@ func (t *target) restoreOne(e connEntry) (*repair.Restored, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return r, st.Unsent, nil
+	return r, &st, nil
 }
 
 func (t *target) failedYet() bool {

@@ -1,5 +1,7 @@
 package node
 
+import "github.com/sockshift/sockshift/handoff"
+
 // State is what GET /state answers.
 type State struct {
 	Name        string       `json:"name"`
@@ -56,6 +58,16 @@ type HandoffResult struct {
 	Phases      []Phase `json:"phases"`
 	Error       string  `json:"error,omitempty"`
 	RolledBack  bool    `json:"rolled_back,omitempty"`
+	Caught      int     `json:"caught"` // client frames caught during the switch and delivered
+	Moved       []Moved `json:"moved,omitempty"`
+}
+
+// Moved is one connection's TCP state as dumped on the source (before)
+// and read back from the rebuilt socket on the target (after).
+type Moved struct {
+	Client string             `json:"client"`
+	Before handoff.TCPSummary `json:"before"`
+	After  handoff.TCPSummary `json:"after"`
 }
 
 // VIPRequest is the body of POST /vip: the plain fail-over a server

@@ -219,6 +219,10 @@ func (m *Main) handler(n *handoff.Node, es *echo.Server) http.Handler {
 		for _, p := range rep.Phases {
 			res.Phases = append(res.Phases, Phase{Name: p.Name, US: p.Duration.Microseconds()})
 		}
+		res.Caught = rep.Caught
+		for _, mc := range rep.Moved {
+			res.Moved = append(res.Moved, Moved{Client: mc.Client.String(), Before: mc.Before, After: mc.After})
+		}
 		status := http.StatusOK
 		if err != nil {
 			res.Error = err.Error()

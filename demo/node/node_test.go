@@ -202,8 +202,35 @@ func TestDataInFlightBothWays(t *testing.T) {
 	}()
 	time.Sleep(300 * time.Millisecond)
 	for i, hop := range [][2]string{{"a", "b"}, {"b", "a"}, {"a", "b"}} {
-		if res := env.HandOff(hop[0], hop[1]); !res.OK {
+		res := env.HandOff(hop[0], hop[1])
+		if !res.OK {
 			t.Fatalf("hand-off %d failed: %s", i, res.Error)
+		}
+		// The rebuilt socket is the dumped one: same sequence numbers,
+		// windows, options and queues; the timestamp clock only ahead.
+		if len(res.Moved) != 1 {
+			t.Fatalf("hand-off %d reports %d moved connections, want 1", i, len(res.Moved))
+		}
+		m := res.Moved[0]
+		before, after := m.Before, m.After
+		if after.Timestamp <= before.Timestamp {
+			t.Errorf("hand-off %d: timestamp clock went from %d to %d", i, before.Timestamp, after.Timestamp)
+		}
+		// The never-sent bytes are written after the socket leaves repair
+		// mode; the kernel keeps buffer sizes even (an odd size autotuning
+		// left comes back one byte smaller, never larger). A frozen socket
+		// still takes in data (a client may find the target early through
+		// ARP), so its receive queue can only grow, and windows move.
+		same := after.SendSeq == before.SendSeq && after.RecvSeq == before.RecvSeq &&
+			after.SndWscale == before.SndWscale && after.RcvWscale == before.RcvWscale &&
+			after.MSS == before.MSS && after.SACK == before.SACK && after.Timestamps == before.Timestamps &&
+			after.Unacked == before.Unacked && after.Unsent == 0 && after.RecvQueue >= before.RecvQueue &&
+			after.RcvBuf == before.RcvBuf&^1 && after.SndBuf == before.SndBuf&^1
+		if !same {
+			t.Errorf("hand-off %d: rebuilt socket differs:\nbefore %+v\nafter  %+v", i, before, after)
+		}
+		if before.RecvQueue == 0 || before.Unsent+before.Unacked == 0 {
+			t.Errorf("hand-off %d: no data in flight at the freeze (%+v): the test proves less than it should", i, before)
 		}
 	}
 	got := make([]byte, len(payload))
@@ -329,7 +356,7 @@ func TestJunkOnTheChannel(t *testing.T) {
 		[]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
 		bytes.Repeat([]byte{0xff}, 1<<16),
 		[]byte("SSHS"), // a truncated hello
-		nil,           // an idle peer
+		nil,            // an idle peer
 	} {
 		c, err := env.Dial(ctx, "tcp4", peer)
 		if err != nil {

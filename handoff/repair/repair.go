@@ -215,6 +215,25 @@ func (r *Restored) Activate() (*net.TCPConn, error) {
 	return c, nil
 }
 
+// Dump reads the rebuilt socket's state, still frozen, so a restore can
+// be checked against the state it came from.
+func (r *Restored) Dump() (*State, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conn == nil {
+		return nil, &Error{Op: "dump", Conn: r.name, Socket: Closed, Err: errDone}
+	}
+	rc, err := r.conn.SyscallConn()
+	if err != nil {
+		return nil, &Error{Op: "dump", Conn: r.name, Socket: Repair, Err: err}
+	}
+	s, err := dump(rc)
+	if err != nil {
+		return nil, &Error{Op: "dump", Conn: r.name, Socket: Repair, Err: err}
+	}
+	return s, nil
+}
+
 // Discard is the rollback on the target: it closes the socket while still
 // in repair mode, so nothing is sent.
 func (r *Restored) Discard() error {
