@@ -31,6 +31,7 @@ Usage:
   sockshift node    --name a --addr 192.0.2.1 --peer b=192.0.2.2 --key-file F --control SOCK [--hold]
   sockshift client  [--addr 192.0.2.100:7] [--mode ping|stream] [--conns N] [--duration D] [--json]
   sockshift handoff [--console 127.0.0.1:8080] [--to a|b] [--token T]
+  sockshift bench   [--prefix ssb] [--handoffs 200] [--bulk 1,100,1000,10000] [--stream-duration 10s] [--quick] [--json] [--svg FILE]
 
 Run "sockshift <command> --help" for a command's flags.
 `
@@ -74,6 +75,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return runClient(ctx, args)
 	case "handoff":
 		return runHandoff(ctx, args)
+	case "bench":
+		return runBench(ctx, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil
