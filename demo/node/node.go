@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sockshift/sockshift/demo/chat"
 	"github.com/sockshift/sockshift/demo/echo"
 	"github.com/sockshift/sockshift/handoff"
 	"github.com/sockshift/sockshift/handoff/wire"
@@ -33,7 +34,9 @@ type Main struct {
 	Control   string // Unix socket path, or host:port for TCP
 	Hold      bool   // take the VIP at start
 	EchoPort  int
-	Fault     string // test hook: fail hand-offs at this phase
+	ChatPort  int
+	ChatPing  time.Duration // chat: silence before a PING; 0 means the default
+	Fault     string        // test hook: fail hand-offs at this phase
 	Timeout   time.Duration
 
 	Log *log.Logger
@@ -52,6 +55,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.Control, "control", "", "control API: a Unix socket path, or host:port")
 	fs.BoolVar(&m.Hold, "hold", false, "take the VIP at start")
 	fs.IntVar(&m.EchoPort, "echo-port", 7, "echo service port on the VIP")
+	fs.IntVar(&m.ChatPort, "chat-port", 6667, "chat (IRC) service port on the VIP")
+	fs.DurationVar(&m.ChatPing, "chat-ping", 0, "chat: how long a client may be silent before the server PINGs it (default 30s)")
 	fs.StringVar(&m.Fault, "fault", "", "testing only: fail every hand-off at this phase (hang:PHASE blocks there instead)")
 	fs.DurationVar(&m.Timeout, "timeout", 5*time.Second, "deadline of one hand-off")
 	if err := fs.Parse(args); err != nil {
@@ -92,9 +97,10 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("node: %w", err)
 	}
 	es := &echo.Server{}
+	cs := chat.New(&chat.Config{PingInterval: m.ChatPing, PingTimeout: 2 * m.ChatPing})
 	cfg := handoff.Config{
 		Name: m.Name, Addr: m.Addr, Interface: m.Interface, VIP: m.VIP, Key: key,
-		Services: []handoff.Service{es}, Timeout: m.Timeout, Logf: m.Log.Printf,
+		Services: []handoff.Service{es, cs}, Timeout: m.Timeout, Logf: m.Log.Printf,
 	}
 	if m.Fault != "" {
 		phase, hang := strings.CutPrefix(m.Fault, "hang:")
@@ -134,6 +140,13 @@ func (m *Main) Run(ctx context.Context) error {
 	defer echoLn.Close()
 	go es.Serve(echoLn)
 	defer es.Close()
+	chatLn, err := net.Listen("tcp4", ":"+strconv.Itoa(m.ChatPort))
+	if err != nil {
+		return fmt.Errorf("node: chat port %d: %w", m.ChatPort, err)
+	}
+	defer chatLn.Close()
+	go cs.Serve(chatLn)
+	defer cs.Close()
 
 	var chanLn net.Listener
 	if chanLn, err = net.Listen("tcp4", n.ChannelAddr()); err != nil {
@@ -144,11 +157,11 @@ func (m *Main) Run(ctx context.Context) error {
 		chanLn.Close()
 		return err
 	}
-	srv := &http.Server{Handler: m.handler(n, es), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: m.handler(n, es, cs), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ctlLn)
 	defer srv.Close()
 
-	m.Log.Printf("serving: echo on :%d, hand-off channel on %s, control on %s", m.EchoPort, n.ChannelAddr(), m.Control)
+	m.Log.Printf("serving: echo on :%d, chat on :%d, hand-off channel on %s, control on %s", m.EchoPort, m.ChatPort, n.ChannelAddr(), m.Control)
 	return n.ServeListener(ctx, chanLn)
 }
 
@@ -169,7 +182,7 @@ func listenControl(where string) (net.Listener, error) {
 	return ln, nil
 }
 
-func (m *Main) handler(n *handoff.Node, es *echo.Server) http.Handler {
+func (m *Main) handler(n *handoff.Node, es *echo.Server, cs *chat.Server) http.Handler {
 	mux := http.NewServeMux()
 	st := &stepper{}
 	mux.HandleFunc("POST /step", func(w http.ResponseWriter, r *http.Request) {
@@ -195,6 +208,9 @@ func (m *Main) handler(n *handoff.Node, es *echo.Server) http.Handler {
 			HoldsVIP: holds, Busy: n.Busy(), Step: st.state(), Connections: []Connection{}}
 		for _, c := range es.Connections() {
 			ns.Connections = append(ns.Connections, Connection{Service: echo.Name, Client: c.Client, BytesIn: c.BytesIn, BytesOut: c.BytesOut})
+		}
+		for _, c := range cs.Connections() {
+			ns.Connections = append(ns.Connections, Connection{Service: chat.Name, Client: c.Client, BytesIn: c.BytesIn, BytesOut: c.BytesOut})
 		}
 		writeJSON(w, http.StatusOK, ns)
 	})

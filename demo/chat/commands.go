@@ -1,0 +1,542 @@
+package chat
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// version is the server's software name in the welcome.
+const version = "sockshift-chat-1"
+
+// maxTargets bounds the comma-separated targets of one PRIVMSG or JOIN.
+const maxTargets = 4
+
+// maxWhoReplies bounds one WHO without a channel.
+const maxWhoReplies = 100
+
+// reply sends a numeric to c: server prefix, c's nick (or "*") first.
+func (s *Server) reply(c *conn, numeric string, params ...string) {
+	target := "*"
+	if c.registered {
+		target = c.nick
+	}
+	s.send(c, Message{Prefix: s.Config.ServerName, Command: numeric, Params: append([]string{target}, params...)})
+}
+
+// junk counts an erroneous line; too many and the client goes.
+func (s *Server) junk(c *conn) {
+	c.junk++
+	if c.junk > s.Config.MaxJunk {
+		s.drop(c, "Excess Flood")
+	}
+}
+
+// handleLine handles one line from c. s.mu is held.
+func (s *Server) handleLine(c *conn, raw []byte) {
+	c.lastActive = time.Now()
+	c.pingSent = time.Time{} // any line proves the client is there
+	m, err := ParseLine(string(raw))
+	switch {
+	case errors.Is(err, ErrEmptyLine):
+		return
+	case err != nil:
+		s.send(c, Message{Prefix: s.Config.ServerName, Command: "NOTICE", Params: []string{c.nickOrStar(), "Malformed line ignored"}})
+		s.junk(c)
+		return
+	}
+	ok := s.handle(c, m)
+	if !ok {
+		s.junk(c)
+	} else if c.junk > 0 {
+		c.junk--
+	}
+}
+
+func (c *conn) nickOrStar() string {
+	if c.registered {
+		return c.nick
+	}
+	return "*"
+}
+
+// handle runs one command; it reports false for a line that was an error.
+func (s *Server) handle(c *conn, m Message) bool {
+	switch m.Command {
+	case "NICK":
+		return s.cmdNick(c, m)
+	case "USER":
+		return s.cmdUser(c, m)
+	case "PING":
+		if len(m.Params) == 0 {
+			s.reply(c, "409", "No origin specified")
+			return false
+		}
+		s.send(c, Message{Prefix: s.Config.ServerName, Command: "PONG", Params: []string{s.Config.ServerName, m.Params[0]}})
+		return true
+	case "PONG":
+		return true // handleLine already counted it as an answer
+	case "QUIT":
+		reason := "Client Quit"
+		if len(m.Params) > 0 && m.Params[0] != "" {
+			reason = "Quit: " + m.Params[0]
+		}
+		s.drop(c, reason)
+		return true
+	}
+	if !c.registered {
+		if m.Command == "CAP" {
+			s.reply(c, "421", m.Command, "Unknown command")
+			return true
+		}
+		s.reply(c, "451", "You have not registered")
+		return false
+	}
+	switch m.Command {
+	case "JOIN":
+		return s.cmdJoin(c, m)
+	case "PART":
+		return s.cmdPart(c, m)
+	case "PRIVMSG", "NOTICE":
+		return s.cmdMessage(c, m)
+	case "NAMES":
+		return s.cmdNames(c, m)
+	case "TOPIC":
+		return s.cmdTopic(c, m)
+	case "WHO":
+		return s.cmdWho(c, m)
+	case "LIST":
+		return s.cmdList(c, m)
+	case "MODE":
+		return s.cmdMode(c, m)
+	}
+	s.reply(c, "421", m.Command, "Unknown command")
+	return false
+}
+
+func (s *Server) needMore(c *conn, m Message, n int) bool {
+	if len(m.Params) >= n {
+		return false
+	}
+	s.reply(c, "461", m.Command, "Not enough parameters")
+	return true
+}
+
+func (s *Server) cmdNick(c *conn, m Message) bool {
+	if len(m.Params) == 0 || m.Params[0] == "" {
+		s.reply(c, "431", "No nickname given")
+		return false
+	}
+	nick := m.Params[0]
+	if !ValidNick(nick) {
+		s.reply(c, "432", nick, "Erroneous nickname")
+		return false
+	}
+	if other, ok := s.nicks[fold(nick)]; ok && other != c {
+		s.reply(c, "433", nick, "Nickname is already in use")
+		return false
+	}
+	if !c.registered {
+		c.nick = nick
+		s.register(c)
+		return true
+	}
+	if nick == c.nick {
+		return true
+	}
+	msg := Message{Prefix: c.prefix(), Command: "NICK", Params: []string{nick}}
+	s.send(c, msg)
+	for _, p := range s.peers(c) {
+		s.send(p, msg)
+	}
+	delete(s.nicks, fold(c.nick))
+	c.nick = nick
+	s.nicks[fold(nick)] = c
+	return true
+}
+
+func (s *Server) cmdUser(c *conn, m Message) bool {
+	if c.registered {
+		s.reply(c, "462", "You may not reregister")
+		return false
+	}
+	if s.needMore(c, m, 4) {
+		return false
+	}
+	user := m.Params[0]
+	if !validWord(user) || len(user) > maxUserLen || strings.ContainsRune(user, '@') {
+		s.reply(c, "461", m.Command, "Bad user name")
+		return false
+	}
+	c.user = user
+	c.real = m.Params[3]
+	if len(c.real) > maxRealLen {
+		c.real = c.real[:maxRealLen]
+	}
+	s.register(c)
+	return true
+}
+
+// register completes registration once both NICK and USER came.
+func (s *Server) register(c *conn) {
+	if c.nick == "" || c.user == "" {
+		return
+	}
+	if other, ok := s.nicks[fold(c.nick)]; ok && other != c {
+		s.reply(c, "433", c.nick, "Nickname is already in use")
+		c.nick = ""
+		return
+	}
+	c.registered = true
+	s.nicks[fold(c.nick)] = c
+	name := s.Config.ServerName
+	s.reply(c, "001", "Welcome to the sockshift chat "+c.prefix())
+	s.reply(c, "002", "Your host is "+name+", running version "+version)
+	s.reply(c, "003", "This server was created "+s.made.UTC().Format(time.RFC1123))
+	s.reply(c, "004", name, version, "i", "nt")
+	s.reply(c, "005", "CASEMAPPING=ascii", "CHANTYPES=#&", "NICKLEN="+strconv.Itoa(MaxNickLen),
+		"CHANNELLEN="+strconv.Itoa(MaxChannelLen), "TOPICLEN="+strconv.Itoa(MaxTopicLen),
+		"CHANLIMIT=#&:"+strconv.Itoa(s.Config.MaxChannelsPerClient), "MAXTARGETS="+strconv.Itoa(maxTargets),
+		"are supported by this server")
+	s.reply(c, "422", "MOTD File is missing")
+}
+
+func (s *Server) cmdJoin(c *conn, m Message) bool {
+	if s.needMore(c, m, 1) {
+		return false
+	}
+	if m.Params[0] == "0" {
+		for ch := range c.chans {
+			s.part(c, ch, "Left all channels")
+		}
+		return true
+	}
+	names := strings.Split(m.Params[0], ",")
+	if len(names) > maxTargets {
+		s.reply(c, "407", m.Params[0], "Too many targets")
+		return false
+	}
+	ok := true
+	for _, name := range names {
+		if !ValidChannel(name) {
+			s.reply(c, "403", name, "No such channel")
+			ok = false
+			continue
+		}
+		ch := s.chans[fold(name)]
+		if ch != nil {
+			if _, in := ch.members[c]; in {
+				continue
+			}
+		}
+		if len(c.chans) >= s.Config.MaxChannelsPerClient {
+			s.reply(c, "405", name, "You have joined too many channels")
+			ok = false
+			continue
+		}
+		if ch == nil {
+			if len(s.chans) >= s.Config.MaxChannels {
+				s.reply(c, "405", name, "The server has too many channels")
+				ok = false
+				continue
+			}
+			ch = &channel{name: name, members: map[*conn]struct{}{}}
+			s.chans[fold(name)] = ch
+		}
+		if len(ch.members) >= s.Config.MaxMembers {
+			s.reply(c, "471", ch.name, "Cannot join channel (channel is full)")
+			ok = false
+			continue
+		}
+		ch.members[c] = struct{}{}
+		c.chans[ch] = struct{}{}
+		join := Message{Prefix: c.prefix(), Command: "JOIN", Params: []string{ch.name}}
+		for mem := range ch.members {
+			s.send(mem, join)
+		}
+		if ch.topic != "" {
+			s.topicReplies(c, ch)
+		}
+		s.names(c, ch)
+		for _, h := range ch.history {
+			who := "<" + h.From + ">"
+			if h.Notice {
+				who = "-" + h.From + "-"
+			}
+			s.send(c, Message{Prefix: s.Config.ServerName, Command: "NOTICE",
+				Params: []string{c.nick, "[" + ch.name + " history] " + who + " " + h.Text}})
+		}
+	}
+	return ok
+}
+
+func (s *Server) cmdPart(c *conn, m Message) bool {
+	if s.needMore(c, m, 1) {
+		return false
+	}
+	reason := c.nick
+	if len(m.Params) > 1 {
+		reason = m.Params[1]
+	}
+	ok := true
+	names := strings.Split(m.Params[0], ",")
+	if len(names) > maxTargets {
+		names = names[:maxTargets]
+	}
+	for _, name := range names {
+		ch := s.chans[fold(name)]
+		if ch == nil {
+			s.reply(c, "403", name, "No such channel")
+			ok = false
+			continue
+		}
+		if _, in := ch.members[c]; !in {
+			s.reply(c, "442", ch.name, "You're not on that channel")
+			ok = false
+			continue
+		}
+		s.part(c, ch, reason)
+	}
+	return ok
+}
+
+func (s *Server) part(c *conn, ch *channel, reason string) {
+	msg := Message{Prefix: c.prefix(), Command: "PART", Params: []string{ch.name, reason}}
+	for mem := range ch.members {
+		s.send(mem, msg)
+	}
+	delete(ch.members, c)
+	delete(c.chans, ch)
+	if len(ch.members) == 0 {
+		delete(s.chans, fold(ch.name))
+	}
+}
+
+func (s *Server) cmdMessage(c *conn, m Message) bool {
+	notice := m.Command == "NOTICE"
+	// NOTICE never gets an error back (RFC 2812 section 3.3.2).
+	fail := func(numeric string, params ...string) bool {
+		if !notice {
+			s.reply(c, numeric, params...)
+		}
+		return false
+	}
+	if len(m.Params) == 0 || m.Params[0] == "" {
+		return fail("411", "No recipient given ("+m.Command+")")
+	}
+	if len(m.Params) < 2 || m.Params[1] == "" {
+		return fail("412", "No text to send")
+	}
+	text := m.Params[1]
+	targets := strings.Split(m.Params[0], ",")
+	if len(targets) > maxTargets {
+		return fail("407", m.Params[0], "Too many targets")
+	}
+	ok := true
+	for _, t := range targets {
+		msg := Message{Prefix: c.prefix(), Command: m.Command, Params: []string{t, text}}
+		if t != "" && (t[0] == '#' || t[0] == '&') {
+			ch := s.chans[fold(t)]
+			if ch == nil {
+				ok = fail("403", t, "No such channel")
+				continue
+			}
+			if _, in := ch.members[c]; !in {
+				ok = fail("404", ch.name, "Cannot send to channel")
+				continue
+			}
+			msg.Params[0] = ch.name
+			for mem := range ch.members {
+				if mem != c {
+					s.send(mem, msg)
+				}
+			}
+			ch.history = append(ch.history, historyLine{From: c.nick, Text: text, Notice: notice})
+			if over := len(ch.history) - s.Config.History; over > 0 {
+				ch.history = slices.Delete(ch.history, 0, over)
+			}
+			continue
+		}
+		to := s.nicks[fold(t)]
+		if to == nil {
+			ok = fail("401", t, "No such nick/channel")
+			continue
+		}
+		msg.Params[0] = to.nick
+		s.send(to, msg)
+	}
+	return ok
+}
+
+func (s *Server) topicReplies(c *conn, ch *channel) {
+	if ch.topic == "" {
+		s.reply(c, "331", ch.name, "No topic is set")
+		return
+	}
+	s.reply(c, "332", ch.name, ch.topic)
+	s.reply(c, "333", ch.name, ch.topicBy, strconv.FormatInt(ch.topicAt, 10))
+}
+
+func (s *Server) cmdTopic(c *conn, m Message) bool {
+	if s.needMore(c, m, 1) {
+		return false
+	}
+	ch := s.chans[fold(m.Params[0])]
+	if ch == nil {
+		s.reply(c, "403", m.Params[0], "No such channel")
+		return false
+	}
+	if len(m.Params) == 1 {
+		s.topicReplies(c, ch)
+		return true
+	}
+	if _, in := ch.members[c]; !in {
+		s.reply(c, "442", ch.name, "You're not on that channel")
+		return false
+	}
+	topic := m.Params[1]
+	if len(topic) > MaxTopicLen {
+		topic = topic[:MaxTopicLen]
+	}
+	ch.topic, ch.topicBy, ch.topicAt = topic, c.nick, time.Now().Unix()
+	msg := Message{Prefix: c.prefix(), Command: "TOPIC", Params: []string{ch.name, topic}}
+	for mem := range ch.members {
+		s.send(mem, msg)
+	}
+	return true
+}
+
+// names sends 353 lines that fit MaxLine, then 366.
+func (s *Server) names(c *conn, ch *channel) {
+	nicks := make([]string, 0, len(ch.members))
+	for mem := range ch.members {
+		nicks = append(nicks, mem.nick)
+	}
+	slices.Sort(nicks)
+	room := MaxLine - 2 - len(":"+s.Config.ServerName+" 353 "+c.nick+" = "+ch.name+" :")
+	var line []string
+	size := 0
+	flush := func() {
+		if len(line) > 0 {
+			s.reply(c, "353", "=", ch.name, strings.Join(line, " "))
+		}
+		line, size = nil, 0
+	}
+	for _, n := range nicks {
+		if size+len(n)+1 > room {
+			flush()
+		}
+		line = append(line, n)
+		size += len(n) + 1
+	}
+	flush()
+	s.reply(c, "366", ch.name, "End of /NAMES list")
+}
+
+func (s *Server) cmdNames(c *conn, m Message) bool {
+	if len(m.Params) == 0 {
+		for _, ch := range s.chans {
+			if _, in := ch.members[c]; in {
+				s.names(c, ch)
+			}
+		}
+		s.reply(c, "366", "*", "End of /NAMES list")
+		return true
+	}
+	for _, name := range strings.Split(m.Params[0], ",")[:min(maxTargets, strings.Count(m.Params[0], ",")+1)] {
+		if ch := s.chans[fold(name)]; ch != nil {
+			s.names(c, ch)
+		} else {
+			s.reply(c, "366", name, "End of /NAMES list")
+		}
+	}
+	return true
+}
+
+func (s *Server) who(c *conn, where string, u *conn) {
+	s.reply(c, "352", where, u.user, u.host, s.Config.ServerName, u.nick, "H", "0 "+u.real)
+}
+
+func (s *Server) cmdWho(c *conn, m Message) bool {
+	mask := "*"
+	if len(m.Params) > 0 && m.Params[0] != "" && m.Params[0] != "0" {
+		mask = m.Params[0]
+	}
+	switch {
+	case mask == "*":
+		n := 0
+		for _, u := range s.nicks {
+			if n == maxWhoReplies {
+				break
+			}
+			s.who(c, "*", u)
+			n++
+		}
+	case mask[0] == '#' || mask[0] == '&':
+		if ch := s.chans[fold(mask)]; ch != nil {
+			members := make([]*conn, 0, len(ch.members))
+			for mem := range ch.members {
+				members = append(members, mem)
+			}
+			slices.SortFunc(members, func(a, b *conn) int { return strings.Compare(a.nick, b.nick) })
+			for _, mem := range members {
+				s.who(c, ch.name, mem)
+			}
+		}
+	default:
+		if u := s.nicks[fold(mask)]; u != nil {
+			s.who(c, "*", u)
+		}
+	}
+	s.reply(c, "315", mask, "End of WHO list")
+	return true
+}
+
+func (s *Server) cmdList(c *conn, m Message) bool {
+	names := make([]string, 0, len(s.chans))
+	for _, ch := range s.chans {
+		names = append(names, ch.name)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		ch := s.chans[fold(n)]
+		s.reply(c, "322", ch.name, strconv.Itoa(len(ch.members)), ch.topic)
+	}
+	s.reply(c, "323", "End of LIST")
+	return true
+}
+
+// cmdMode answers the queries clients send on their own (irssi asks for a
+// channel's modes); changing modes is not supported.
+func (s *Server) cmdMode(c *conn, m Message) bool {
+	if s.needMore(c, m, 1) {
+		return false
+	}
+	t := m.Params[0]
+	if t[0] == '#' || t[0] == '&' {
+		ch := s.chans[fold(t)]
+		if ch == nil {
+			s.reply(c, "403", t, "No such channel")
+			return false
+		}
+		switch {
+		case len(m.Params) == 1:
+			s.reply(c, "324", ch.name, "+nt")
+		case strings.Trim(m.Params[1], "+") == "b":
+			s.reply(c, "368", ch.name, "End of channel ban list")
+		default:
+			s.reply(c, "482", ch.name, "You're not channel operator")
+		}
+		return true
+	}
+	if fold(t) != fold(c.nick) {
+		s.reply(c, "502", "Cannot change mode for other users")
+		return false
+	}
+	if len(m.Params) == 1 {
+		s.reply(c, "221", "+i")
+	}
+	return true
+}

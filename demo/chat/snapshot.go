@@ -1,0 +1,236 @@
+package chat
+
+import (
+	"fmt"
+
+	"github.com/sockshift/sockshift/handoff/wire"
+)
+
+// Snapshot formats. Each starts with its version; decoding is bounded by
+// the limits below whatever the sender claims, and checks what it reads
+// (valid, unique names; members that exist), so a target never builds
+// state it could not have built from lines.
+const (
+	sharedVersion = 1
+	connVersion   = 1
+
+	maxSnapUsers    = 100000
+	maxSnapChannels = 100000
+	maxSnapHistory  = 1000
+	maxSnapText     = MaxLine
+	maxSnapIn       = 16 << 10 // a partial line, or lines held back by the rate: < MaxLine + one read
+	maxSnapOut      = 16 << 20 // pending output; far above any MaxSendQ
+)
+
+// sharedState is the snapshot of what all connections share.
+type sharedState struct {
+	Users    []userSnap
+	Channels []chanSnap
+}
+
+type userSnap struct {
+	Nick, User, Real, Host string
+}
+
+type chanSnap struct {
+	Name, Topic, TopicBy string
+	TopicAt              int64
+	Members              []string // nicks
+	History              []historyLine
+}
+
+type historyLine struct {
+	From, Text string
+	Notice     bool
+}
+
+// connState is the snapshot of one connection.
+type connState struct {
+	Registered      bool
+	Nick            string // the registered nick, or the one given so far
+	User, Real      string
+	In              []byte // read, not handled
+	Discard         bool   // dropping the rest of a too-long line
+	Out             []byte // queued, not written
+	PingOutstanding bool
+	Junk            uint32
+	BytesIn         uint64
+	BytesOut        uint64
+}
+
+func (st *sharedState) encode() []byte {
+	var e wire.Encoder
+	e.U8(sharedVersion)
+	e.U32(uint32(len(st.Users)))
+	for _, u := range st.Users {
+		e.String(u.Nick)
+		e.String(u.User)
+		e.String(u.Real)
+		e.String(u.Host)
+	}
+	e.U32(uint32(len(st.Channels)))
+	for _, ch := range st.Channels {
+		e.String(ch.Name)
+		e.String(ch.Topic)
+		e.String(ch.TopicBy)
+		e.U64(uint64(ch.TopicAt))
+		e.U32(uint32(len(ch.Members)))
+		for _, m := range ch.Members {
+			e.String(m)
+		}
+		e.U32(uint32(len(ch.History)))
+		for _, h := range ch.History {
+			e.String(h.From)
+			e.String(h.Text)
+			e.Bool(h.Notice)
+		}
+	}
+	return e.Data()
+}
+
+// count reads a list length and checks it against max.
+func count(d *wire.Decoder, max int, what string) (int, error) {
+	n := d.U32()
+	if err := d.Err(); err != nil {
+		return 0, err
+	}
+	if uint64(n) > uint64(max) {
+		return 0, fmt.Errorf("%d %s, at most %d", n, what, max)
+	}
+	return int(n), nil
+}
+
+func decodeShared(b []byte) (*sharedState, error) {
+	st, err := decodeSharedFields(b)
+	if err != nil {
+		return nil, fmt.Errorf("shared snapshot: %w", err)
+	}
+	return st, nil
+}
+
+func decodeSharedFields(b []byte) (*sharedState, error) {
+	d := wire.NewDecoder(b)
+	if v := d.U8(); d.Err() == nil && v != sharedVersion {
+		return nil, fmt.Errorf("version %d, want %d", v, sharedVersion)
+	}
+	st := &sharedState{}
+	n, err := count(d, maxSnapUsers, "users")
+	if err != nil {
+		return nil, err
+	}
+	nicks := map[string]bool{}
+	for range n {
+		u := userSnap{Nick: d.String(MaxNickLen), User: d.String(maxUserLen), Real: d.String(maxRealLen), Host: d.String(64)}
+		if d.Err() != nil {
+			return nil, d.Err()
+		}
+		if !ValidNick(u.Nick) || nicks[fold(u.Nick)] {
+			return nil, fmt.Errorf("user %q: bad or repeated nick", u.Nick)
+		}
+		if !validWord(u.User) || !validWord(u.Host) || !validText(u.Real) {
+			return nil, fmt.Errorf("user %q: bad user, host or real name", u.Nick)
+		}
+		nicks[fold(u.Nick)] = true
+		st.Users = append(st.Users, u)
+	}
+	if n, err = count(d, maxSnapChannels, "channels"); err != nil {
+		return nil, err
+	}
+	names := map[string]bool{}
+	for range n {
+		ch := chanSnap{Name: d.String(MaxChannelLen), Topic: d.String(MaxTopicLen), TopicBy: d.String(MaxNickLen)}
+		ch.TopicAt = int64(d.U64())
+		if d.Err() != nil {
+			return nil, d.Err()
+		}
+		if !ValidChannel(ch.Name) || names[fold(ch.Name)] || !validText(ch.Topic) || !validText(ch.TopicBy) {
+			return nil, fmt.Errorf("channel %q: bad or repeated name, or bad topic", ch.Name)
+		}
+		names[fold(ch.Name)] = true
+		m, err := count(d, len(st.Users), "members")
+		if err != nil {
+			return nil, fmt.Errorf("channel %s: %w", ch.Name, err)
+		}
+		members := map[string]bool{}
+		for range m {
+			nick := d.String(MaxNickLen)
+			if d.Err() != nil {
+				return nil, d.Err()
+			}
+			if !nicks[fold(nick)] || members[fold(nick)] {
+				return nil, fmt.Errorf("channel %s: member %q unknown or repeated", ch.Name, nick)
+			}
+			members[fold(nick)] = true
+			ch.Members = append(ch.Members, nick)
+		}
+		if len(ch.Members) == 0 {
+			return nil, fmt.Errorf("channel %s: no members", ch.Name)
+		}
+		h, err := count(d, maxSnapHistory, "history lines")
+		if err != nil {
+			return nil, fmt.Errorf("channel %s: %w", ch.Name, err)
+		}
+		for range h {
+			l := historyLine{From: d.String(MaxNickLen), Text: d.String(maxSnapText), Notice: d.Bool()}
+			if d.Err() != nil {
+				return nil, d.Err()
+			}
+			if !validText(l.From) || !validText(l.Text) {
+				return nil, fmt.Errorf("channel %s: bad history line", ch.Name)
+			}
+			ch.History = append(ch.History, l)
+		}
+		st.Channels = append(st.Channels, ch)
+	}
+	if err := d.Finish(); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+func (cs *connState) encode() []byte {
+	var e wire.Encoder
+	e.U8(connVersion)
+	e.Bool(cs.Registered)
+	e.String(cs.Nick)
+	e.String(cs.User)
+	e.String(cs.Real)
+	e.Bytes(cs.In)
+	e.Bool(cs.Discard)
+	e.Bytes(cs.Out)
+	e.Bool(cs.PingOutstanding)
+	e.U32(cs.Junk)
+	e.U64(cs.BytesIn)
+	e.U64(cs.BytesOut)
+	return e.Data()
+}
+
+func decodeConn(b []byte) (*connState, error) {
+	d := wire.NewDecoder(b)
+	if v := d.U8(); d.Err() == nil && v != connVersion {
+		return nil, fmt.Errorf("connection snapshot: version %d, want %d", v, connVersion)
+	}
+	cs := &connState{
+		Registered: d.Bool(),
+		Nick:       d.String(MaxNickLen),
+		User:       d.String(maxUserLen),
+		Real:       d.String(maxRealLen),
+		In:         d.Bytes(maxSnapIn),
+		Discard:    d.Bool(),
+		Out:        d.Bytes(maxSnapOut),
+	}
+	cs.PingOutstanding = d.Bool()
+	cs.Junk = d.U32()
+	cs.BytesIn = d.U64()
+	cs.BytesOut = d.U64()
+	if err := d.Finish(); err != nil {
+		return nil, fmt.Errorf("connection snapshot: %w", err)
+	}
+	if (cs.Nick != "" || cs.Registered) && !ValidNick(cs.Nick) {
+		return nil, fmt.Errorf("connection snapshot: bad nick %q", cs.Nick)
+	}
+	if (cs.User != "" || cs.Registered) && !validWord(cs.User) || !validText(cs.Real) {
+		return nil, fmt.Errorf("connection snapshot: bad user %q or real name", cs.User)
+	}
+	return cs, nil
+}
