@@ -332,7 +332,8 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 	}
 	rep.Caught = stats.Caught
 	clock.mark(phase)
-	n.logf("handed %d connections to %s in %v", rep.Connections, rep.To, rep.Total)
+	n.logf("handed %d connections to %s in %v; %d frames caught, %d forwarded, %d dropped",
+		rep.Connections, rep.To, rep.Total, stats.Caught, stats.Forwarded, stats.Dropped)
 	return rep, nil
 }
 

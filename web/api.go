@@ -12,11 +12,13 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 )
 
-// maxHandOffBody bounds the POST /api/handoff body: it is {"to":"b"} at most.
+// maxHandOffBody bounds the POST /api/handoff and /api/step bodies: a
+// few short fields.
 const maxHandOffBody = 4 << 10
 
 // routes builds the gin engine: the API, the event stream and the page.
@@ -43,6 +45,8 @@ func (s *Server) routes() (http.Handler, error) {
 
 	r.GET("/api/state", s.getState)
 	r.POST("/api/handoff", s.guardPost, s.postHandOff)
+	r.POST("/api/step", s.guardPost, s.postStep)
+	r.GET("/api/handoffs/:file", s.getHandOffFile)
 	r.GET("/api/events", s.getEvents)
 	if err := s.pageRoutes(r); err != nil {
 		return nil, err
@@ -64,18 +68,28 @@ func (s *Server) getState(c *gin.Context) {
 		abortJSON(c, http.StatusInternalServerError, "lab state: "+err.Error())
 		return
 	}
-	c.JSON(http.StatusOK, normalizeState(st))
+	c.JSON(http.StatusOK, normalizeState(st, s.lab))
 }
 
 // normalizeState turns nil lists into empty ones, so clients always see
-// arrays, never null.
-func normalizeState(st State) State {
+// arrays, never null, and says what the console offers with lab.
+func normalizeState(st State, lab Lab) State {
 	if st.Nodes == nil {
 		st.Nodes = []Node{}
 	}
 	if st.Connections == nil {
 		st.Connections = []Connection{}
 	}
+	if st.Step != nil {
+		if st.Step.Done == nil {
+			st.Step.Done = []string{}
+		}
+		if st.Step.Phases == nil {
+			st.Step.Phases = []string{}
+		}
+	}
+	_, st.Features.Step = lab.(Classroom)
+	_, st.Features.Capture = lab.(Recorder)
 	return st
 }
 
@@ -121,10 +135,6 @@ func sameOrigin(origin, host string) bool {
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && strings.EqualFold(u.Host, host)
 }
 
-type handOffRequest struct {
-	To string `json:"to"`
-}
-
 // errBusy is the answer to a hand-off requested while one runs.
 const errBusy = "a hand-off is already running"
 
@@ -133,15 +143,17 @@ type busyBody struct {
 	Error string `json:"error"`
 }
 
+// acceptedBody answers a step-mode hand-off: it runs on, one POST
+// /api/step at a time.
+type acceptedBody struct {
+	Accepted bool       `json:"accepted"`
+	Step     *StepState `json:"step"`
+}
+
 func (s *Server) postHandOff(c *gin.Context) {
-	req, err := readHandOffRequest(c)
+	req, err := readJSONBody[HandOffRequest](c, maxHandOffBody)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			abortJSON(c, http.StatusRequestEntityTooLarge, err.Error())
-			return
-		}
-		abortJSON(c, http.StatusBadRequest, err.Error())
+		abortBody(c, err)
 		return
 	}
 	switch req.To {
@@ -150,15 +162,42 @@ func (s *Server) postHandOff(c *gin.Context) {
 		abortJSON(c, http.StatusBadRequest, fmt.Sprintf(`bad "to" %q: want "a", "b" or ""`, req.To))
 		return
 	}
+	if req.Break != nil && !req.Break.SkipAnnounce && !req.Break.KeepVIP {
+		req.Break = nil
+	}
+	classroom, ok := s.lab.(Classroom)
+	if (req.Step || req.Break != nil) && !ok {
+		abortJSON(c, http.StatusBadRequest, "this lab has no step mode and no break-it toggles")
+		return
+	}
 	if !s.handingOff.CompareAndSwap(false, true) {
 		c.AbortWithStatusJSON(http.StatusConflict, busyBody{Error: errBusy})
+		return
+	}
+	if req.Step {
+		s.startStepHandOff(c, classroom, req)
 		return
 	}
 	defer s.handingOff.Store(false)
 
 	ctx, done := handOffContext(c.Request.Context())
-	rep, err := s.lab.HandOff(ctx, req.To)
+	var rep Report
+	if req.Break != nil {
+		rep, err = classroom.HandOffWith(ctx, req)
+	} else {
+		rep, err = s.lab.HandOff(ctx, req.To)
+	}
 	done()
+	rep = s.finishHandOff(rep, err)
+	code := http.StatusOK
+	if !rep.OK {
+		code = http.StatusBadGateway
+	}
+	c.JSON(code, rep)
+}
+
+// finishHandOff completes a report and pushes it, with the new state.
+func (s *Server) finishHandOff(rep Report, err error) Report {
 	if rep.Phases == nil {
 		rep.Phases = []Phase{}
 	}
@@ -172,18 +211,138 @@ func (s *Server) postHandOff(c *gin.Context) {
 	}
 	s.Publish(Event{Type: "handoff", Data: rep})
 	s.events.pollNow() // show where the connections are now, not in 500 ms
-	code := http.StatusOK
-	if !rep.OK {
-		code = http.StatusBadGateway
-	}
-	c.JSON(code, rep)
+	return rep
 }
 
-// readHandOffRequest decodes the body: empty, or one JSON object with at
-// most the field "to".
-func readHandOffRequest(c *gin.Context) (handOffRequest, error) {
-	var req handOffRequest
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxHandOffBody))
+// stepSettle bounds how long the console waits for a step-mode hand-off
+// to reach its next phase before it answers; the state events follow
+// anyway.
+const stepSettle = 3 * time.Second
+
+// maxStepHandOff ends a step-mode hand-off that nobody finishes (it rolls
+// back if it had not passed the point of no return).
+const maxStepHandOff = 30 * time.Minute
+
+// startStepHandOff runs a step-mode hand-off in the background and
+// answers 202 once its first phase waits (or it ended).
+func (s *Server) startStepHandOff(c *gin.Context, lab Classroom, req HandOffRequest) {
+	ctx, done := stepContext(c.Request.Context())
+	finished := make(chan struct{})
+	s.background.Add(1)
+	go func() {
+		defer s.background.Done()
+		defer close(finished)
+		rep, err := lab.HandOffWith(ctx, req)
+		done()
+		rep.Step = true
+		// Free before the report goes out: whoever sees it may start the
+		// next hand-off at once.
+		s.handingOff.Store(false)
+		s.finishHandOff(rep, err)
+	}()
+	st := s.settleStep(c.Request.Context(), "", finished)
+	s.events.pollNow()
+	c.JSON(http.StatusAccepted, acceptedBody{Accepted: true, Step: st})
+}
+
+// settleStep waits until the lab's step state shows a phase waiting other
+// than released, or finished closes, and returns the last state seen.
+func (s *Server) settleStep(ctx context.Context, released string, finished <-chan struct{}) *StepState {
+	deadline := time.Now().Add(stepSettle)
+	var last *StepState
+	for {
+		if st, err := s.lab.State(ctx); err == nil {
+			last = normalizeState(st, s.lab).Step
+			if last != nil && last.Waiting != "" && last.Waiting != released {
+				return last
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return last
+		}
+		select {
+		case <-finished:
+			return nil
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// stepRequest is the body of POST /api/step.
+type stepRequest struct {
+	Abort bool `json:"abort"`
+}
+
+// stepBody answers POST /api/step.
+type stepBody struct {
+	Phase string     `json:"phase"` // the phase released (or aborted at)
+	Abort bool       `json:"abort,omitempty"`
+	Step  *StepState `json:"step"` // where the hand-off stands now; null when it ended
+}
+
+func (s *Server) postStep(c *gin.Context) {
+	lab, ok := s.lab.(Classroom)
+	if !ok {
+		abortJSON(c, http.StatusNotFound, "this lab has no step mode")
+		return
+	}
+	req, err := readJSONBody[stepRequest](c, maxHandOffBody)
+	if err != nil {
+		abortBody(c, err)
+		return
+	}
+	phase, err := lab.Step(c.Request.Context(), req.Abort)
+	if err != nil {
+		abortJSON(c, http.StatusConflict, err.Error())
+		return
+	}
+	var st *StepState
+	if !req.Abort {
+		st = s.settleStep(c.Request.Context(), phase, nil)
+	}
+	s.events.pollNow()
+	c.JSON(http.StatusOK, stepBody{Phase: phase, Abort: req.Abort, Step: st})
+}
+
+// handOffFiles are the files GET /api/handoffs/<name> serves, with the
+// name a download gets.
+var handOffFiles = map[string]string{
+	"latest.pcap": "sockshift-handoff.pcap",
+	"latest.svg":  "",
+}
+
+func (s *Server) getHandOffFile(c *gin.Context) {
+	name := c.Param("file")
+	download, known := handOffFiles[name]
+	rec, ok := s.lab.(Recorder)
+	if !known || !ok {
+		abortJSON(c, http.StatusNotFound, "no such file")
+		return
+	}
+	data, contentType, err := rec.HandOffFile(c.Request.Context(), name)
+	if errors.Is(err, ErrNoFile) {
+		abortJSON(c, http.StatusNotFound, "no hand-off recorded yet")
+		return
+	}
+	if err != nil {
+		abortJSON(c, http.StatusInternalServerError, err.Error())
+		return
+	}
+	c.Header("Cache-Control", "no-cache")
+	if download != "" {
+		c.Header("Content-Disposition", `attachment; filename="`+download+`"`)
+	} else {
+		// An SVG is shown as an image of the page, never run as a document.
+		c.Header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	}
+	c.Data(http.StatusOK, contentType, data)
+}
+
+// readJSONBody decodes a bounded body: empty (the zero value), or one JSON
+// object with only T's fields.
+func readJSONBody[T any](c *gin.Context, limit int64) (T, error) {
+	var req T
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
 	if err != nil {
 		return req, fmt.Errorf("read body: %w", err)
 	}
@@ -199,6 +358,34 @@ func readHandOffRequest(c *gin.Context) (handOffRequest, error) {
 		return req, errors.New("bad JSON body: trailing data after the object")
 	}
 	return req, nil
+}
+
+func abortBody(c *gin.Context, err error) {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		abortJSON(c, http.StatusRequestEntityTooLarge, err.Error())
+		return
+	}
+	abortJSON(c, http.StatusBadRequest, err.Error())
+}
+
+// stepContext detaches a step-mode hand-off from the request that started
+// it: it waits for later requests. It ends when Serve stops (the hand-off
+// then rolls back or completes), or after maxStepHandOff.
+func stepContext(req context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(req), maxStepHandOff)
+	var stops []func() bool
+	for _, key := range []any{serveKey{}, hardStopKey{}} {
+		if parent, ok := req.Value(key).(context.Context); ok {
+			stops = append(stops, context.AfterFunc(parent, cancel))
+		}
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
 }
 
 // handOffContext detaches a hand-off from its HTTP client: a browser that

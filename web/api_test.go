@@ -43,7 +43,7 @@ func TestStateJSONShape(t *testing.T) {
 	if err := json.Unmarshal(r.body, &raw); err != nil {
 		t.Fatal(err)
 	}
-	wantKeys(t, "state", raw, "holder", "vip", "nodes", "connections", "client")
+	wantKeys(t, "state", raw, "holder", "vip", "nodes", "connections", "client", "features")
 	if raw["holder"] != "a" || raw["vip"] != "192.0.2.100" {
 		t.Errorf("holder/vip = %v/%v", raw["holder"], raw["vip"])
 	}
@@ -73,7 +73,7 @@ func TestStateEmptyListsAndNoClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Lists are arrays, never null; no client means no "client" key.
-	wantKeys(t, "state", raw, "holder", "vip", "nodes", "connections")
+	wantKeys(t, "state", raw, "holder", "vip", "nodes", "connections", "features")
 	if _, ok := raw["nodes"].([]any); !ok {
 		t.Errorf("nodes = %#v, want []", raw["nodes"])
 	}

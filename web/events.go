@@ -156,7 +156,7 @@ func stateFrame(ctx context.Context, lab Lab, period time.Duration) []byte {
 	if err != nil {
 		e = Event{Type: "error", Data: errorBody{Error: "lab state: " + err.Error()}}
 	} else {
-		e = Event{Type: "state", Data: normalizeState(st)}
+		e = Event{Type: "state", Data: normalizeState(st, lab)}
 	}
 	frame, err := encodeEvent(e)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +22,53 @@ type Lab interface {
 	HandOff(ctx context.Context, to string) (Report, error)
 }
 
+// Classroom is a Lab that can also hand off one phase at a time and break
+// a hand-off on purpose, for teaching. A Lab without it gets no step mode
+// and no break-it toggles: they are for the lab, never a real service.
+type Classroom interface {
+	Lab
+	// HandOffWith runs one hand-off as req says. With req.Step it blocks
+	// until every phase was released by Step (or the hand-off rolled back,
+	// or ctx ended), and State reports the phase waiting meanwhile.
+	HandOffWith(ctx context.Context, req HandOffRequest) (Report, error)
+	// Step releases the phase a step-mode hand-off waits for, or with
+	// abort rolls the hand-off back; it returns the phase's name.
+	Step(ctx context.Context, abort bool) (string, error)
+}
+
+// Recorder is a Lab that keeps files about its latest hand-off:
+// "latest.pcap" (the client's side, for Wireshark) and "latest.svg" (a
+// sequence diagram of the client's packets around the switch).
+type Recorder interface {
+	Lab
+	// HandOffFile returns the named file and its content type, or an
+	// error wrapping ErrNoFile when there is none (yet).
+	HandOffFile(ctx context.Context, name string) ([]byte, string, error)
+}
+
+// ErrNoFile is wrapped by Recorder.HandOffFile when the file does not
+// exist, for instance before the first hand-off.
+var ErrNoFile = errors.New("no such file")
+
+// HandOffRequest is the body of POST /api/handoff.
+type HandOffRequest struct {
+	To string `json:"to"` // "a", "b" or "" (the other server)
+	// Step runs the hand-off one phase at a time, each released by POST
+	// /api/step; POST /api/handoff then answers 202 at once.
+	Step  bool   `json:"step,omitempty"`
+	Break *Break `json:"break,omitempty"`
+}
+
+// Break holds the break-it toggles: each leaves out what a step is for.
+type Break struct {
+	// SkipAnnounce: the target sends no gratuitous ARP, so the client
+	// keeps sending to the old server, which dropped the address.
+	SkipAnnounce bool `json:"skip_announce,omitempty"`
+	// KeepVIP: the source keeps the address, so its kernel answers the
+	// client's next segment with a reset (with SkipAnnounce).
+	KeepVIP bool `json:"keep_vip,omitempty"`
+}
+
 // State is a snapshot of the lab, served by GET /api/state and pushed as the
 // "state" event.
 type State struct {
@@ -29,6 +77,13 @@ type State struct {
 	Nodes       []Node       `json:"nodes"`
 	Connections []Connection `json:"connections"`
 	Client      *ClientStats `json:"client,omitempty"`
+	// ClientHost is the client machine: its address, MAC and ARP entry
+	// for the VIP (which MAC it sends the VIP's packets to).
+	ClientHost *ClientHost `json:"client_host,omitempty"`
+	// Step is the running step-mode hand-off, if any.
+	Step *StepState `json:"step,omitempty"`
+	// Features says what this console offers; the server fills it in.
+	Features Features `json:"features"`
 }
 
 // Node is one server of the lab.
@@ -39,6 +94,38 @@ type Node struct {
 	HoldsVIP    bool   `json:"holds_vip"`
 	Connections int    `json:"connections"`
 	Up          bool   `json:"up"`
+	// Namespace and Interface name the host, for the shell commands the
+	// console shows (ip -n <namespace> addr show dev <interface>).
+	Namespace string `json:"namespace,omitempty"`
+	Interface string `json:"interface,omitempty"`
+}
+
+// ClientHost is the lab's client machine.
+type ClientHost struct {
+	Address   string `json:"address"`
+	MAC       string `json:"mac"`
+	Namespace string `json:"namespace,omitempty"`
+	Interface string `json:"interface,omitempty"`
+	// ARP is the client's neighbour entry for the VIP, as `ip neigh show`
+	// prints it; ARPMAC the MAC in it ("" when unresolved).
+	ARP    string `json:"arp"`
+	ARPMAC string `json:"arp_mac"`
+}
+
+// StepState says where a step-mode hand-off stands.
+type StepState struct {
+	From    string   `json:"from"`
+	To      string   `json:"to"`
+	Waiting string   `json:"waiting"` // the phase the next step runs ("" while one runs)
+	Done    []string `json:"done"`
+	Phases  []string `json:"phases"` // every phase, in order
+	Break   *Break   `json:"break,omitempty"`
+}
+
+// Features are the console's optional parts.
+type Features struct {
+	Step    bool `json:"step"`    // step mode and break-it toggles (a Classroom lab)
+	Capture bool `json:"capture"` // latest.pcap and latest.svg (a Recorder lab)
 }
 
 // Connection is one client connection on the VIP.
@@ -76,15 +163,100 @@ type Report struct {
 	Phases      []Phase      `json:"phases"`
 	Error       string       `json:"error,omitempty"`
 	Remaining   []Connection `json:"remaining,omitempty"` // on failure: connections still served by the source
+
+	// What the demo measured around the hand-off (zero when unknown).
+	StartedMS int64 `json:"started_ms,omitempty"` // Unix milliseconds, the server's clock
+	EndedMS   int64 `json:"ended_ms,omitempty"`
+	// GapUS is the client-visible gap: the longest round trip of the demo
+	// client that overlapped the hand-off.
+	GapUS      int64  `json:"gap_us,omitempty"`
+	Caught     int    `json:"caught"` // client frames caught during the switch and delivered
+	RolledBack bool   `json:"rolled_back,omitempty"`
+	Step       bool   `json:"step,omitempty"`
+	Break      *Break `json:"break,omitempty"`
+	// Moved is the TCP state of the first connections, before and after.
+	Moved []Moved `json:"moved,omitempty"`
+	// ARPBefore and ARPAfter are the client's ARP entry for the VIP.
+	ARPBefore string   `json:"arp_before,omitempty"`
+	ARPAfter  string   `json:"arp_after,omitempty"`
+	Capture   *Capture `json:"capture,omitempty"`
+	// Note explains what a break-it hand-off did and how the lab was put
+	// right afterwards.
+	Note string `json:"note,omitempty"`
+}
+
+// Moved is one connection's TCP state as the source dumped it and as the
+// target rebuilt it.
+type Moved struct {
+	Client string   `json:"client"`
+	Before TCPState `json:"before"`
+	After  TCPState `json:"after"`
+}
+
+// TCPState is what a person compares before and after: the fields of the
+// kernel's TCP state that a hand-off must carry over.
+type TCPState struct {
+	SendSeq    uint32 `json:"send_seq"`
+	RecvSeq    uint32 `json:"recv_seq"`
+	SndWnd     uint32 `json:"snd_wnd"`
+	RcvWnd     uint32 `json:"rcv_wnd"`
+	SndWscale  uint8  `json:"snd_wscale"`
+	RcvWscale  uint8  `json:"rcv_wscale"`
+	MSS        uint32 `json:"mss"`
+	Timestamp  uint32 `json:"timestamp"`
+	SACK       bool   `json:"sack"`
+	Timestamps bool   `json:"timestamps"`
+	RecvQueue  int    `json:"recv_queue"`
+	Unacked    int    `json:"unacked"`
+	Unsent     int    `json:"unsent"`
+	SndBuf     uint32 `json:"sndbuf"`
+	RcvBuf     uint32 `json:"rcvbuf"`
+}
+
+// Capture sums up the client's frames recorded around the hand-off.
+type Capture struct {
+	Frames    int  `json:"frames"`
+	TCP       int  `json:"tcp"`
+	ARP       int  `json:"arp"`
+	Resets    int  `json:"resets"`    // TCP segments with RST
+	Announced bool `json:"announced"` // a gratuitous ARP for the VIP was seen
+	ID        int  `json:"id"`        // changes with every capture (for caches)
 }
 
 // Event is one message of the live stream. On the wire (GET /api/events) it
 // is "event: <Type>\ndata: <Data as JSON>\n\n". The console itself sends
 // "state" (a State), "handoff" (a Report) and "error" ({"error": "..."},
-// when Lab.State fails); the demo adds "client" (ClientStats) with Publish.
+// when Lab.State fails). The demo adds, with Publish: "client"
+// (ClientStats), "sample" (a Sample) and "chat" (a ChatLine); the page
+// draws each of them.
 type Event struct {
-	Type string `json:"type"` // "state", "handoff", "client"
+	Type string `json:"type"` // "state", "handoff", "client", "sample", "chat"
 	Data any    `json:"data"`
+}
+
+// Sample is a batch of the demo client's measurements, pushed as the
+// "sample" event a few times a second for the live graph.
+type Sample struct {
+	// RTT holds round trips: [Unix ms when sent, microseconds].
+	RTT [][2]int64 `json:"rtt"`
+	// At is when the throughput was measured (Unix ms); Up and Down are
+	// the bytes per second of TCP payload between the client and the VIP.
+	At   int64 `json:"at"`
+	Up   int64 `json:"up"`
+	Down int64 `json:"down"`
+	// WaitingUS is how long the client has been waiting for its current
+	// round trip (0 when none is late): a client stalled by a paused
+	// step-mode hand-off shows here before its round trip completes.
+	WaitingUS int64 `json:"waiting_us,omitempty"`
+}
+
+// ChatLine is one chat message seen passing, pushed as the "chat" event
+// by whoever runs a chat service.
+type ChatLine struct {
+	At     int64  `json:"at"` // Unix ms
+	From   string `json:"from"`
+	Text   string `json:"text"`
+	Server string `json:"server,omitempty"` // "a" or "b": which server relayed it
 }
 
 // Config configures a Server.
@@ -119,6 +291,8 @@ type Server struct {
 	events  *broker
 	// handingOff is set while a hand-off runs: only one at a time.
 	handingOff atomic.Bool
+	// background counts step-mode hand-offs running without a request.
+	background sync.WaitGroup
 }
 
 // New checks cfg and builds the console. It refuses a Listen address that
@@ -166,6 +340,10 @@ func (s *Server) Publish(e Event) { s.events.publish(e) }
 // the graceful shutdown runs out of time.
 type hardStopKey struct{}
 
+// serveKey carries, in request contexts, Serve's own context: a step-mode
+// hand-off (which waits for people) ends as soon as the console stops.
+type serveKey struct{}
+
 // Serve serves the console on ln until ctx is done, then shuts down
 // gracefully: event streams end at once, a running hand-off gets up to 10 s
 // to finish before it is cancelled and the server closed. It returns nil
@@ -187,7 +365,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// Requests inherit ctx, so event streams end as soon as ctx is
 		// done, and Shutdown does not wait for them.
 		BaseContext: func(net.Listener) context.Context {
-			return context.WithValue(ctx, hardStopKey{}, hard)
+			return context.WithValue(context.WithValue(ctx, hardStopKey{}, hard), serveKey{}, ctx)
 		},
 	}
 	served := make(chan error, 1)
@@ -206,6 +384,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		err = fmt.Errorf("web: shutdown %s: forced after %v: %w", ln.Addr(), shutdownGrace, err)
 	}
 	<-served // http.ErrServerClosed
+	// A step-mode hand-off saw ctx end and is rolling back: let it finish.
+	waited := make(chan struct{})
+	go func() { s.background.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-grace.Done():
+		hardStop()
+		<-waited
+	}
 	return err
 }
 

@@ -11,9 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/sockshift/sockshift/demo/capture"
 	"github.com/sockshift/sockshift/demo/client"
 	"github.com/sockshift/sockshift/demo/cluster"
 	"github.com/sockshift/sockshift/demo/lab"
@@ -33,15 +35,46 @@ type Config struct {
 	Ready func(addr net.Addr)
 }
 
-// Appliance is a running demo.
+// ringFrames is how many of the client's recent frames are kept: several
+// seconds of the demo's clients (the stream client sends many small
+// segments), about 40 MB.
+const ringFrames = 1 << 18
+
+// Appliance is a running demo. It implements web.Lab, web.Classroom and
+// web.Recorder.
 type Appliance struct {
 	cfg     Config
 	cluster *cluster.Cluster
 	console *web.Server
+	probe   *probe
 
 	statsMu sync.Mutex
 	stats   map[string]client.Stats
+
+	// The client's wire: recent frames, and payload bytes each way.
+	ring     *capture.Ring
+	sniffer  *capture.Sniffer
+	up, down atomic.Uint64
+
+	recMu  sync.Mutex
+	latest *recording
+	recID  int
+
+	// stepMu guards step, the running step-mode hand-off.
+	stepMu sync.Mutex
+	step   *stepRun
+
+	// The built-in client processes, paused during step mode.
+	cliMu      sync.Mutex
+	cliPaused  chan struct{} // closed on resume; nil when running
+	cliStop    map[string]context.CancelFunc
+	cliRunning int
 }
+
+var (
+	_ web.Classroom = (*Appliance)(nil)
+	_ web.Recorder  = (*Appliance)(nil)
+)
 
 // Run builds the lab and serves the demo until ctx is done, then removes
 // everything it made.
@@ -82,17 +115,36 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			err = errors.Join(err, cerr)
 		}
 	}()
-	a := &Appliance{cfg: cfg, cluster: c, stats: map[string]client.Stats{}}
+	a := &Appliance{cfg: cfg, cluster: c, stats: map[string]client.Stats{}, cliStop: map[string]context.CancelFunc{}, ring: capture.NewRing(&capture.RingConfig{MaxFrames: ringFrames})}
 	if a.console, err = web.New(web.Config{Lab: a, Listen: cfg.Listen, Token: cfg.Token}); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
+	a.startCapture()
+	defer func() {
+		if a.sniffer != nil {
+			a.sniffer.Close()
+		}
+	}()
+	a.probe = newProbe(func(ctx context.Context) (net.Conn, error) {
+		return c.Dial(ctx, "tcp", net.JoinHostPort(lab.VIP.String(), "7"))
+	})
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()
 		wg.Wait()
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.publishSamples(ctx)
+	}()
 	if !cfg.NoClient {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.probe.run(ctx)
+		}()
 		for _, mode := range []string{client.Ping, client.Stream} {
 			wg.Add(1)
 			go func() {
@@ -112,42 +164,108 @@ func Run(ctx context.Context, cfg Config) (err error) {
 // publishes its figures to the console.
 func (a *Appliance) runClient(ctx context.Context, mode string) {
 	for ctx.Err() == nil {
-		args := []string{"netns", "exec", a.cluster.Lab.Client.Namespace, a.cfg.Exe, "client", "--json",
-			"--addr", net.JoinHostPort(lab.VIP.String(), "7"), "--mode", mode}
-		if mode == client.Stream {
-			args = append(args, "--rate", "262144")
-		} else {
-			args = append(args, "--interval", "50ms")
-		}
-		cmd := exec.CommandContext(ctx, "ip", args...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-		cmd.WaitDelay = 3 * time.Second
-		cmd.Stderr = os.Stderr
-		out, err := cmd.StdoutPipe()
-		if err == nil {
-			err = cmd.Start()
-		}
-		if err != nil {
-			a.cfg.Log.Printf("demo client: %v", err)
-			return
-		}
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			var st client.Stats
-			if json.Unmarshal(sc.Bytes(), &st) != nil {
-				continue
+		a.cliMu.Lock()
+		paused := a.cliPaused
+		a.cliMu.Unlock()
+		if paused != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-paused:
 			}
-			a.statsMu.Lock()
-			a.stats[mode] = st
-			a.statsMu.Unlock()
-			a.console.Publish(web.Event{Type: "client", Data: clientStats(st)})
+			continue
 		}
-		cmd.Wait()
+		pctx, stop := context.WithCancel(ctx)
+		a.cliMu.Lock()
+		if a.cliPaused != nil { // paused meanwhile
+			a.cliMu.Unlock()
+			stop()
+			continue
+		}
+		a.cliStop[mode] = stop
+		a.cliRunning++
+		a.cliMu.Unlock()
+		a.runClientOnce(pctx, mode)
+		stop()
+		a.cliMu.Lock()
+		delete(a.cliStop, mode)
+		a.cliRunning--
+		a.cliMu.Unlock()
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
 		}
+	}
+}
+
+// pauseClients stops the built-in client processes until resumeClients.
+// A step-mode hand-off may wait minutes between phases, and those clients
+// give up on a connection after 10 s without an answer: closing it while
+// it is frozen would make the hand-off roll back. They end before it
+// starts, and the console's own ping client moves alone.
+func (a *Appliance) pauseClients() {
+	a.cliMu.Lock()
+	if a.cliPaused == nil {
+		a.cliPaused = make(chan struct{})
+	}
+	for _, stop := range a.cliStop {
+		stop()
+	}
+	a.cliMu.Unlock()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		a.cliMu.Lock()
+		n := a.cliRunning
+		a.cliMu.Unlock()
+		if n == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Let the servers see the connections close.
+	time.Sleep(200 * time.Millisecond)
+}
+
+func (a *Appliance) resumeClients() {
+	a.cliMu.Lock()
+	if a.cliPaused != nil {
+		close(a.cliPaused)
+		a.cliPaused = nil
+	}
+	a.cliMu.Unlock()
+}
+
+func (a *Appliance) runClientOnce(ctx context.Context, mode string) {
+	args := []string{"netns", "exec", a.cluster.Lab.Client.Namespace, a.cfg.Exe, "client", "--json",
+		"--addr", net.JoinHostPort(lab.VIP.String(), "7"), "--mode", mode}
+	if mode == client.Stream {
+		args = append(args, "--rate", "262144")
+	} else {
+		args = append(args, "--interval", "50ms")
+	}
+	cmd := exec.CommandContext(ctx, "ip", args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 3 * time.Second
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err == nil {
+		err = cmd.Start()
+	}
+	if err != nil {
+		a.cfg.Log.Printf("demo client: %v", err)
+		return
+	}
+	defer cmd.Wait()
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		var st client.Stats
+		if json.Unmarshal(sc.Bytes(), &st) != nil {
+			continue
+		}
+		a.statsMu.Lock()
+		a.stats[mode] = st
+		a.statsMu.Unlock()
+		a.console.Publish(web.Event{Type: "client", Data: clientStats(st)})
 	}
 }
 
@@ -158,9 +276,10 @@ func clientStats(st client.Stats) *web.ClientStats {
 // State implements web.Lab.
 func (a *Appliance) State(ctx context.Context) (web.State, error) {
 	st := web.State{VIP: lab.VIP.String()}
+	run := a.stepping()
 	for _, name := range []string{"a", "b"} {
 		h, _ := a.cluster.Host(name)
-		n := web.Node{Name: name, Address: h.Addr.Addr().String(), MAC: h.MAC.String()}
+		n := web.Node{Name: name, Address: h.Addr.Addr().String(), MAC: h.MAC.String(), Namespace: h.Namespace, Interface: h.Interface}
 		ns, err := a.cluster.Control(name).State(ctx)
 		if err == nil {
 			n.Up, n.HoldsVIP, n.Connections = true, ns.HoldsVIP, len(ns.Connections)
@@ -170,54 +289,22 @@ func (a *Appliance) State(ctx context.Context) (web.State, error) {
 			for _, c := range ns.Connections {
 				st.Connections = append(st.Connections, web.Connection{Service: c.Service, Client: c.Client, Node: name, BytesIn: c.BytesIn, BytesOut: c.BytesOut})
 			}
+			if run != nil && run.from == name {
+				st.Step = run.state(ns.Step)
+			}
 		}
 		st.Nodes = append(st.Nodes, n)
 	}
+	if run != nil && st.Step == nil {
+		st.Step = run.state(nil)
+	}
+	cl := a.cluster.Lab.Client
+	st.ClientHost = &web.ClientHost{Address: cl.Addr.Addr().String(), MAC: cl.MAC.String(), Namespace: cl.Namespace, Interface: cl.Interface}
+	st.ClientHost.ARP, st.ClientHost.ARPMAC = a.clientARP(ctx)
 	a.statsMu.Lock()
 	if cs, ok := a.stats[client.Ping]; ok {
 		st.Client = clientStats(cs)
 	}
 	a.statsMu.Unlock()
 	return st, nil
-}
-
-// HandOff implements web.Lab: the holder of the VIP hands every connection
-// to the other server.
-func (a *Appliance) HandOff(ctx context.Context, to string) (web.Report, error) {
-	st, err := a.State(ctx)
-	if err != nil {
-		return web.Report{Error: err.Error()}, err
-	}
-	from := st.Holder
-	if from == "" {
-		err := errors.New("no server holds the VIP")
-		return web.Report{Error: err.Error()}, err
-	}
-	other := map[string]string{"a": "b", "b": "a"}
-	if to == "" {
-		to = other[from]
-	}
-	if to == from {
-		err := fmt.Errorf("server %s already holds the VIP", to)
-		return web.Report{From: from, To: to, Error: err.Error()}, err
-	}
-	res, err := a.cluster.HandOff(ctx, from, to)
-	rep := web.Report{OK: res.OK, From: from, To: to, Connections: res.Connections, TotalUS: res.TotalUS, Error: res.Error}
-	for _, p := range res.Phases {
-		rep.Phases = append(rep.Phases, web.Phase{Name: p.Name, US: p.US})
-	}
-	if err == nil && !res.OK {
-		err = errors.New(res.Error)
-	}
-	if err != nil {
-		if rep.Error == "" {
-			rep.Error = err.Error()
-		}
-		if ns, serr := a.cluster.Control(from).State(ctx); serr == nil {
-			for _, c := range ns.Connections {
-				rep.Remaining = append(rep.Remaining, web.Connection{Service: c.Service, Client: c.Client, Node: from, BytesIn: c.BytesIn, BytesOut: c.BytesOut})
-			}
-		}
-	}
-	return rep, err
 }

@@ -3,6 +3,7 @@ package repair
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"sync"
 	"syscall"
 )
@@ -103,7 +104,7 @@ func (f *Frozen) Dump() (*State, error) {
 	if f.socket != Repair {
 		return nil, &Error{Op: "dump", Conn: f.name, Socket: f.socket, Err: errNotFrozen}
 	}
-	s, err := dump(f.rc)
+	s, err := dump(f.rc, tcpAddrPort(f.conn.LocalAddr()), tcpAddrPort(f.conn.RemoteAddr()))
 	if err != nil {
 		return nil, &Error{Op: "dump", Conn: f.name, Socket: Repair, Err: err}
 	}
@@ -227,7 +228,7 @@ func (r *Restored) Dump() (*State, error) {
 	if err != nil {
 		return nil, &Error{Op: "dump", Conn: r.name, Socket: Repair, Err: err}
 	}
-	s, err := dump(rc)
+	s, err := dump(rc, tcpAddrPort(r.conn.LocalAddr()), tcpAddrPort(r.conn.RemoteAddr()))
 	if err != nil {
 		return nil, &Error{Op: "dump", Conn: r.name, Socket: Repair, Err: err}
 	}
@@ -248,6 +249,17 @@ func (r *Restored) Discard() error {
 		return &Error{Op: "discard", Conn: r.name, Socket: Closed, Err: err}
 	}
 	return nil
+}
+
+// tcpAddrPort is the address Go keeps for a connection, IPv4 unmapped;
+// the zero AddrPort if there is none.
+func tcpAddrPort(a net.Addr) netip.AddrPort {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return netip.AddrPort{}
+	}
+	ap := ta.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 func connName(local, remote net.Addr) string {

@@ -5,6 +5,7 @@ package repair
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime"
 	"syscall"
 )
@@ -12,9 +13,11 @@ import (
 var errNotImplemented = fmt.Errorf("TCP repair is not implemented on %s", runtime.GOOS)
 
 func freeze(syscall.RawConn) (SocketState, error) { return Normal, errNotImplemented }
-func dump(syscall.RawConn) (*State, error)        { return nil, errNotImplemented }
-func thaw(syscall.RawConn) (SocketState, error)   { return Unknown, errNotImplemented }
-func restore(*State, uint32) (int, error)         { return -1, errNotImplemented }
-func activate(*net.TCPConn) error                 { return errNotImplemented }
-func wrap(int, string) (*net.TCPConn, error)      { return nil, errNotImplemented }
-func closeFD(int) error                           { return errNotImplemented }
+func dump(syscall.RawConn, netip.AddrPort, netip.AddrPort) (*State, error) {
+	return nil, errNotImplemented
+}
+func thaw(syscall.RawConn) (SocketState, error) { return Unknown, errNotImplemented }
+func restore(*State, uint32) (int, error)       { return -1, errNotImplemented }
+func activate(*net.TCPConn) error               { return errNotImplemented }
+func wrap(int, string) (*net.TCPConn, error)    { return nil, errNotImplemented }
+func closeFD(int) error                         { return errNotImplemented }

@@ -1,0 +1,525 @@
+package appliance_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/sockshift/sockshift/demo/appliance"
+	"github.com/sockshift/sockshift/internal/labtest"
+	"github.com/sockshift/sockshift/internal/nstest"
+)
+
+// startDemo runs the appliance in this process on a fresh lab and waits
+// until its built-in clients talk through the VIP.
+func startDemo(t *testing.T) string {
+	t.Helper()
+	nstest.Privileged(t)
+	exe := labtest.Binary(t)
+	addr := freePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- appliance.Run(ctx, appliance.Config{Listen: addr, Prefix: labtest.Prefix(), Exe: exe,
+			Log: log.New(&logs, "demo: ", log.Lmicroseconds)})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("demo: %v\n%s", err, logs.String())
+			}
+		case <-time.After(60 * time.Second):
+			t.Errorf("the demo did not stop\n%s", logs.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := getState(addr)
+		if err == nil && st.Holder == "a" && st.Client != nil && st.Client.Bytes > 0 && len(st.Connections) >= 3 {
+			return addr
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the demo ended early: %v\n%s", err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo did not come up: %v %+v\n%s", err, st, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// browser starts headless Chromium and records every request it makes and
+// every script error or console error it reports.
+type browser struct {
+	ctx      context.Context
+	mu       sync.Mutex
+	requests []string
+	problems []string
+}
+
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	nstest.NeedTool(t, "chromium", "chromium")
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath("chromium"),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		// Without these, Chromium phones home, and on a closed network its
+		// connections are refused.
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1400, 1000),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
+	b := &browser{ctx: ctx}
+	// Listen starts the browser; the network and log domains are enabled
+	// with the tab.
+	err := chromedp.Listen(ctx, func(ev any) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		switch ev := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			b.requests = append(b.requests, ev.Request.URL)
+		case *runtime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			b.problems = append(b.problems, fmt.Sprintf("exception: %s at %s:%d", msg, d.URL, d.LineNumber+1))
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
+				var args []string
+				for _, a := range ev.Args {
+					args = append(args, string(a.Value))
+				}
+				b.problems = append(b.problems, "console."+string(ev.Type)+": "+strings.Join(args, " "))
+			}
+		case *cdplog.EventEntryAdded:
+			// CSP violations and failed loads are reported here.
+			if ev.Entry.Level == cdplog.EntryLevelError {
+				b.problems = append(b.problems, "log: "+ev.Entry.Text+" "+ev.Entry.URL)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return b
+}
+
+func (b *browser) run(t *testing.T, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatalf("%s: %v\nproblems: %v", what, err, b.report())
+	}
+}
+
+func (b *browser) eval(t *testing.T, expr string) string {
+	t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+func (b *browser) report() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.problems)
+}
+
+// waitJS polls a JavaScript expression until it is true.
+func waitJS(expr string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(30*time.Second),
+			chromedp.WithPollingInterval(50*time.Millisecond))(ctx, tg)
+		if err != nil {
+			return chromedp.Void{}, fmt.Errorf("waiting for %s: %w", expr, err)
+		}
+		return chromedp.Void{}, nil
+	}
+}
+
+// js runs a statement for its effect.
+func js(expr string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := chromedp.Evaluate[bool]("("+expr+", true)")(ctx, tg)
+		return chromedp.Void{}, err
+	}
+}
+
+func click(id string) chromedp.Action[chromedp.Void] { return chromedp.Click(chromedp.ID(id)) }
+
+func text(id string) string { return fmt.Sprintf("document.getElementById(%q).textContent", id) }
+
+// The console in a real browser against a real demo: it loads with no
+// script error and no request beyond the console, the button hands off
+// and the page shows the new holder without a reload, step mode walks
+// through every phase, and the pcap of the hand-off holds the client's
+// packets and the gratuitous ARP, with no reset.
+func TestConsoleInChromium(t *testing.T) {
+	addr := startDemo(t)
+	b := newBrowser(t)
+	base := "http://" + addr
+
+	// Loaded once: everything after happens without a reload.
+	b.run(t, "load the console",
+		chromedp.Navigate(base+"/"),
+		waitJS(text("live")+` === "live"`),
+		waitJS(text("holder")+` === "Server A"`),
+		js(`window.__loadedOnce = true`),
+		// The lab picture names both servers' MACs and the client's ARP entry.
+		waitJS(`document.getElementById("topo").textContent.includes("ARP: 192.0.2.100 → Server A")`),
+		// Samples arrive and are drawn.
+		waitJS(`document.getElementById("client").textContent.includes("throughput")`),
+	)
+
+	b.run(t, "hand off with the button",
+		click("handoff"),
+		waitJS(text("holder")+` === "Server B"`),
+		waitJS(`document.querySelector("#report .title.ok") !== null && `+text("report")+`.includes("Server A  →  Server B")`),
+		waitJS(`!document.getElementById("sequence").hidden && document.getElementById("seqimg").complete && document.getElementById("seqimg").naturalWidth > 0`),
+		waitJS(`!document.getElementById("moved").hidden && document.getElementById("movedrows").children.length >= 10`),
+		waitJS(`document.getElementById("topo").textContent.includes("ARP: 192.0.2.100 → Server B")`),
+		waitJS(`window.__loadedOnce === true`),
+	)
+	pcapAfterHandOff(t, base)
+
+	time.Sleep(2 * time.Second) // a few more seconds of the live graph, for the screenshot
+
+	// Step mode: one click per phase, back to A.
+	b.run(t, "start step mode",
+		click("stepmode"),
+		click("handoff"),
+		waitJS(`!document.getElementById("stepper").hidden && `+text("stepname")+` === "Next: Quiesce"`),
+		waitJS(text("stepcmd")+`.includes("ss -tn")`),
+	)
+	var phases []string
+	for i := 0; ; i++ {
+		if i > 12 {
+			t.Fatalf("step mode did not complete after %d steps: %v", i, phases)
+		}
+		b.run(t, "wait for a phase", waitJS(`document.getElementById("stepper").hidden || !document.getElementById("stepnext").disabled`))
+		name := b.eval(t, `document.getElementById("stepper").hidden ? "" : document.getElementById("stepname").textContent`)
+		if name == "" {
+			break
+		}
+		phases = append(phases, strings.TrimPrefix(name, "Next: "))
+		if name == "Next: Release the address" {
+			// The README's screenshot: the last hand-off, and a class in
+			// step mode about to remove the address from the source.
+			time.Sleep(time.Second)
+			screenshot(t, b)
+		}
+		b.run(t, "step "+name, click("stepnext"),
+			waitJS(fmt.Sprintf(`document.getElementById("stepper").hidden || %s !== %q`, text("stepname"), name)))
+	}
+	b.run(t, "step mode ends", waitJS(text("message")+`.startsWith("Step-mode hand-off")`))
+	want := []string{"Quiesce", "Freeze", "Release the address", "Dump", "Transfer", "Restore", "Announce", "Resume"}
+	if !slices.Equal(phases, want) {
+		t.Fatalf("phases stepped through: %v, want %v; %s", phases, want, b.eval(t, text("message")))
+	}
+	b.run(t, "step mode completes",
+		waitJS(text("message")+` === "Step-mode hand-off complete."`),
+		waitJS(text("holder")+` === "Server A"`),
+		waitJS(`window.__loadedOnce === true`),
+	)
+
+	if p := b.report(); len(p) > 0 {
+		t.Errorf("the page reported problems:\n%s", strings.Join(p, "\n"))
+	}
+	b.mu.Lock()
+	reqs := slices.Clone(b.requests)
+	b.mu.Unlock()
+	if len(reqs) < 4 {
+		t.Errorf("only %d requests seen: %v", len(reqs), reqs)
+	}
+	for _, u := range reqs {
+		if !strings.HasPrefix(u, base+"/") && !strings.HasPrefix(u, "data:") {
+			t.Errorf("the page made an external request: %s", u)
+		}
+	}
+}
+
+// pcapAfterHandOff checks the capture of the latest hand-off: the client's
+// TCP packets both ways, the gratuitous ARP for the VIP, no reset.
+func pcapAfterHandOff(t *testing.T, base string) {
+	t.Helper()
+	resp, err := http.Get(base + "/api/handoffs/latest.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("latest.pcap: %s", resp.Status)
+	}
+	r, err := pcapgo.NewReader(resp.Body)
+	if err != nil {
+		t.Fatalf("latest.pcap does not open as pcap: %v", err)
+	}
+	if r.LinkType() != layers.LinkTypeEthernet {
+		t.Fatalf("link type %v", r.LinkType())
+	}
+	vip := net.ParseIP("192.0.2.100").To4()
+	var toVIP, fromVIP, garp, resets int
+	for {
+		data, _, err := r.ReadPacketData()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		pkt := gopacket.NewPacket(data, layers.LayerTypeEthernet, gopacket.Default)
+		if a, ok := pkt.Layer(layers.LayerTypeARP).(*layers.ARP); ok {
+			if bytes.Equal(a.SourceProtAddress, vip) && bytes.Equal(a.DstProtAddress, vip) {
+				garp++
+			}
+			continue
+		}
+		ip, _ := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		tcp, _ := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if ip == nil || tcp == nil {
+			continue
+		}
+		if tcp.RST {
+			resets++
+		}
+		switch {
+		case ip.DstIP.Equal(vip):
+			toVIP++
+		case ip.SrcIP.Equal(vip):
+			fromVIP++
+		}
+	}
+	if toVIP == 0 || fromVIP == 0 || garp == 0 || resets != 0 {
+		t.Fatalf("latest.pcap: %d TCP to the VIP, %d from it, %d gratuitous ARP, %d resets", toVIP, fromVIP, garp, resets)
+	}
+}
+
+// capturedResets lists the resets in the latest capture, for a failure
+// message.
+func capturedResets(t *testing.T, base string) []string {
+	resp, err := http.Get(base + "/api/handoffs/latest.pcap")
+	if err != nil {
+		return []string{err.Error()}
+	}
+	defer resp.Body.Close()
+	r, err := pcapgo.NewReader(resp.Body)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var out []string
+	for {
+		data, ci, err := r.ReadPacketData()
+		if err != nil {
+			return out
+		}
+		pkt := gopacket.NewPacket(data, layers.LayerTypeEthernet, gopacket.Default)
+		eth, _ := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+		ip, _ := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		tcp, _ := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if eth != nil && ip != nil && tcp != nil && tcp.RST {
+			out = append(out, fmt.Sprintf("%s %s>%s %s:%d>%s:%d seq %d ack %d", ci.Timestamp.Format("15:04:05.000000"),
+				eth.SrcMAC, eth.DstMAC, ip.SrcIP, tcp.SrcPort, ip.DstIP, tcp.DstPort, tcp.Seq, tcp.Ack))
+		}
+	}
+}
+
+// screenshot takes the console from its top to the end of "What moved".
+func screenshot(t *testing.T, b *browser) {
+	t.Helper()
+	shot, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	bottom := b.eval(t, `String(Math.ceil(document.getElementById("moved").getBoundingClientRect().bottom + window.scrollY + 16))`)
+	img, err := png.Decode(bytes.NewReader(shot))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if w := img.Bounds().Dx(); w < 1000 {
+		t.Errorf("screenshot %d px wide", w)
+	}
+	var h int
+	fmt.Sscan(bottom, &h)
+	if h > 200 && h < img.Bounds().Dy() {
+		if sub, ok := img.(interface {
+			SubImage(image.Rectangle) image.Image
+		}); ok {
+			var buf bytes.Buffer
+			enc := png.Encoder{CompressionLevel: png.BestCompression}
+			if err := enc.Encode(&buf, sub.SubImage(image.Rect(0, 0, img.Bounds().Dx(), h))); err != nil {
+				t.Fatal(err)
+			}
+			shot = buf.Bytes()
+		}
+	}
+	// SOCKSHIFT_SCREENSHOT=docs/console.png keeps it for the README.
+	path := os.Getenv("SOCKSHIFT_SCREENSHOT")
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "console.png")
+	}
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type breakReport struct {
+	OK      bool   `json:"ok"`
+	From    string `json:"from"`
+	To      string `json:"to"`
+	GapUS   int64  `json:"gap_us"`
+	Note    string `json:"note"`
+	Error   string `json:"error"`
+	Capture *struct {
+		Resets    int  `json:"resets"`
+		Announced bool `json:"announced"`
+	} `json:"capture"`
+}
+
+func postHandOff(t *testing.T, base, body string) breakReport {
+	t.Helper()
+	rep := tryHandOff(t, base, body)
+	if !rep.OK {
+		t.Fatalf("hand-off %s: %+v", body, rep)
+	}
+	return rep
+}
+
+func tryHandOff(t *testing.T, base, body string) breakReport {
+	t.Helper()
+	resp, err := http.Post(base+"/api/handoff", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rep breakReport
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		t.Fatalf("hand-off %s: %s: %v", body, resp.Status, err)
+	}
+	if rep.OK != (resp.StatusCode == http.StatusOK) {
+		t.Fatalf("hand-off %s: %s %+v", body, resp.Status, rep)
+	}
+	return rep
+}
+
+// The break-it toggles show why the steps exist, and the demo runs on
+// after each: without the announce the client stalls until the missing
+// ARP is sent; with the address kept on the source as well, the source
+// resets the connection, which the capture shows.
+func TestBreakItShowsWhyEachStepExists(t *testing.T) {
+	base := "http://" + startDemo(t)
+
+	rep := postHandOff(t, base, `{"break":{"skip_announce":true}}`)
+	if rep.GapUS < 500_000 || !strings.Contains(rep.Note, "gratuitous ARP it had skipped") {
+		t.Errorf("skipped announce: the client should stall until the repair: %+v", rep)
+	}
+	if rep.Capture == nil || rep.Capture.Resets != 0 {
+		t.Errorf("skipped announce: capture %+v, want no reset", rep.Capture)
+	}
+	if st, err := getState(base[len("http://"):]); err != nil || st.Holder != "b" {
+		t.Fatalf("after the skipped announce: holder %q, %v", st.Holder, err)
+	}
+
+	// With the address kept, the client's segments may reach the frozen
+	// sockets during the dump, and the hand-off then rolls back (and says
+	// so); try again until one goes through.
+	for i := 0; ; i++ {
+		rep = tryHandOff(t, base, `{"to":"a","break":{"skip_announce":true,"keep_vip":true}}`)
+		if rep.OK || i == 4 {
+			break
+		}
+		if !strings.Contains(rep.Note, "rolled back") {
+			t.Fatalf("a failed break-it hand-off should say why: %+v", rep)
+		}
+	}
+	if !rep.OK || rep.Capture == nil || rep.Capture.Resets == 0 || !strings.Contains(rep.Note, "reset") {
+		t.Errorf("address kept on the source: want a reset in the capture: %+v %+v", rep, rep.Capture)
+	}
+	// Put right: one server holds the VIP, and the clients are back.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := getState(base[len("http://"):])
+		holders := 0
+		for _, n := range st.Nodes {
+			if n.HoldsVIP {
+				holders++
+			}
+		}
+		if err == nil && holders == 1 && len(st.Connections) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lab was not put right: %d holders, %+v, %v", holders, st, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// And a normal hand-off works again.
+	st, _ := getState(base[len("http://"):])
+	rep = postHandOff(t, base, `{}`)
+	// The client may still reset the leftovers of the broken connection
+	// (the closed copies retransmit their FIN); no server resets anything.
+	if rep.From != st.Holder || rep.Capture == nil || !rep.Capture.Announced {
+		t.Errorf("a normal hand-off after the broken ones: %+v %+v", rep, rep.Capture)
+	}
+	for _, r := range capturedResets(t, base) {
+		if strings.Contains(r, " 192.0.2.100:") && !strings.Contains(r, ">192.0.2.100:") {
+			t.Errorf("a server reset a connection in a normal hand-off: %s", r)
+		}
+	}
+}

@@ -1,0 +1,240 @@
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sockshift/sockshift/demo/node"
+	"github.com/sockshift/sockshift/handoff"
+	"github.com/sockshift/sockshift/internal/nsexec"
+	"github.com/sockshift/sockshift/web"
+)
+
+// stepRun is a step-mode hand-off in progress.
+type stepRun struct {
+	from, to string
+	brk      *web.Break
+}
+
+func (r *stepRun) state(ns *node.StepState) *web.StepState {
+	st := &web.StepState{From: r.from, To: r.to, Phases: handoff.StepPhases, Done: []string{}, Break: r.brk}
+	if ns != nil {
+		st.Waiting, st.Done = ns.Waiting, slices.Clone(ns.Done)
+	}
+	return st
+}
+
+func (a *Appliance) stepping() *stepRun {
+	a.stepMu.Lock()
+	defer a.stepMu.Unlock()
+	return a.step
+}
+
+// HandOff implements web.Lab: the holder of the VIP hands every connection
+// to the other server.
+func (a *Appliance) HandOff(ctx context.Context, to string) (web.Report, error) {
+	return a.HandOffWith(ctx, web.HandOffRequest{To: to})
+}
+
+// Step implements web.Classroom: it releases the phase the running
+// step-mode hand-off waits for, or rolls it back.
+func (a *Appliance) Step(ctx context.Context, abort bool) (string, error) {
+	run := a.stepping()
+	if run == nil {
+		return "", errors.New("no hand-off is waiting for a step")
+	}
+	return a.cluster.Control(run.from).Step(ctx, abort)
+}
+
+// HandOffWith implements web.Classroom: one hand-off, in step mode or
+// broken on purpose as req says, measured (the client-visible gap, the
+// client's ARP entry before and after) and recorded (the client's packets
+// around it). A broken hand-off is put right afterwards, so the demo runs
+// on; the report's note says how.
+func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (web.Report, error) {
+	st, err := a.State(ctx)
+	if err != nil {
+		return web.Report{Error: err.Error()}, err
+	}
+	from := st.Holder
+	if from == "" {
+		err := errors.New("no server holds the VIP")
+		return web.Report{Error: err.Error()}, err
+	}
+	to := req.To
+	if to == "" {
+		to = other(from)
+	}
+	if to == from {
+		err := fmt.Errorf("server %s already holds the VIP", to)
+		return web.Report{From: from, To: to, Error: err.Error()}, err
+	}
+	brk := req.Break
+	if brk != nil {
+		// The target must already know the client's MAC: otherwise its own
+		// ARP query for the client, sent from the VIP, announces the VIP
+		// after all, and the skipped announce shows nothing.
+		a.introduce(ctx, to)
+	}
+	nreq := node.HandoffRequest{To: to, Step: req.Step}
+	if brk != nil {
+		nreq.SkipAnnounce, nreq.KeepVIP = brk.SkipAnnounce, brk.KeepVIP
+	}
+	if req.Step {
+		a.stepMu.Lock()
+		a.step = &stepRun{from: from, to: to, brk: brk}
+		a.stepMu.Unlock()
+		a.pauseClients()
+		defer a.resumeClients()
+	}
+	arpBefore, _ := a.clientARP(ctx)
+	start := time.Now()
+	res, err := a.cluster.Control(from).HandOffWith(ctx, nreq)
+	end := time.Now()
+	done := end
+	if req.Step {
+		a.stepMu.Lock()
+		a.step = nil
+		a.stepMu.Unlock()
+	}
+	rep := web.Report{OK: res.OK, From: from, To: to, Connections: res.Connections, TotalUS: res.TotalUS, Error: res.Error,
+		StartedMS: start.UnixMilli(), EndedMS: done.UnixMilli(), Caught: res.Caught, RolledBack: res.RolledBack, Step: req.Step, Break: brk}
+	for _, p := range res.Phases {
+		rep.Phases = append(rep.Phases, web.Phase{Name: p.Name, US: p.US})
+	}
+	for _, m := range res.Moved {
+		rep.Moved = append(rep.Moved, web.Moved{Client: m.Client, Before: tcpState(m.Before), After: tcpState(m.After)})
+	}
+	if err == nil && !res.OK {
+		err = errors.New(res.Error)
+	}
+
+	// Let the client's next round trips happen, so the gap, its ARP entry
+	// and the capture show the hand-off's effect; a broken hand-off gets
+	// the time to show what goes wrong, and is then put right.
+	settle := captureAfter
+	if err == nil && brk != nil {
+		settle = breakShow
+	}
+	sleep(ctx, settle)
+	if err == nil && brk != nil {
+		rep.Note = a.repair(ctx, from, to, brk)
+		end = time.Now()
+		sleep(ctx, captureAfter)
+	}
+	if req.Step && !a.cfg.NoClient {
+		rep.Note = strings.TrimSpace(rep.Note + " The built-in demo clients were paused for step mode (they give up after 10 s without an answer); the console's own ping client moved.")
+	}
+	if err != nil && brk != nil && brk.KeepVIP && res.RolledBack {
+		rep.Note = fmt.Sprintf("With the address kept, the client's segments still reached %s's frozen sockets and changed them while they were dumped; the hand-off noticed and rolled back, so the connections stay on %s. Releasing the address first is what keeps the sockets still.",
+			serverName(from), serverName(from))
+	}
+	if a.probe != nil {
+		// The round trips in flight during the hand-off, and those just
+		// after it (the first to the new server).
+		rep.GapUS = a.probe.gap(start, end.Add(captureAfter)).Microseconds()
+	}
+	rep.ARPBefore = arpBefore
+	rep.ARPAfter, _ = a.clientARP(ctx)
+	if a.sniffer != nil {
+		rep.Capture = a.record(start, end, done)
+	}
+	if err != nil {
+		if rep.Error == "" {
+			rep.Error = err.Error()
+		}
+		if ns, serr := a.cluster.Control(from).State(ctx); serr == nil {
+			for _, c := range ns.Connections {
+				rep.Remaining = append(rep.Remaining, web.Connection{Service: c.Service, Client: c.Client, Node: from, BytesIn: c.BytesIn, BytesOut: c.BytesOut})
+			}
+		}
+	}
+	return rep, err
+}
+
+// breakShow is how long a broken hand-off is left broken: long enough for
+// the demo clients to stall or be reset, short enough to watch.
+const breakShow = 2 * time.Second
+
+// repair puts the lab right after a hand-off broken on purpose and says,
+// for the report, what went wrong and what was done.
+func (a *Appliance) repair(ctx context.Context, from, to string, brk *web.Break) string {
+	A, B := serverName(from), serverName(to)
+	switch {
+	case brk.KeepVIP && brk.SkipAnnounce:
+		// The client still sends to the source, which has the address but
+		// no socket: its kernel resets the connection.
+		_, err := a.cluster.Control(to).SetVIP(ctx, node.VIPRequest{Hold: false, CloseConnections: true})
+		return fmt.Sprintf("%s kept the address and the client kept sending to it: %s's kernel had no socket for the connection and answered with a reset (RST), so the connection was lost. Put right: %s dropped the address again%s; the demo clients reconnect to %s.",
+			A, A, B, errNote(err), A)
+	case brk.KeepVIP:
+		// Both servers hold the address; the client follows the announce.
+		_, err := a.cluster.Control(from).SetVIP(ctx, node.VIPRequest{Hold: false})
+		return fmt.Sprintf("%s kept the address while %s announced it: two hosts answered for one address, and the next ARP query would have had two answers. Put right: %s dropped it%s.",
+			A, B, A, errNote(err))
+	case brk.SkipAnnounce:
+		// The client sends to the source's MAC, where the address is gone:
+		// dropped, retransmitted, dropped. The announce that was skipped
+		// brings the client over.
+		_, err := a.cluster.Control(to).SetVIP(ctx, node.VIPRequest{Hold: true})
+		return fmt.Sprintf("Without the announce the client kept sending to %s's MAC; %s had released the address and dropped every segment, and the client retransmitted into the void. Put right after %v: %s sent the gratuitous ARP it had skipped%s, and the connections went on from where they stalled.",
+			A, A, breakShow, B, errNote(err))
+	}
+	return ""
+}
+
+func errNote(err error) string {
+	if err != nil {
+		return " (which failed: " + err.Error() + ")"
+	}
+	return ""
+}
+
+// introduce makes a server learn the client's MAC, from its own address
+// (never the VIP): a connection attempt to a closed port on the client is
+// answered with a reset, after an ARP exchange.
+func (a *Appliance) introduce(ctx context.Context, role string) {
+	h, _ := a.cluster.Host(role)
+	cl := a.cluster.Lab.Client.Addr.Addr()
+	nsexec.Do(h.Namespace, func() error {
+		d := net.Dialer{Timeout: time.Second, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(h.Addr.Addr(), 0))}
+		c, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(cl, 9).String())
+		if err == nil {
+			c.Close()
+		}
+		return nil
+	})
+}
+
+func tcpState(s handoff.TCPSummary) web.TCPState {
+	return web.TCPState{SendSeq: s.SendSeq, RecvSeq: s.RecvSeq, SndWnd: s.SndWnd, RcvWnd: s.RcvWnd,
+		SndWscale: s.SndWscale, RcvWscale: s.RcvWscale, MSS: s.MSS, Timestamp: s.Timestamp, SACK: s.SACK,
+		Timestamps: s.Timestamps, RecvQueue: s.RecvQueue, Unacked: s.Unacked, Unsent: s.Unsent, SndBuf: s.SndBuf, RcvBuf: s.RcvBuf}
+}
+
+func other(role string) string {
+	if role == "a" {
+		return "b"
+	}
+	return "a"
+}
+
+func serverName(role string) string {
+	if role == "a" {
+		return "server A"
+	}
+	return "server B"
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
