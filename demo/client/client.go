@@ -257,9 +257,11 @@ func (r *run) stream(ctx context.Context, c net.Conn, seed uint64) error {
 		for wctx.Err() == nil {
 			n := chunk
 			if r.cfg.Rate > 0 {
-				// Keep to the rate: write what is due, in pieces of at most chunk.
-				due := uint64(time.Since(start).Seconds()*float64(r.cfg.Rate)) + 1
-				if due <= off {
+				// Keep to the rate: write what is due, in pieces of at most
+				// chunk, and at least 5 ms worth, so a slow rate is a few
+				// hundred writes a second, not one tiny segment per byte.
+				due := uint64(time.Since(start).Seconds() * float64(r.cfg.Rate))
+				if due < off+min(uint64(chunk), uint64(r.cfg.Rate)/200+1) {
 					time.Sleep(5 * time.Millisecond)
 					continue
 				}

@@ -158,6 +158,7 @@ func runClient(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.Interval, "interval", 10*time.Millisecond, "ping: pause between pings")
 	fs.IntVar(&cfg.Size, "size", 64, "ping: message size in bytes")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "how long to run (0: until Ctrl-C)")
+	fs.DurationVar(&cfg.Stall, "stall", 10*time.Second, "how long to wait for owed data before counting an error")
 	asJSON := fs.Bool("json", false, "print one JSON line a second and at the end")
 	if err := fs.Parse(args); err != nil {
 		return err
