@@ -171,6 +171,11 @@ type Restored struct {
 	mu   sync.Mutex
 	conn *net.TCPConn // nil once handed on or closed
 	name string
+	// probe says whether leaving repair mode should send a window probe:
+	// only a socket that may need the client's current window (it thought
+	// the window closed, or has bytes to send) does; an idle one skips it,
+	// which thousands of sockets in one hand-off feel.
+	probe bool
 }
 
 // Restore rebuilds the socket of s in repair mode, still frozen: it sends
@@ -195,7 +200,8 @@ func Restore(s *State, opts *RestoreOptions) (*Restored, error) {
 	if err != nil {
 		return nil, &Error{Op: "restore", Conn: name, Socket: Closed, Err: err}
 	}
-	return &Restored{conn: c, name: name}, nil
+	probe := s.Window.SndWnd == 0 || len(s.Unacked) > 0 || len(s.Unsent) > 0
+	return &Restored{conn: c, name: name, probe: probe}, nil
 }
 
 // Activate turns repair mode off and returns the live connection. The
@@ -209,7 +215,7 @@ func (r *Restored) Activate() (*net.TCPConn, error) {
 	}
 	c := r.conn
 	r.conn = nil
-	if err := activate(c); err != nil {
+	if err := activate(c, r.probe); err != nil {
 		c.Close() // still in repair mode: silent
 		return nil, &Error{Op: "activate", Conn: r.name, Socket: Closed, Err: err}
 	}

@@ -530,18 +530,23 @@ func wrap(fd int, name string) (*net.TCPConn, error) {
 	return tc, nil
 }
 
-// activate takes a wrapped socket out of repair mode. Repair-off sends a
-// window probe: the client's answer tells the restored socket the client's
-// current window. Without it (TCP_REPAIR_OFF_NO_WP) a socket restored with
-// a zero send window waited for its own persist timer, seconds with no RTT
-// estimate: 3 stalls in 30 runs of 30 hand-offs under a stream, against 0.
-func activate(c *net.TCPConn) error {
+// activate takes a wrapped socket out of repair mode. With probe,
+// repair-off sends a window probe: the client's answer tells the restored
+// socket the client's current window. Without it (TCP_REPAIR_OFF_NO_WP) a
+// socket restored with a zero send window waited for its own persist
+// timer, seconds with no RTT estimate: 3 stalls in 30 runs of 30 hand-offs
+// under a stream, against 0.
+func activate(c *net.TCPConn, probe bool) error {
+	how := unix.TCP_REPAIR_OFF_NO_WP
+	if probe {
+		how = unix.TCP_REPAIR_OFF
+	}
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return err
 	}
 	_, err = control(rc, func(fd int) (SocketState, error) {
-		return Normal, setRepair(fd, unix.TCP_REPAIR_OFF)
+		return Normal, setRepair(fd, how)
 	})
 	return err
 }

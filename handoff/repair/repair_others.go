@@ -18,6 +18,6 @@ func dump(syscall.RawConn, netip.AddrPort, netip.AddrPort) (*State, error) {
 }
 func thaw(syscall.RawConn) (SocketState, error) { return Unknown, errNotImplemented }
 func restore(*State, uint32) (int, error)       { return -1, errNotImplemented }
-func activate(*net.TCPConn) error               { return errNotImplemented }
+func activate(*net.TCPConn, bool) error         { return errNotImplemented }
 func wrap(int, string) (*net.TCPConn, error)    { return nil, errNotImplemented }
 func closeFD(int) error                         { return errNotImplemented }
