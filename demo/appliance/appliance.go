@@ -145,6 +145,11 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			defer wg.Done()
 			a.probe.run(ctx)
 		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.runChatBots(ctx)
+		}()
 		for _, mode := range []string{client.Ping, client.Stream} {
 			wg.Add(1)
 			go func() {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -76,13 +77,31 @@ func leftovers(prefix string) []string {
 	return out
 }
 
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func TestScriptsDemoComesUpHandsOffAndCleansUp(t *testing.T) {
 	nstest.Privileged(t)
 	labtest.Binary(t) // fail early, with the build's message, if it does not build
 	prefix := labtest.Prefix()
 	addr := freePort(t)
 	cmd := exec.Command("../../scripts/demo", "--listen", addr, "--lab-prefix", prefix)
-	var logs bytes.Buffer
+	var logs lockedBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -114,6 +133,23 @@ func TestScriptsDemoComesUpHandsOffAndCleansUp(t *testing.T) {
 	if st.VIP != "192.0.2.100" || len(st.Nodes) != 2 || len(st.Connections) == 0 {
 		t.Fatalf("unexpected state: %+v", st)
 	}
+	// The demo's chat bots are in #lab too.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		chats := 0
+		for _, c := range st.Connections {
+			if c.Service == "chat" {
+				chats++
+			}
+		}
+		if chats >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want the 2 chat bots connected, state has %d chat connections: %+v", chats, st.Connections)
+		}
+		time.Sleep(200 * time.Millisecond)
+		st, _ = getState(addr)
+	}
 
 	for i, want := range []string{"b", "a"} {
 		resp, err := http.Post("http://"+addr+"/api/handoff", "application/json", strings.NewReader("{}"))
@@ -143,6 +179,9 @@ func TestScriptsDemoComesUpHandsOffAndCleansUp(t *testing.T) {
 	time.Sleep(time.Second)
 	if st, err := getState(addr); err != nil || st.Client == nil || st.Client.Errors != 0 {
 		t.Fatalf("demo client after hand-offs: %+v, %v\n%s", st.Client, err, logs.String())
+	}
+	if strings.Contains(logs.String(), "chat bot") {
+		t.Fatalf("a chat bot saw a line lost, doubled or out of order, or lost its connection:\n%s", logs.String())
 	}
 
 	cmd.Process.Signal(syscall.SIGINT)

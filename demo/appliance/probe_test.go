@@ -28,3 +28,21 @@ func TestLongestOverlap(t *testing.T) {
 		t.Fatalf("gap %v, want none", g)
 	}
 }
+
+func TestChatLine(t *testing.T) {
+	for _, tc := range []struct {
+		line, from, text string
+		ok               bool
+	}{
+		{"> PRIVMSG #lab :lab-bot 1: hello", "ada", "lab-bot 1: hello", true},
+		{":bob!bob@192.0.2.10 PRIVMSG #lab :lab-bot 7: hi", "bob", "lab-bot 7: hi", true},
+		{":sockshift 001 ada :Welcome", "", "", false},
+		{"> PING :lab-3", "", "", false},
+		{":bob!bob@x PRIVMSG ada :private", "", "", false},
+	} {
+		from, text, ok := chatLine("ada", tc.line)
+		if from != tc.from || text != tc.text || ok != tc.ok {
+			t.Errorf("chatLine(%q) = %q, %q, %v; want %q, %q, %v", tc.line, from, text, ok, tc.from, tc.text, tc.ok)
+		}
+	}
+}
