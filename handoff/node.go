@@ -271,7 +271,9 @@ func newPhaseClock(rep *Report) *phaseClock { return &phaseClock{rep: rep, last:
 
 func (c *phaseClock) mark(name string) {
 	now := time.Now()
-	c.rep.Phases = append(c.rep.Phases, Phase{name, now.Sub(c.last)})
+	// A phase measured on the target may have been credited ahead of the
+	// clock here; never report a negative remainder.
+	c.rep.Phases = append(c.rep.Phases, Phase{name, max(0, now.Sub(c.last))})
 	c.last = now
 }
 
