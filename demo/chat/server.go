@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sockshift/sockshift/handoff"
+	"github.com/sockshift/sockshift/internal/tcpserve"
 )
 
 // Name is the service's name in hand-offs.
@@ -135,29 +136,13 @@ func (s *Server) Connections() []ConnInfo {
 // Serve accepts connections on ln until it is closed.
 func (s *Server) Serve(ln net.Listener) error {
 	s.setup()
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return fmt.Errorf("chat: accept: %w", err)
-		}
-		tc, ok := nc.(*net.TCPConn)
-		if !ok {
-			nc.Close()
-			continue
-		}
+	return tcpserve.Serve("chat", ln, func(tc *net.TCPConn) {
 		c := s.newConn(tc)
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			tc.Close()
-			continue
+			return
 		}
 		s.conns[c] = struct{}{}
 		if len(s.conns) > s.Config.MaxClients {
@@ -165,7 +150,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		s.mu.Unlock()
 		s.start(c)
-	}
+	})
 }
 
 // Close ends every connection.

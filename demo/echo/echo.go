@@ -11,6 +11,7 @@ import (
 
 	"github.com/sockshift/sockshift/handoff"
 	"github.com/sockshift/sockshift/handoff/wire"
+	"github.com/sockshift/sockshift/internal/tcpserve"
 )
 
 // Name is the service's name in hand-offs.
@@ -45,25 +46,7 @@ func (s *Server) Name() string { return Name }
 
 // Serve accepts connections on ln until it is closed.
 func (s *Server) Serve(ln net.Listener) error {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return fmt.Errorf("echo: accept: %w", err)
-		}
-		tc, ok := c.(*net.TCPConn)
-		if !ok {
-			c.Close()
-			continue
-		}
-		s.start(&conn{c: tc})
-	}
+	return tcpserve.Serve("echo", ln, func(tc *net.TCPConn) { s.start(&conn{c: tc}) })
 }
 
 // Close ends every connection.
