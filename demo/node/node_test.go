@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -115,6 +116,59 @@ func (s *rawStream) finish(t *testing.T) int64 {
 	}
 }
 
+// rawPingPong is an outside ping-pong client on plain sockets: it sends a
+// numbered message, waits for exactly that message back, and repeats.
+type rawPingPong struct {
+	stop   chan struct{}
+	done   chan struct{}
+	rounds int
+	err    error
+}
+
+func startRawPingPong(c net.Conn) *rawPingPong {
+	p := &rawPingPong{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		msg := make([]byte, 48)
+		got := make([]byte, len(msg))
+		for i := 0; ; i++ {
+			select {
+			case <-p.stop:
+				return
+			default:
+			}
+			for j := range msg {
+				msg[j] = byte(i*31 + j)
+			}
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			if _, err := c.Write(msg); err != nil {
+				p.err = err
+				return
+			}
+			if _, err := io.ReadFull(c, got); err != nil {
+				p.err = err
+				return
+			}
+			if !bytes.Equal(got, msg) {
+				p.err = fmt.Errorf("round %d: the echo differs", i)
+				return
+			}
+			p.rounds++
+		}
+	}()
+	return p
+}
+
+func (p *rawPingPong) finish(t *testing.T) int {
+	t.Helper()
+	close(p.stop)
+	<-p.done
+	if p.err != nil || p.rounds == 0 {
+		t.Fatalf("outside ping-pong client after %d rounds: %v", p.rounds, p.err)
+	}
+	return p.rounds
+}
+
 // runClients runs the project's verifying client in stream and ping mode
 // from the client namespace until ctx ends.
 func runClients(ctx context.Context, env *labtest.Env) (wait func(t *testing.T) []client.Stats) {
@@ -149,6 +203,7 @@ func TestHandOffsCarryEveryByte(t *testing.T) {
 	defer cancel()
 	wait := runClients(ctx, env)
 	outside := startRawStream(env.DialVIP(7))
+	pingpong := startRawPingPong(env.DialVIP(7))
 	time.Sleep(200 * time.Millisecond)
 
 	from, to := "a", "b"
@@ -158,8 +213,8 @@ func TestHandOffsCarryEveryByte(t *testing.T) {
 		if !res.OK {
 			t.Fatalf("hand-off %d %s->%s failed: %s", i, from, to, res.Error)
 		}
-		if res.Connections != 3 {
-			t.Errorf("hand-off %d moved %d connections, want 3", i, res.Connections)
+		if res.Connections != 4 {
+			t.Errorf("hand-off %d moved %d connections, want 4", i, res.Connections)
 		}
 		from, to = to, from
 		time.Sleep(20 * time.Millisecond)
@@ -169,6 +224,7 @@ func TestHandOffsCarryEveryByte(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond)
 	got := outside.finish(t)
+	rounds := pingpong.finish(t)
 	cancel()
 	stats := wait(t)
 	for _, st := range stats {
@@ -178,7 +234,7 @@ func TestHandOffsCarryEveryByte(t *testing.T) {
 		t.Logf("%s client: %d bytes, %d pings, worst gap %v, %d retransmits", st.Mode, st.Bytes, st.Pings,
 			time.Duration(st.WorstGapUS)*time.Microsecond, st.Retransmits)
 	}
-	t.Logf("outside client: %d bytes round trip", got)
+	t.Logf("outside clients: %d bytes streamed round trip, %d ping-pong rounds", got, rounds)
 }
 
 // TestDataInFlightBothWays freezes while the outside client has a large
