@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -105,6 +106,9 @@ func NewNode(cfg Config) (*Node, error) {
 		names[s.Name()] = true
 	}
 	ann, err := announce.New(cfg.Interface)
+	if errors.Is(err, os.ErrPermission) {
+		return nil, fmt.Errorf("handoff: node %s needs CAP_NET_RAW and CAP_NET_ADMIN (run it as root, or grant them): %w", cfg.Name, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("handoff: node %s: %w", cfg.Name, err)
 	}
