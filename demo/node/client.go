@@ -14,7 +14,10 @@ import (
 // Client talks to a node's control API.
 type Client struct {
 	Control string // as given to the node's --control
-	http    *http.Client
+	// Token is the control token (ControlToken), needed when Control is
+	// host:port.
+	Token string
+	http  *http.Client
 }
 
 // NewClient returns a client for the control API at control.
@@ -38,6 +41,13 @@ func (c *Client) url(path string) string {
 	return "http://" + c.Control + path
 }
 
+func (c *Client) do(req *http.Request) (*http.Response, error) {
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	return c.http.Do(req)
+}
+
 // State asks the node for its state.
 func (c *Client) State(ctx context.Context) (State, error) {
 	var st State
@@ -45,7 +55,7 @@ func (c *Client) State(ctx context.Context) (State, error) {
 	if err != nil {
 		return st, err
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.do(req)
 	if err != nil {
 		return st, fmt.Errorf("node %s: %w", c.Control, err)
 	}
@@ -76,7 +86,7 @@ func (c *Client) HandOffWith(ctx context.Context, r HandoffRequest) (HandoffResu
 		return res, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
+	resp, err := c.do(req)
 	if err != nil {
 		return res, fmt.Errorf("node %s: %w", c.Control, err)
 	}
@@ -95,7 +105,7 @@ func (c *Client) SetVIP(ctx context.Context, r VIPRequest) (VIPResult, error) {
 	if err != nil {
 		return res, err
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.do(req)
 	if err != nil {
 		return res, fmt.Errorf("node %s: %w", c.Control, err)
 	}
@@ -115,7 +125,7 @@ func (c *Client) Step(ctx context.Context, abort bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.do(req)
 	if err != nil {
 		return "", fmt.Errorf("node %s: %w", c.Control, err)
 	}

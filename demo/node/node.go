@@ -21,6 +21,7 @@ import (
 	"github.com/sockshift/sockshift/demo/echo"
 	"github.com/sockshift/sockshift/handoff"
 	"github.com/sockshift/sockshift/handoff/wire"
+	"github.com/sockshift/sockshift/internal/flagfile"
 )
 
 // Main is the `sockshift node` program.
@@ -52,14 +53,14 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&vipAddr, "vip", "192.0.2.100", "the service address that moves")
 	fs.StringVar(&peers, "peer", "", "other servers as name=address[,name=address...]")
 	fs.StringVar(&m.KeyFile, "key-file", "", "the lab's shared key (hex, mode 0600)")
-	fs.StringVar(&m.Control, "control", "", "control API: a Unix socket path, or host:port")
+	fs.StringVar(&m.Control, "control", "", "control API: a Unix socket path, or host:port on this server's own address (TCP needs the control token derived from the key)")
 	fs.BoolVar(&m.Hold, "hold", false, "take the VIP at start")
 	fs.IntVar(&m.EchoPort, "echo-port", 7, "echo service port on the VIP")
 	fs.IntVar(&m.ChatPort, "chat-port", 6667, "chat (IRC) service port on the VIP")
 	fs.DurationVar(&m.ChatPing, "chat-ping", 0, "chat: how long a client may be silent before the server PINGs it (default 30s)")
 	fs.StringVar(&m.Fault, "fault", "", "testing only: fail every hand-off at this phase (hang:PHASE blocks there instead)")
 	fs.DurationVar(&m.Timeout, "timeout", 5*time.Second, "deadline of one hand-off")
-	if err := fs.Parse(args); err != nil {
+	if err := flagfile.Parse(fs, args); err != nil {
 		return err
 	}
 	var err error
@@ -71,6 +72,9 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	if m.VIP, err = netip.ParseAddr(vipAddr); err != nil {
 		return fmt.Errorf("node: --vip: %w", err)
+	}
+	if err := checkControl(m.Control, m.Addr); err != nil {
+		return err
 	}
 	m.Peers = map[string]netip.Addr{}
 	for _, p := range strings.Split(peers, ",") {
@@ -157,7 +161,11 @@ func (m *Main) Run(ctx context.Context) error {
 		chanLn.Close()
 		return err
 	}
-	srv := &http.Server{Handler: m.handler(n, es, cs), ReadHeaderTimeout: 5 * time.Second}
+	handler := m.handler(n, es, cs)
+	if !isUnixControl(m.Control) {
+		handler = requireToken(ControlToken(key), handler)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ctlLn)
 	defer srv.Close()
 
@@ -166,7 +174,7 @@ func (m *Main) Run(ctx context.Context) error {
 }
 
 func listenControl(where string) (net.Listener, error) {
-	if strings.Contains(where, "/") {
+	if isUnixControl(where) {
 		os.Remove(where) // a stale socket from a killed node
 		ln, err := net.Listen("unix", where)
 		if err != nil {
@@ -321,8 +329,10 @@ func (s *stepper) advance(abort bool) (string, bool) {
 		return "", false
 	}
 	s.next <- abort
+	// Waiting is cleared now, not when the phase ends: a State read in
+	// between must not offer the released phase for another step.
 	phase := s.waiting
-	s.next = nil
+	s.waiting, s.next = "", nil
 	return phase, true
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sockshift/sockshift/demo/appliance"
 	"github.com/sockshift/sockshift/demo/client"
+	"github.com/sockshift/sockshift/demo/console"
 	"github.com/sockshift/sockshift/demo/lab"
 	"github.com/sockshift/sockshift/demo/node"
 )
@@ -28,7 +29,8 @@ const usage = `sockshift moves live TCP connections between servers, the client 
 Usage:
   sockshift demo    [--listen 127.0.0.1:8080] [--lab-prefix ss] [--no-client]
   sockshift lab     up|down|status [--prefix ss]
-  sockshift node    --name a --addr 192.0.2.1 --peer b=192.0.2.2 --key-file F --control SOCK [--hold]
+  sockshift node    --config FILE | --name a --addr 192.0.2.1 --peer b=192.0.2.2 --key-file F --control SOCK|ADDR:PORT [--hold]
+  sockshift console --config FILE | --nodes a=HOST:PORT,b=HOST:PORT --key-file F [--listen ADDR] [--vip IP]
   sockshift client  [--addr 192.0.2.100:7] [--mode ping|stream] [--conns N] [--duration D] [--json]
   sockshift handoff [--console 127.0.0.1:8080] [--to a|b] [--token T]
   sockshift bench   [--prefix ssb] [--handoffs 200] [--bulk 1,100,1000,10000] [--stream-duration 10s] [--quick] [--json] [--svg FILE]
@@ -67,6 +69,12 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return runLab(ctx, args)
 	case "node":
 		var m node.Main
+		if err := m.ParseFlags(args); err != nil {
+			return err
+		}
+		return m.Run(ctx)
+	case "console":
+		var m console.Main
 		if err := m.ParseFlags(args); err != nil {
 			return err
 		}

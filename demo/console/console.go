@@ -1,0 +1,366 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sockshift/sockshift/demo/node"
+	"github.com/sockshift/sockshift/handoff"
+	"github.com/sockshift/sockshift/internal/flagfile"
+	"github.com/sockshift/sockshift/web"
+)
+
+// Node is one server the console drives.
+type Node struct {
+	Name    string // "a" or "b"
+	Control string // its control API, host:port (or a Unix socket path)
+}
+
+// Main is the `sockshift console` program.
+type Main struct {
+	Listen       string // console address; default 127.0.0.1:8080
+	Token        string // the console's own token, needed when Listen is not loopback
+	Nodes        []Node
+	VIP          netip.Addr
+	ControlToken string // the nodes' control token (node.ControlToken)
+	Interface    string // this machine's interface on the lab network, for its ARP entry; "" shows none
+	Log          *log.Logger
+	// Ready, if set, is called once the console serves.
+	Ready func(addr net.Addr)
+}
+
+// ParseFlags fills m from the command line and the file named by --config.
+func (m *Main) ParseFlags(args []string) error {
+	fs := flag.NewFlagSet("sockshift console", flag.ContinueOnError)
+	var nodes, vip, keyFile, tokenFile string
+	fs.StringVar(&m.Listen, "listen", "127.0.0.1:8080", "console address (not loopback: needs a token)")
+	fs.StringVar(&tokenFile, "token-file", "", "file holding the console's token (default $SOCKSHIFT_TOKEN)")
+	fs.StringVar(&nodes, "nodes", "", "the servers' control APIs as name=host:port,name=host:port")
+	fs.StringVar(&vip, "vip", "192.0.2.100", "the service address that moves")
+	fs.StringVar(&keyFile, "key-file", "", "the lab's shared key, from which the nodes' control token is derived")
+	fs.StringVar(&m.Interface, "iface", "", "this machine's interface on the lab network (shows its ARP entry for the VIP)")
+	if err := flagfile.Parse(fs, args); err != nil {
+		return err
+	}
+	var err error
+	if m.VIP, err = netip.ParseAddr(vip); err != nil {
+		return fmt.Errorf("console: --vip: %w", err)
+	}
+	if m.Nodes, err = parseNodes(nodes); err != nil {
+		return err
+	}
+	m.Token = os.Getenv("SOCKSHIFT_TOKEN")
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return fmt.Errorf("console: --token-file: %w", err)
+		}
+		m.Token = strings.TrimSpace(string(b))
+		if m.Token == "" {
+			return fmt.Errorf("console: --token-file %s is empty", tokenFile)
+		}
+	}
+	if keyFile != "" {
+		if m.ControlToken, err = node.ControlTokenFromKeyFile(keyFile); err != nil {
+			return fmt.Errorf("console: --key-file: %w", err)
+		}
+	}
+	return nil
+}
+
+func parseNodes(s string) ([]Node, error) {
+	var out []Node
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		name, control, ok := strings.Cut(p, "=")
+		if !ok || (name != "a" && name != "b") || control == "" {
+			return nil, fmt.Errorf("console: --nodes %q: want a=host:port,b=host:port", p)
+		}
+		if slices.ContainsFunc(out, func(n Node) bool { return n.Name == name }) {
+			return nil, fmt.Errorf("console: --nodes: %s given twice", name)
+		}
+		out = append(out, Node{Name: name, Control: control})
+	}
+	if len(out) != 2 {
+		return nil, errors.New("console: --nodes: want both servers, a=host:port,b=host:port")
+	}
+	slices.SortFunc(out, func(x, y Node) int { return strings.Compare(x.Name, y.Name) })
+	return out, nil
+}
+
+// Run serves the console until ctx is done.
+func (m *Main) Run(ctx context.Context) error {
+	if m.Log == nil {
+		m.Log = log.New(os.Stderr, "console: ", log.Ltime)
+	}
+	if m.Listen == "" {
+		m.Listen = "127.0.0.1:8080"
+	}
+	l := &Lab{vip: m.VIP, iface: m.Interface, nodes: map[string]*node.Client{}}
+	for _, n := range m.Nodes {
+		c := node.NewClient(n.Control)
+		c.Token = m.ControlToken
+		l.nodes[n.Name] = c
+		l.order = append(l.order, n.Name)
+	}
+	srv, err := web.New(web.Config{Lab: l, Listen: m.Listen, Token: m.Token})
+	if err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
+	ln, err := net.Listen("tcp", m.Listen)
+	if err != nil {
+		return fmt.Errorf("console: listen %s: %w", m.Listen, err)
+	}
+	for _, name := range l.order {
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		if _, err := l.nodes[name].State(cctx); err != nil {
+			// Not fatal: a server may come up after the console.
+			m.Log.Printf("server %s does not answer yet: %v", name, err)
+		}
+		cancel()
+	}
+	m.Log.Printf("console on http://%s, driving %v", ln.Addr(), m.Nodes)
+	if m.Ready != nil {
+		m.Ready(ln.Addr())
+	}
+	return srv.Serve(ctx, ln)
+}
+
+// Lab is the VM lab as the web console sees it: servers reached through
+// their control APIs. It implements web.Lab and web.Classroom.
+type Lab struct {
+	vip   netip.Addr
+	iface string
+	nodes map[string]*node.Client
+	order []string
+
+	mu   sync.Mutex
+	step *stepRun // the running step-mode hand-off
+}
+
+var _ web.Classroom = (*Lab)(nil)
+
+type stepRun struct {
+	from, to string
+	brk      *web.Break
+}
+
+func (r *stepRun) state(ns *node.StepState) *web.StepState {
+	st := &web.StepState{From: r.from, To: r.to, Phases: handoff.StepPhases, Done: []string{}, Break: r.brk}
+	if ns != nil {
+		st.Waiting, st.Done = ns.Waiting, slices.Clone(ns.Done)
+	}
+	return st
+}
+
+func (l *Lab) stepping() *stepRun {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.step
+}
+
+// State implements web.Lab. A server that does not answer is shown down.
+func (l *Lab) State(ctx context.Context) (web.State, error) {
+	st := web.State{VIP: l.vip.String(), Connections: []web.Connection{}}
+	run := l.stepping()
+	for _, name := range l.order {
+		n := web.Node{Name: name}
+		ns, err := l.nodes[name].State(ctx)
+		if err == nil {
+			n.Up, n.Address, n.MAC, n.HoldsVIP, n.Connections = true, ns.Address, ns.MAC, ns.HoldsVIP, len(ns.Connections)
+			if ns.HoldsVIP {
+				st.Holder = name
+			}
+			st.Connections = append(st.Connections, connections(name, ns.Connections)...)
+			if run != nil && run.from == name {
+				st.Step = run.state(ns.Step)
+			}
+		}
+		st.Nodes = append(st.Nodes, n)
+	}
+	if run != nil && st.Step == nil {
+		st.Step = run.state(nil)
+	}
+	st.ClientHost = l.clientHost(ctx)
+	return st, nil
+}
+
+func connections(name string, cs []node.Connection) []web.Connection {
+	out := make([]web.Connection, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, web.Connection{Service: c.Service, Client: c.Client, Node: name, BytesIn: c.BytesIn, BytesOut: c.BytesOut})
+	}
+	return out
+}
+
+// clientHost describes this machine, the lab's client, with its ARP entry
+// for the VIP (as `ip neigh` prints it).
+func (l *Lab) clientHost(ctx context.Context) *web.ClientHost {
+	if l.iface == "" {
+		return nil
+	}
+	ch := &web.ClientHost{Interface: l.iface}
+	if ifi, err := net.InterfaceByName(l.iface); err == nil {
+		ch.MAC = ifi.HardwareAddr.String()
+		addrs, _ := ifi.Addrs()
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is4() {
+				ch.Address = p.Addr().String()
+				break
+			}
+		}
+	}
+	ch.ARP, ch.ARPMAC = l.arp(ctx)
+	return ch
+}
+
+func (l *Lab) arp(ctx context.Context) (entry, mac string) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", "-4", "neigh", "show", l.vip.String(), "dev", l.iface).Output()
+	if err != nil {
+		return "", ""
+	}
+	entry = strings.TrimSpace(string(out))
+	f := strings.Fields(entry)
+	if i := slices.Index(f, "lladdr"); i >= 0 && i+1 < len(f) {
+		mac = f[i+1]
+	}
+	return entry, mac
+}
+
+// HandOff implements web.Lab.
+func (l *Lab) HandOff(ctx context.Context, to string) (web.Report, error) {
+	return l.HandOffWith(ctx, web.HandOffRequest{To: to})
+}
+
+// Step implements web.Classroom.
+func (l *Lab) Step(ctx context.Context, abort bool) (string, error) {
+	run := l.stepping()
+	if run == nil {
+		return "", errors.New("no hand-off is waiting for a step")
+	}
+	return l.nodes[run.from].Step(ctx, abort)
+}
+
+// HandOffWith implements web.Classroom: the holder of the VIP hands every
+// connection to the other server, in step mode or broken on purpose as
+// req says; a broken hand-off is put right afterwards.
+func (l *Lab) HandOffWith(ctx context.Context, req web.HandOffRequest) (web.Report, error) {
+	st, _ := l.State(ctx)
+	from := st.Holder
+	if from == "" {
+		err := errors.New("no server holds the VIP (or none answers)")
+		return web.Report{Error: err.Error()}, err
+	}
+	to := req.To
+	if to == "" {
+		to = other(from)
+	}
+	if to == from || l.nodes[to] == nil {
+		err := fmt.Errorf("cannot hand off from %s to %q", from, to)
+		return web.Report{From: from, To: to, Error: err.Error()}, err
+	}
+	nreq := node.HandoffRequest{To: to, Step: req.Step}
+	if req.Break != nil {
+		nreq.SkipAnnounce, nreq.KeepVIP = req.Break.SkipAnnounce, req.Break.KeepVIP
+	}
+	if req.Step {
+		l.mu.Lock()
+		l.step = &stepRun{from: from, to: to, brk: req.Break}
+		l.mu.Unlock()
+		defer func() {
+			l.mu.Lock()
+			l.step = nil
+			l.mu.Unlock()
+		}()
+	}
+	arpBefore, _ := l.arp(ctx)
+	start := time.Now()
+	res, err := l.nodes[from].HandOffWith(ctx, nreq)
+	rep := web.Report{OK: res.OK, From: from, To: to, Connections: res.Connections, TotalUS: res.TotalUS, Error: res.Error,
+		StartedMS: start.UnixMilli(), EndedMS: time.Now().UnixMilli(), Caught: res.Caught, RolledBack: res.RolledBack,
+		Step: req.Step, Break: req.Break}
+	for _, p := range res.Phases {
+		rep.Phases = append(rep.Phases, web.Phase{Name: p.Name, US: p.US})
+	}
+	for _, m := range res.Moved {
+		rep.Moved = append(rep.Moved, web.Moved{Client: m.Client, Before: tcpState(m.Before), After: tcpState(m.After)})
+	}
+	if err == nil && !res.OK {
+		err = errors.New(res.Error)
+	}
+	if err == nil && req.Break != nil {
+		sleep(ctx, breakShow)
+		rep.Note = l.repair(ctx, from, to, req.Break)
+	}
+	rep.ARPBefore = arpBefore
+	rep.ARPAfter, _ = l.arp(ctx)
+	if err != nil {
+		if rep.Error == "" {
+			rep.Error = err.Error()
+		}
+		if ns, serr := l.nodes[from].State(ctx); serr == nil {
+			rep.Remaining = connections(from, ns.Connections)
+		}
+	}
+	return rep, err
+}
+
+// breakShow is how long a hand-off broken on purpose stays broken.
+const breakShow = 2 * time.Second
+
+// repair puts the lab right after a hand-off broken on purpose, as the
+// one-host demo does, and says what happened.
+func (l *Lab) repair(ctx context.Context, from, to string, brk *web.Break) string {
+	var err error
+	var note string
+	switch {
+	case brk.KeepVIP && brk.SkipAnnounce:
+		_, err = l.nodes[to].SetVIP(ctx, node.VIPRequest{Hold: false, CloseConnections: true})
+		note = fmt.Sprintf("Server %s kept the address and the client kept sending to it; with no socket for the connection its kernel answered with a reset (RST). Put right: %s dropped the address again.", from, to)
+	case brk.KeepVIP:
+		_, err = l.nodes[from].SetVIP(ctx, node.VIPRequest{Hold: false})
+		note = fmt.Sprintf("Server %s kept the address while %s announced it: two hosts answered for one address. Put right: %s dropped it.", from, to, from)
+	case brk.SkipAnnounce:
+		_, err = l.nodes[to].SetVIP(ctx, node.VIPRequest{Hold: true})
+		note = fmt.Sprintf("Without the announce the client kept sending to %s's MAC, where the address was gone. Put right after %v: %s sent the gratuitous ARP it had skipped.", from, breakShow, to)
+	}
+	if err != nil {
+		note += " (Putting it right failed: " + err.Error() + ")"
+	}
+	return note
+}
+
+func tcpState(s handoff.TCPSummary) web.TCPState {
+	return web.TCPState{SendSeq: s.SendSeq, RecvSeq: s.RecvSeq, SndWnd: s.SndWnd, RcvWnd: s.RcvWnd,
+		SndWscale: s.SndWscale, RcvWscale: s.RcvWscale, MSS: s.MSS, Timestamp: s.Timestamp, SACK: s.SACK,
+		Timestamps: s.Timestamps, RecvQueue: s.RecvQueue, Unacked: s.Unacked, Unsent: s.Unsent, SndBuf: s.SndBuf, RcvBuf: s.RcvBuf}
+}
+
+func other(name string) string {
+	if name == "a" {
+		return "b"
+	}
+	return "a"
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}

@@ -1,0 +1,31 @@
+#!/bin/sh
+# node-start.sh CONFIG: starts `sockshift node --config CONFIG` (exec, so
+# systemd supervises the node itself). The config's `hold` names the
+# server that takes the VIP on its first start; on a later start (systemd
+# restarting a node that died) the node holds the VIP only if the address
+# is still on its interface, i.e. it held it when it died: a restarted
+# server must never take the VIP from the one that serves it now.
+#
+# $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=) remembers the first
+# start until reboot; $SOCKSHIFT is the binary (default
+# /usr/local/bin/sockshift).
+set -eu
+conf=$1
+state=${RUNTIME_DIRECTORY:?node-start.sh: RUNTIME_DIRECTORY is not set}
+bin=${SOCKSHIFT:-/usr/local/bin/sockshift}
+
+setting() { sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*\\([^[:space:]]*\\).*/\\1/p" "$conf"; }
+
+if [ -e "$state/started" ]; then
+	vip=$(setting vip)
+	iface=$(setting iface)
+	if ip -4 -o addr show dev "$iface" | grep -q " $vip/"; then
+		set -- --hold=true
+	else
+		set -- --hold=false
+	fi
+else
+	set --
+fi
+: >"$state/started"
+exec "$bin" node --config "$conf" "$@"
