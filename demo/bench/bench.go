@@ -38,6 +38,14 @@ type Config struct {
 	Bulk     []int  // connection counts, each handed off twice; default 1, 100, 1000, 10000
 	Baseline int    // plain fail-overs; default 10
 	Command  string // the command line, for the report
+
+	// Soak, above zero, runs the soak instead of the measurements above:
+	// this many hand-offs back to back, with Streams verified full-speed
+	// streams, a ping-pong client and ChatClients idle chat clients riding
+	// along, and the servers' memory and open files sampled throughout.
+	Soak        int
+	Streams     int // default 2 (soak only)
+	ChatClients int // default 200, at most ChatMaxClients (soak only)
 }
 
 func (cfg *Config) defaults() {
@@ -65,6 +73,12 @@ func (cfg *Config) defaults() {
 	if cfg.Baseline <= 0 {
 		cfg.Baseline = 10
 	}
+	if cfg.Streams == 0 {
+		cfg.Streams = 2
+	}
+	if cfg.ChatClients == 0 {
+		cfg.ChatClients = 200
+	}
 }
 
 // Result is what a run measured. Times are microseconds unless named
@@ -80,6 +94,7 @@ type Result struct {
 	Stream   StreamResult   `json:"stream"`
 	Bulk     []BulkResult   `json:"bulk"`
 	Baseline BaselineResult `json:"baseline"`
+	Soak     *SoakResult    `json:"soak,omitempty"`
 
 	// Problems lists what went wrong in the measured system: failed
 	// hand-offs, wrong or lost bytes, dead connections. Empty is a pass.
@@ -154,14 +169,18 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	}
 	defer c.Close()
 	b := &bench{cfg: cfg, c: c, out: progress, holder: "a"}
-	steps := []struct {
+	type step struct {
 		name string
 		run  func(context.Context, *Result) error
-	}{
+	}
+	steps := []step{
 		{"ping-pong", b.ping},
 		{"stream", b.stream},
 		{"bulk", b.bulk},
 		{"baseline", b.baseline},
+	}
+	if cfg.Soak > 0 {
+		steps = []step{{"soak", b.soak}}
 	}
 	for _, s := range steps {
 		if err := s.run(ctx, res); err != nil {
@@ -185,6 +204,12 @@ func (cfg *Config) check() error {
 	}
 	if err := lab.ValidatePrefix(cfg.Prefix); err != nil {
 		return err
+	}
+	if cfg.Soak < 0 || cfg.Streams < 0 || cfg.ChatClients < 0 {
+		return fmt.Errorf("bench: soak %d, streams %d, chat clients %d: want counts of zero or more", cfg.Soak, cfg.Streams, cfg.ChatClients)
+	}
+	if cfg.ChatClients > ChatMaxClients {
+		return fmt.Errorf("bench: %d chat clients: the node's chat server takes at most %d", cfg.ChatClients, ChatMaxClients)
 	}
 	return nil
 }
@@ -305,6 +330,9 @@ func (r *Result) problems() []string {
 	}
 	if r.Baseline.Error != "" {
 		add("baseline: %s", r.Baseline.Error)
+	}
+	if r.Soak != nil {
+		r.Soak.problems(add)
 	}
 	return p
 }

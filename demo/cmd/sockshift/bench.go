@@ -25,6 +25,9 @@ func runBench(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.StreamDuration, "stream-duration", 10*time.Second, "length of the full-speed stream")
 	fs.IntVar(&cfg.StreamHandoffs, "stream-handoffs", 20, "hand-offs during the stream")
 	fs.IntVar(&cfg.Baseline, "baseline", 10, "plain fail-overs for the baseline without sockshift")
+	fs.IntVar(&cfg.Soak, "soak", 0, "run the soak instead: this many hand-offs back to back under load, with the servers' memory and open files from start to end")
+	fs.IntVar(&cfg.Streams, "streams", 2, "soak: verified full-speed streams riding along")
+	fs.IntVar(&cfg.ChatClients, "chat-clients", 200, fmt.Sprintf("soak: idle chat clients registered in #lab (at most %d)", bench.ChatMaxClients))
 	quick := fs.Bool("quick", false, "smoke run for CI: 5 hand-offs, bulk 1,100, a 3 s stream, 2 fail-overs (flags given explicitly still win)")
 	asJSON := fs.Bool("json", false, "print one JSON document instead of the table")
 	svgFile := fs.String("svg", "", "also write the plots to this SVG file")
@@ -66,6 +69,14 @@ func runBench(ctx context.Context, args []string) error {
 		return usageError{fmt.Errorf("bench: --stream-handoffs %d: want at least 1", cfg.StreamHandoffs)}
 	case cfg.Baseline < 1:
 		return usageError{fmt.Errorf("bench: --baseline %d: want at least 1", cfg.Baseline)}
+	case cfg.Soak < 0:
+		return usageError{fmt.Errorf("bench: --soak %d: want a number of hand-offs", cfg.Soak)}
+	case cfg.Soak > 0 && cfg.Streams < 1:
+		return usageError{fmt.Errorf("bench: --streams %d: want at least 1", cfg.Streams)}
+	case cfg.ChatClients < 0 || cfg.ChatClients > bench.ChatMaxClients:
+		return usageError{fmt.Errorf("bench: --chat-clients %d: want 0 to %d (the node's chat server's limit)", cfg.ChatClients, bench.ChatMaxClients)}
+	case cfg.Soak > 0 && *svgFile != "":
+		return usageError{errors.New("bench: --svg plots the measurements, not the soak: drop one of --svg and --soak")}
 	case cfg.StreamDuration < time.Second:
 		return usageError{fmt.Errorf("bench: --stream-duration %v: want at least 1s", cfg.StreamDuration)}
 	}
@@ -111,6 +122,8 @@ func runBench(ctx context.Context, args []string) error {
 		if err := enc.Encode(res); err != nil {
 			return err
 		}
+	} else if res.Soak != nil {
+		res.WriteSoakTable(os.Stdout)
 	} else {
 		res.WriteTable(os.Stdout)
 	}
