@@ -7,21 +7,24 @@
 // a target Node over an authenticated channel (package wire):
 //
 //	source                                   target
-//	prepare ───────────── Prepare ─────────▶ ready to receive
+//	prepare, arm the catcher ─── Prepare ──▶ ready to receive
 //	quiesce services, freeze sockets
-//	release the VIP (packets now dropped, never answered with RST)
-//	dump ──────────── Service, Conn… ──────▶ add the VIP, restore (still frozen)
+//	release the VIP (packets now dropped, never answered with RST,
+//	and kept by the catcher)
+//	dump ─────────── Service, Conns… ──────▶ restore, transparent (still frozen)
 //	decide ◀────────── Restored ───────────
-//	commit ────────────── Commit ──────────▶ announce (gratuitous ARP),
+//	is the channel still open? commit ─────▶ take the VIP, announce (ARP),
 //	close frozen sockets (silent)            repair off, services adopt
-//	                    ◀──────── Resumed ──
+//	forward caught packets ◀────── Resumed ─
 //
-// The target announces the VIP only after the decision: a target that
-// died before it must not leave the clients pointed at a host whose kernel
-// would answer them with RSTs.
+// The target takes and announces the VIP only after the decision: a
+// target that died before it must leave neither an address that answers
+// ARP nor clients pointed at a host whose kernel would answer them with
+// RSTs. Its sockets are rebuilt transparent (IP_TRANSPARENT), so they need
+// no local address until then.
 //
 // Until the source sends Commit, any failure rolls back: the target
-// discards what it rebuilt and drops the VIP; the source takes the VIP
+// discards what it rebuilt; the source takes the VIP
 // back, announces it, thaws its sockets and its services resume. After
 // Commit, only forward. Every wait has a deadline.
 //

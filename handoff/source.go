@@ -268,6 +268,9 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 		return fail(err)
 	}
 	phase = "commit"
+	if err := peerGone(raw); err != nil {
+		return fail(err)
+	}
 	if err := s.ch.send(msgCommit, nil); err != nil {
 		return fail(err)
 	}

@@ -141,9 +141,6 @@ func (t *target) run(ctx context.Context) error {
 		}
 	}
 	t.waitRestorers()
-	if t.failed == nil {
-		t.addVIP() // no connections: the address moves all the same
-	}
 	restored := time.Since(restoreStart)
 
 	if t.failed == nil {
@@ -174,13 +171,17 @@ func (t *target) run(ctx context.Context) error {
 		return fmt.Errorf("unexpected %s while waiting for the decision", msgName(typ))
 	}
 
-	// Committed: only forward from here. The VIP is announced only now: a
-	// target that dies before the decision must not leave the clients
-	// pointed at a host that would answer them with RSTs. And it is
-	// announced before any socket leaves repair mode, so the window probe
-	// that repair-off sends draws its answer here, not to the old MAC.
+	// Committed: only forward from here. The VIP is taken and announced
+	// only now: a target that dies before the decision must leave neither
+	// an address that answers ARP nor clients pointed at a host whose
+	// kernel would answer them with RSTs. And it is announced before any
+	// socket leaves repair mode, so the window probe that repair-off sends
+	// draws its answer here, not to the old MAC.
 	start := time.Now()
 	var errs []error
+	if !t.addVIP() {
+		errs = append(errs, t.failed)
+	}
 	if t.flags&flagSkipAnnounce == 0 {
 		if err := t.n.ann.Announce(t.n.cfg.VIP); err != nil {
 			errs = append(errs, fmt.Errorf("announce: %w", err))
@@ -257,10 +258,6 @@ func (t *target) onConns(payload []byte) {
 		return
 	}
 	t.received += len(entries)
-	// The restored sockets bind the VIP, so it must be ours first.
-	if !t.addVIP() {
-		return
-	}
 	t.startRestorers()
 	for _, e := range entries {
 		if int(e.Service) >= len(t.services) {
@@ -354,18 +351,20 @@ func (t *target) fail(err error) {
 // repair mode) and the VIP goes.
 func (t *target) discard() {
 	t.waitRestorers()
-	for _, r := range t.restored {
-		if err := r.restored.Discard(); err != nil {
-			t.n.logf("discard: %v", err)
-		}
-	}
-	t.restored = nil
+	// The VIP goes first: with the address still here and the sockets gone,
+	// a client segment that reached us would be answered with a RST.
 	if t.vipAdded {
 		if err := vip.Remove(t.n.cfg.Interface, t.n.cfg.VIP); err != nil {
 			t.n.logf("rollback: %v", err)
 		}
 		t.vipAdded = false
 	}
+	for _, r := range t.restored {
+		if err := r.restored.Discard(); err != nil {
+			t.n.logf("discard: %v", err)
+		}
+	}
+	t.restored = nil
 }
 
 // resume takes every restored socket out of repair mode and hands them to

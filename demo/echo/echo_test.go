@@ -41,7 +41,14 @@ func TestEchoes(t *testing.T) {
 	}
 	defer c.Close()
 	roundTrip(t, c, "hello\n")
-	conns := s.Connections()
+	// The counter moves once Write returns, which may be after the client
+	// already has the echo.
+	var conns []ConnInfo
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if conns = s.Connections(); len(conns) == 1 && conns[0].BytesOut == 6 {
+			break
+		}
+	}
 	if len(conns) != 1 || conns[0].BytesIn != 6 || conns[0].BytesOut != 6 {
 		t.Fatalf("connections: %+v", conns)
 	}

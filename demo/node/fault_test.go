@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -68,12 +67,6 @@ func TestRollbackAtEveryPhase(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.node+"/"+c.phase, func(t *testing.T) {
-			if c.node == "a" && (c.phase == "transfer" || c.phase == "restore") && os.Getenv("SOCKSHIFT_KNOWN_BUGS") != "1" {
-				// Known bug (issue 7): a rollback after the target has rebuilt
-				// the sockets sometimes leaves the client stalled for seconds,
-				// reset, or stuck for good (about 1 run in 3).
-				t.Skip("known bug: rollback after the target restored can stall or reset the client (SOCKSHIFT_KNOWN_BUGS=1 runs it)")
-			}
 			env := labtest.Start(t, map[string][]string{c.node: {"--fault", c.phase}})
 			sc, pc := env.DialVIP(7), env.DialVIP(7)
 			outside, pingpong := startRawStream(sc), startRawPingPong(pc)
@@ -151,16 +144,10 @@ func stepTo(t *testing.T, env *labtest.Env, waitAt string) <-chan node.HandoffRe
 // rebuilt every socket and taken the VIP, and waits for the decision (the
 // step mode holds the source right there): the source must roll back, not
 // commit to a dead peer.
-//
-// Known bug (issue 7): the source sends the commit into a channel the dead
-// target has already closed (the write succeeds locally), then closes its
-// frozen sockets: the connections are lost and nobody holds the VIP. The
-// fix belongs in handoff/source.go (see the issue); until then this test
-// runs only with SOCKSHIFT_KNOWN_BUGS=1.
+// The source looks at the channel just before it commits (a dead target's
+// kernel closed it), and the target takes the VIP only at the commit, so a
+// dead target leaves no address behind to answer the client with RSTs.
 func TestTargetDiesAfterRestoreBeforeCommit(t *testing.T) {
-	if os.Getenv("SOCKSHIFT_KNOWN_BUGS") != "1" {
-		t.Skip("known bug: the source commits to a target that died after restoring (set SOCKSHIFT_KNOWN_BUGS=1 to run)")
-	}
 	env := labtest.Start(t, nil)
 	sc := env.DialVIP(7)
 	outside, pingpong := startRawStream(sc), startRawPingPong(env.DialVIP(7))

@@ -179,8 +179,10 @@ type Restored struct {
 }
 
 // Restore rebuilds the socket of s in repair mode, still frozen: it sends
-// nothing until Activate. The local address of s must already be assigned
-// to an interface of this host (a listener on the same port may exist).
+// nothing until Activate. The socket is transparent (IP_TRANSPARENT, so it
+// needs CAP_NET_ADMIN): the local address of s need not be assigned to this
+// host yet, but it must be before Activate, or nothing reaches the socket
+// (a listener on the same port may exist).
 // On failure nothing is left behind (Socket Closed).
 func Restore(s *State, opts *RestoreOptions) (*Restored, error) {
 	if s == nil {

@@ -382,6 +382,13 @@ func restore(s *State, tsOffset uint32) (fd int, err error) {
 		return 0
 	}
 
+	// Transparent: the socket may bind and connect from an address this
+	// host does not hold yet. A target rebuilds its sockets before it takes
+	// the VIP, so that if it dies before the decision it leaves no address
+	// behind to answer the client's packets with RSTs.
+	if err := setInt(unix.SOL_IP, unix.IP_TRANSPARENT, "IP_TRANSPARENT", 1); err != nil {
+		return -1, err
+	}
 	// SO_REUSEADDR comes before repair mode: it would overwrite the forced
 	// reuse that repair mode grants (SK_FORCE_REUSE), which is what lets
 	// the bind succeed beside a listener on the same port.

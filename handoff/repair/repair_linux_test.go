@@ -601,10 +601,22 @@ func TestLifecycle(t *testing.T) {
 	if _, err := r.Activate(); !errors.As(err, &se) || se.Socket != Closed {
 		t.Fatalf("Activate after Discard: %v", err)
 	}
+	// A target rebuilds before it takes the address: the socket is
+	// transparent, so a foreign local address is fine while frozen.
+	foreign := *s
+	foreign.Local = netip.MustParseAddrPort("203.0.113.9:7") // not assigned here
+	var fr *Restored
+	inNS(t, ns, func() error { fr, err = Restore(&foreign, nil); return err })
+	if err != nil {
+		t.Fatalf("Restore on an address not assigned yet: %v", err)
+	}
+	if err := fr.Discard(); err != nil {
+		t.Fatal(err)
+	}
 	bad := *s
-	bad.Local = netip.MustParseAddrPort("203.0.113.9:7") // not assigned here
+	bad.Remote = netip.AddrPortFrom(netip.MustParseAddr("203.0.113.10"), 0) // no port: connect fails
 	if _, err := Restore(&bad, nil); !errors.As(err, &se) || se.Op != "restore" || se.Socket != Closed {
-		t.Fatalf("Restore on a foreign address: %v", err)
+		t.Fatalf("Restore to port 0: %v", err)
 	}
 	inNS(t, ns, func() error { r, err = Restore(s, nil); return err })
 	nc, err := r.Activate()
