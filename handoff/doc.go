@@ -11,17 +11,17 @@
 //	quiesce services, freeze sockets
 //	release the VIP (packets now dropped, never answered with RST,
 //	and kept by the catcher)
-//	dump ─────────── Service, Conns… ──────▶ restore, transparent (still frozen)
+//	dump ─────────── Service, Conns… ──────▶ restore (still frozen), take the VIP
 //	decide ◀────────── Restored ───────────
-//	is the channel still open? commit ─────▶ take the VIP, announce (ARP),
+//	is the channel still open? commit ─────▶ announce (gratuitous ARP),
 //	close frozen sockets (silent)            repair off, services adopt
 //	forward caught packets ◀────── Resumed ─
 //
-// The target takes and announces the VIP only after the decision: a
-// target that died before it must leave neither an address that answers
-// ARP nor clients pointed at a host whose kernel would answer them with
-// RSTs. Its sockets are rebuilt transparent (IP_TRANSPARENT), so they need
-// no local address until then.
+// The target announces the VIP only after the decision: a target that
+// died before it must not leave the clients pointed at a host whose kernel
+// would answer them with RSTs. In step mode, where a person holds the
+// decision, it takes the address only then too; its sockets are rebuilt
+// transparent (IP_TRANSPARENT), so they need no local address until then.
 //
 // Until the source sends Commit, any failure rolls back: the target
 // discards what it rebuilt; the source takes the VIP

@@ -141,6 +141,16 @@ func (t *target) run(ctx context.Context) error {
 		}
 	}
 	t.waitRestorers()
+	// The VIP comes with the rebuilt sockets (with none, here), before we
+	// say they are ready: that keeps the decision's window short, and plain
+	// (not transparent) sockets measured steadier under back-to-back
+	// hand-offs. In step mode a person may hold the decision for minutes; a
+	// target dying then must not leave the address behind (its kernel would
+	// answer the client's ARP, then its packets with RSTs), so there it is
+	// taken at the commit, and the sockets are transparent until then.
+	if t.failed == nil && t.flags&flagStep == 0 {
+		t.addVIP()
+	}
 	restored := time.Since(restoreStart)
 
 	if t.failed == nil {
@@ -171,12 +181,12 @@ func (t *target) run(ctx context.Context) error {
 		return fmt.Errorf("unexpected %s while waiting for the decision", msgName(typ))
 	}
 
-	// Committed: only forward from here. The VIP is taken and announced
-	// only now: a target that dies before the decision must leave neither
-	// an address that answers ARP nor clients pointed at a host whose
-	// kernel would answer them with RSTs. And it is announced before any
-	// socket leaves repair mode, so the window probe that repair-off sends
-	// draws its answer here, not to the old MAC.
+	// Committed: only forward from here. The VIP is announced only now
+	// (and, in step mode, taken): a target that dies before the decision
+	// must not leave the clients pointed at a host whose kernel would answer
+	// them with RSTs. And it is announced before any socket leaves repair
+	// mode, so the window probe that repair-off sends draws its answer here,
+	// not to the old MAC.
 	start := time.Now()
 	var errs []error
 	if !t.addVIP() {
@@ -258,6 +268,11 @@ func (t *target) onConns(payload []byte) {
 		return
 	}
 	t.received += len(entries)
+	// Plain sockets bind the VIP, so it must be ours first; in step mode
+	// they are transparent and the VIP waits for the commit.
+	if t.flags&flagStep == 0 && !t.addVIP() {
+		return
+	}
 	t.startRestorers()
 	for _, e := range entries {
 		if int(e.Service) >= len(t.services) {
@@ -314,7 +329,8 @@ func (t *target) restoreOne(e connEntry) (*repair.Restored, *repair.State, error
 	if st.Local.Addr() != t.n.cfg.VIP {
 		return nil, nil, fmt.Errorf("connection %v is not on the VIP", st.Local)
 	}
-	r, err := repair.Restore(&st, nil)
+	// In step mode the VIP comes only at the commit: rebuild transparent.
+	r, err := repair.Restore(&st, &repair.RestoreOptions{Transparent: t.flags&flagStep != 0})
 	if err != nil {
 		return nil, nil, err
 	}

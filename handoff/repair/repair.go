@@ -151,6 +151,10 @@ type RestoreOptions struct {
 	// 1000000 in usec mode), so the restored clock is never behind what the
 	// source already stamped (PAWS; see tcp-repair.md).
 	TimestampOffset uint32
+	// Transparent rebuilds the socket with IP_TRANSPARENT (CAP_NET_ADMIN),
+	// so its local address need not be assigned to this host until
+	// Activate. Off, the address must already be local.
+	Transparent bool
 }
 
 // timestampOffset is the even offset to add to s.Timestamp.
@@ -179,10 +183,9 @@ type Restored struct {
 }
 
 // Restore rebuilds the socket of s in repair mode, still frozen: it sends
-// nothing until Activate. The socket is transparent (IP_TRANSPARENT, so it
-// needs CAP_NET_ADMIN): the local address of s need not be assigned to this
-// host yet, but it must be before Activate, or nothing reaches the socket
-// (a listener on the same port may exist).
+// nothing until Activate. The local address of s must be assigned to this
+// host, unless opts.Transparent; either way it must be before Activate, or
+// nothing reaches the socket (a listener on the same port may exist).
 // On failure nothing is left behind (Socket Closed).
 func Restore(s *State, opts *RestoreOptions) (*Restored, error) {
 	if s == nil {
@@ -192,7 +195,7 @@ func Restore(s *State, opts *RestoreOptions) (*Restored, error) {
 	if err := s.check(); err != nil {
 		return nil, &Error{Op: "restore", Conn: name, Socket: Closed, Err: err}
 	}
-	fd, err := restore(s, opts.timestampOffset(s))
+	fd, err := restore(s, opts.timestampOffset(s), opts != nil && opts.Transparent)
 	if err != nil {
 		return nil, &Error{Op: "restore", Conn: name, Socket: Closed, Err: err}
 	}

@@ -358,7 +358,7 @@ func closeFD(fd int) error {
 
 // restore builds the socket of s, in repair mode, and returns its fd. On
 // failure it closes the socket, still in repair mode, so nothing is sent.
-func restore(s *State, tsOffset uint32) (fd int, err error) {
+func restore(s *State, tsOffset uint32, transparent bool) (fd int, err error) {
 	fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, os.NewSyscallError("socket", err)
@@ -383,11 +383,12 @@ func restore(s *State, tsOffset uint32) (fd int, err error) {
 	}
 
 	// Transparent: the socket may bind and connect from an address this
-	// host does not hold yet. A target rebuilds its sockets before it takes
-	// the VIP, so that if it dies before the decision it leaves no address
-	// behind to answer the client's packets with RSTs.
-	if err := setInt(unix.SOL_IP, unix.IP_TRANSPARENT, "IP_TRANSPARENT", 1); err != nil {
-		return -1, err
+	// host does not hold yet (a target that takes the VIP only at the
+	// commit).
+	if transparent {
+		if err := setInt(unix.SOL_IP, unix.IP_TRANSPARENT, "IP_TRANSPARENT", 1); err != nil {
+			return -1, err
+		}
 	}
 	// SO_REUSEADDR comes before repair mode: it would overwrite the forced
 	// reuse that repair mode grants (SK_FORCE_REUSE), which is what lets

@@ -601,12 +601,16 @@ func TestLifecycle(t *testing.T) {
 	if _, err := r.Activate(); !errors.As(err, &se) || se.Socket != Closed {
 		t.Fatalf("Activate after Discard: %v", err)
 	}
-	// A target rebuilds before it takes the address: the socket is
-	// transparent, so a foreign local address is fine while frozen.
+	// A target may rebuild before it takes the address: a transparent
+	// socket takes a foreign local address while frozen; a plain one not.
+	plain := foreign0(s)
+	if _, err := Restore(&plain, nil); !errors.As(err, &se) || se.Op != "restore" || se.Socket != Closed {
+		t.Fatalf("plain Restore on a foreign address: %v", err)
+	}
 	foreign := *s
 	foreign.Local = netip.MustParseAddrPort("203.0.113.9:7") // not assigned here
 	var fr *Restored
-	inNS(t, ns, func() error { fr, err = Restore(&foreign, nil); return err })
+	inNS(t, ns, func() error { fr, err = Restore(&foreign, &RestoreOptions{Transparent: true}); return err })
 	if err != nil {
 		t.Fatalf("Restore on an address not assigned yet: %v", err)
 	}
@@ -625,6 +629,12 @@ func TestLifecycle(t *testing.T) {
 	}
 	defer nc.Close()
 	pingPong(t, p.client, nc, 2)
+}
+
+func foreign0(s *State) State {
+	f := *s
+	f.Local = netip.MustParseAddrPort("203.0.113.9:7")
+	return f
 }
 
 func BenchmarkDumpRestore(b *testing.B) {

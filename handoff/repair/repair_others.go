@@ -17,7 +17,7 @@ func dump(syscall.RawConn, netip.AddrPort, netip.AddrPort) (*State, error) {
 	return nil, errNotImplemented
 }
 func thaw(syscall.RawConn) (SocketState, error) { return Unknown, errNotImplemented }
-func restore(*State, uint32) (int, error)       { return -1, errNotImplemented }
+func restore(*State, uint32, bool) (int, error) { return -1, errNotImplemented }
 func activate(*net.TCPConn, bool) error         { return errNotImplemented }
 func wrap(int, string) (*net.TCPConn, error)    { return nil, errNotImplemented }
 func closeFD(int) error                         { return errNotImplemented }
