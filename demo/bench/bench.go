@@ -163,7 +163,9 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	began := time.Now()
 	res := &Result{Date: began.UTC().Truncate(time.Second), Machine: machine(), Command: cfg.Command, Prefix: cfg.Prefix}
 	fmt.Fprintf(progress, "bench: starting lab %q\n", cfg.Prefix)
-	c, err := cluster.Start(ctx, cluster.Config{Prefix: cfg.Prefix, Exe: cfg.Exe, RunDir: cfg.RunDir, NodeOutput: cfg.NodeOutput})
+	chatArgs := chatNodeArgs(cfg.ChatClients)
+	c, err := cluster.Start(ctx, cluster.Config{Prefix: cfg.Prefix, Exe: cfg.Exe, RunDir: cfg.RunDir, NodeOutput: cfg.NodeOutput,
+		NodeArgs: map[string][]string{"a": chatArgs, "b": chatArgs}})
 	if err != nil {
 		return nil, err
 	}

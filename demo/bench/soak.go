@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,13 +17,16 @@ import (
 	"github.com/sockshift/sockshift/demo/lab"
 )
 
-// ChatMaxClients is the node's chat server's limit on clients
-// (chat.Config.MaxClients, which `sockshift node` leaves at its default).
-const ChatMaxClients = 1000
+// ChatMaxClients bounds the soak's chat clients: each is a socket in the
+// bench and one in a server, under a file limit of 20000 per process.
+const ChatMaxClients = 5000
 
-// chatChannelSize is the chat server's limit on a channel's members
-// (chat.Config.MaxMembers): the soak's chat clients fill #lab, then #lab2...
-const chatChannelSize = 500
+// chatNodeArgs raises the servers' chat bounds (default 1000 clients, 500
+// per channel) so every soak client fits in #lab.
+func chatNodeArgs(clients int) []string {
+	n := strconv.Itoa(max(clients+50, 1000))
+	return []string{"--chat-max-clients", n, "--chat-max-members", n}
+}
 
 // SoakResult is the soak: hand-offs back to back under load, and the
 // servers' memory and open files from start to end.
@@ -101,12 +105,7 @@ type chatClient struct {
 	done chan struct{}
 }
 
-func chatChannel(i int) string {
-	if i < chatChannelSize {
-		return "#lab"
-	}
-	return fmt.Sprintf("#lab%d", i/chatChannelSize+1)
-}
+func chatChannel(int) string { return "#lab" }
 
 func (cc *chatClient) write(line string) error {
 	cc.mu.Lock()

@@ -79,8 +79,12 @@ func TestShortSoak(t *testing.T) {
 	if d := fds(after) - fds(before); d < -5 || d > 5 {
 		t.Errorf("%d open files on the servers before the clients, %d after they left", fds(before), fds(after))
 	}
+	// RSS is a coarse leak detector: a full-speed stream moves megabytes
+	// of queues per hand-off, and Go hands freed memory back to the system
+	// only minutes later, so the bound is the order of what a leak of a
+	// few megabytes per hand-off would reach in 50 hand-offs.
 	for i := range start.Nodes {
-		if st, en := start.Nodes[i], end.Nodes[i]; en.RSSKiB > st.RSSKiB+64<<10 {
+		if st, en := start.Nodes[i], end.Nodes[i]; en.RSSKiB > st.RSSKiB+384<<10 {
 			t.Errorf("server %s: RSS grew from %d KiB to %d KiB", st.Role, st.RSSKiB, en.RSSKiB)
 		}
 	}

@@ -26,19 +26,20 @@ import (
 
 // Main is the `sockshift node` program.
 type Main struct {
-	Name      string
-	Interface string
-	Addr      netip.Addr
-	VIP       netip.Addr
-	Peers     map[string]netip.Addr
-	KeyFile   string
-	Control   string // Unix socket path, or host:port for TCP
-	Hold      bool   // take the VIP at start
-	EchoPort  int
-	ChatPort  int
-	ChatPing  time.Duration // chat: silence before a PING; 0 means the default
-	Fault     string        // test hook: fail hand-offs at this phase
-	Timeout   time.Duration
+	Name                           string
+	Interface                      string
+	Addr                           netip.Addr
+	VIP                            netip.Addr
+	Peers                          map[string]netip.Addr
+	KeyFile                        string
+	Control                        string // Unix socket path, or host:port for TCP
+	Hold                           bool   // take the VIP at start
+	EchoPort                       int
+	ChatPort                       int
+	ChatPing                       time.Duration // chat: silence before a PING; 0 means the default
+	ChatMaxClients, ChatMaxMembers int           // chat bounds; 0 means the defaults
+	Fault                          string        // test hook: fail hand-offs at this phase
+	Timeout                        time.Duration
 
 	Log *log.Logger
 }
@@ -58,6 +59,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&m.EchoPort, "echo-port", 7, "echo service port on the VIP")
 	fs.IntVar(&m.ChatPort, "chat-port", 6667, "chat (IRC) service port on the VIP")
 	fs.DurationVar(&m.ChatPing, "chat-ping", 0, "chat: how long a client may be silent before the server PINGs it (default 30s)")
+	fs.IntVar(&m.ChatMaxClients, "chat-max-clients", 0, "chat: most clients at once (default 1000)")
+	fs.IntVar(&m.ChatMaxMembers, "chat-max-members", 0, "chat: most members of one channel (default 500)")
 	fs.StringVar(&m.Fault, "fault", "", "testing only: fail every hand-off at this phase (hang:PHASE blocks there instead)")
 	fs.DurationVar(&m.Timeout, "timeout", 5*time.Second, "deadline of one hand-off")
 	if err := flagfile.Parse(fs, args); err != nil {
@@ -101,7 +104,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("node: %w", err)
 	}
 	es := &echo.Server{}
-	cs := chat.New(&chat.Config{PingInterval: m.ChatPing, PingTimeout: 2 * m.ChatPing})
+	cs := chat.New(&chat.Config{PingInterval: m.ChatPing, PingTimeout: 2 * m.ChatPing,
+		MaxClients: m.ChatMaxClients, MaxMembers: m.ChatMaxMembers})
 	cfg := handoff.Config{
 		Name: m.Name, Addr: m.Addr, Interface: m.Interface, VIP: m.VIP, Key: key,
 		Services: []handoff.Service{es, cs}, Timeout: m.Timeout, Logf: m.Log.Printf,
