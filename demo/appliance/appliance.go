@@ -19,6 +19,7 @@ import (
 	"github.com/sockshift/sockshift/demo/client"
 	"github.com/sockshift/sockshift/demo/cluster"
 	"github.com/sockshift/sockshift/demo/lab"
+	"github.com/sockshift/sockshift/demo/labview"
 	"github.com/sockshift/sockshift/web"
 )
 
@@ -62,7 +63,7 @@ type Appliance struct {
 
 	// stepMu guards step, the running step-mode hand-off.
 	stepMu sync.Mutex
-	step   *stepRun
+	step   *labview.StepRun
 
 	// The built-in client processes, paused during step mode.
 	cliMu      sync.Mutex
@@ -294,14 +295,14 @@ func (a *Appliance) State(ctx context.Context) (web.State, error) {
 			for _, c := range ns.Connections {
 				st.Connections = append(st.Connections, web.Connection{Service: c.Service, Client: c.Client, Node: name, BytesIn: c.BytesIn, BytesOut: c.BytesOut})
 			}
-			if run != nil && run.from == name {
-				st.Step = run.state(ns.Step)
+			if run != nil && run.From == name {
+				st.Step = run.State(ns.Step)
 			}
 		}
 		st.Nodes = append(st.Nodes, n)
 	}
 	if run != nil && st.Step == nil {
-		st.Step = run.state(nil)
+		st.Step = run.State(nil)
 	}
 	cl := a.cluster.Lab.Client
 	st.ClientHost = &web.ClientHost{Address: cl.Addr.Addr().String(), MAC: cl.MAC.String(), Namespace: cl.Namespace, Interface: cl.Interface}

@@ -6,31 +6,16 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/sockshift/sockshift/demo/labview"
 	"github.com/sockshift/sockshift/demo/node"
-	"github.com/sockshift/sockshift/handoff"
 	"github.com/sockshift/sockshift/internal/nsexec"
 	"github.com/sockshift/sockshift/web"
 )
 
-// stepRun is a step-mode hand-off in progress.
-type stepRun struct {
-	from, to string
-	brk      *web.Break
-}
-
-func (r *stepRun) state(ns *node.StepState) *web.StepState {
-	st := &web.StepState{From: r.from, To: r.to, Phases: handoff.StepPhases, Done: []string{}, Break: r.brk}
-	if ns != nil {
-		st.Waiting, st.Done = ns.Waiting, slices.Clone(ns.Done)
-	}
-	return st
-}
-
-func (a *Appliance) stepping() *stepRun {
+func (a *Appliance) stepping() *labview.StepRun {
 	a.stepMu.Lock()
 	defer a.stepMu.Unlock()
 	return a.step
@@ -49,7 +34,7 @@ func (a *Appliance) Step(ctx context.Context, abort bool) (string, error) {
 	if run == nil {
 		return "", errors.New("no hand-off is waiting for a step")
 	}
-	return a.cluster.Control(run.from).Step(ctx, abort)
+	return a.cluster.Control(run.From).Step(ctx, abort)
 }
 
 // HandOffWith implements web.Classroom: one hand-off, in step mode or
@@ -69,7 +54,7 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 	}
 	to := req.To
 	if to == "" {
-		to = other(from)
+		to = labview.Other(from)
 	}
 	if to == from {
 		err := fmt.Errorf("server %s already holds the VIP", to)
@@ -88,7 +73,7 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 	}
 	if req.Step {
 		a.stepMu.Lock()
-		a.step = &stepRun{from: from, to: to, brk: brk}
+		a.step = &labview.StepRun{From: from, To: to, Break: brk}
 		a.stepMu.Unlock()
 		a.pauseClients()
 		defer a.resumeClients()
@@ -109,7 +94,7 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 		rep.Phases = append(rep.Phases, web.Phase{Name: p.Name, US: p.US})
 	}
 	for _, m := range res.Moved {
-		rep.Moved = append(rep.Moved, web.Moved{Client: m.Client, Before: tcpState(m.Before), After: tcpState(m.After)})
+		rep.Moved = append(rep.Moved, web.Moved{Client: m.Client, Before: labview.TCPState(m.Before), After: labview.TCPState(m.After)})
 	}
 	if err == nil && !res.OK {
 		err = errors.New(res.Error)
@@ -210,19 +195,6 @@ func (a *Appliance) introduce(ctx context.Context, role string) {
 		}
 		return nil
 	})
-}
-
-func tcpState(s handoff.TCPSummary) web.TCPState {
-	return web.TCPState{SendSeq: s.SendSeq, RecvSeq: s.RecvSeq, SndWnd: s.SndWnd, RcvWnd: s.RcvWnd,
-		SndWscale: s.SndWscale, RcvWscale: s.RcvWscale, MSS: s.MSS, Timestamp: s.Timestamp, SACK: s.SACK,
-		Timestamps: s.Timestamps, RecvQueue: s.RecvQueue, Unacked: s.Unacked, Unsent: s.Unsent, SndBuf: s.SndBuf, RcvBuf: s.RcvBuf}
-}
-
-func other(role string) string {
-	if role == "a" {
-		return "b"
-	}
-	return "a"
 }
 
 func serverName(role string) string {

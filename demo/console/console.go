@@ -15,8 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sockshift/sockshift/demo/labview"
 	"github.com/sockshift/sockshift/demo/node"
-	"github.com/sockshift/sockshift/handoff"
 	"github.com/sockshift/sockshift/internal/flagfile"
 	"github.com/sockshift/sockshift/web"
 )
@@ -148,25 +148,12 @@ type Lab struct {
 	order []string
 
 	mu   sync.Mutex
-	step *stepRun // the running step-mode hand-off
+	step *labview.StepRun // the running step-mode hand-off
 }
 
 var _ web.Classroom = (*Lab)(nil)
 
-type stepRun struct {
-	from, to string
-	brk      *web.Break
-}
-
-func (r *stepRun) state(ns *node.StepState) *web.StepState {
-	st := &web.StepState{From: r.from, To: r.to, Phases: handoff.StepPhases, Done: []string{}, Break: r.brk}
-	if ns != nil {
-		st.Waiting, st.Done = ns.Waiting, slices.Clone(ns.Done)
-	}
-	return st
-}
-
-func (l *Lab) stepping() *stepRun {
+func (l *Lab) stepping() *labview.StepRun {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.step
@@ -184,26 +171,18 @@ func (l *Lab) State(ctx context.Context) (web.State, error) {
 			if ns.HoldsVIP {
 				st.Holder = name
 			}
-			st.Connections = append(st.Connections, connections(name, ns.Connections)...)
-			if run != nil && run.from == name {
-				st.Step = run.state(ns.Step)
+			st.Connections = append(st.Connections, labview.Connections(name, ns.Connections)...)
+			if run != nil && run.From == name {
+				st.Step = run.State(ns.Step)
 			}
 		}
 		st.Nodes = append(st.Nodes, n)
 	}
 	if run != nil && st.Step == nil {
-		st.Step = run.state(nil)
+		st.Step = run.State(nil)
 	}
 	st.ClientHost = l.clientHost(ctx)
 	return st, nil
-}
-
-func connections(name string, cs []node.Connection) []web.Connection {
-	out := make([]web.Connection, 0, len(cs))
-	for _, c := range cs {
-		out = append(out, web.Connection{Service: c.Service, Client: c.Client, Node: name, BytesIn: c.BytesIn, BytesOut: c.BytesOut})
-	}
-	return out
 }
 
 // clientHost describes this machine, the lab's client, with its ARP entry
@@ -253,7 +232,7 @@ func (l *Lab) Step(ctx context.Context, abort bool) (string, error) {
 	if run == nil {
 		return "", errors.New("no hand-off is waiting for a step")
 	}
-	return l.nodes[run.from].Step(ctx, abort)
+	return l.nodes[run.From].Step(ctx, abort)
 }
 
 // HandOffWith implements web.Classroom: the holder of the VIP hands every
@@ -268,7 +247,7 @@ func (l *Lab) HandOffWith(ctx context.Context, req web.HandOffRequest) (web.Repo
 	}
 	to := req.To
 	if to == "" {
-		to = other(from)
+		to = labview.Other(from)
 	}
 	if to == from || l.nodes[to] == nil {
 		err := fmt.Errorf("cannot hand off from %s to %q", from, to)
@@ -280,7 +259,7 @@ func (l *Lab) HandOffWith(ctx context.Context, req web.HandOffRequest) (web.Repo
 	}
 	if req.Step {
 		l.mu.Lock()
-		l.step = &stepRun{from: from, to: to, brk: req.Break}
+		l.step = &labview.StepRun{From: from, To: to, Break: req.Break}
 		l.mu.Unlock()
 		defer func() {
 			l.mu.Lock()
@@ -298,7 +277,7 @@ func (l *Lab) HandOffWith(ctx context.Context, req web.HandOffRequest) (web.Repo
 		rep.Phases = append(rep.Phases, web.Phase{Name: p.Name, US: p.US})
 	}
 	for _, m := range res.Moved {
-		rep.Moved = append(rep.Moved, web.Moved{Client: m.Client, Before: tcpState(m.Before), After: tcpState(m.After)})
+		rep.Moved = append(rep.Moved, web.Moved{Client: m.Client, Before: labview.TCPState(m.Before), After: labview.TCPState(m.After)})
 	}
 	if err == nil && !res.OK {
 		err = errors.New(res.Error)
@@ -314,7 +293,7 @@ func (l *Lab) HandOffWith(ctx context.Context, req web.HandOffRequest) (web.Repo
 			rep.Error = err.Error()
 		}
 		if ns, serr := l.nodes[from].State(ctx); serr == nil {
-			rep.Remaining = connections(from, ns.Connections)
+			rep.Remaining = labview.Connections(from, ns.Connections)
 		}
 	}
 	return rep, err
@@ -343,19 +322,6 @@ func (l *Lab) repair(ctx context.Context, from, to string, brk *web.Break) strin
 		note += " (Putting it right failed: " + err.Error() + ")"
 	}
 	return note
-}
-
-func tcpState(s handoff.TCPSummary) web.TCPState {
-	return web.TCPState{SendSeq: s.SendSeq, RecvSeq: s.RecvSeq, SndWnd: s.SndWnd, RcvWnd: s.RcvWnd,
-		SndWscale: s.SndWscale, RcvWscale: s.RcvWscale, MSS: s.MSS, Timestamp: s.Timestamp, SACK: s.SACK,
-		Timestamps: s.Timestamps, RecvQueue: s.RecvQueue, Unacked: s.Unacked, Unsent: s.Unsent, SndBuf: s.SndBuf, RcvBuf: s.RcvBuf}
-}
-
-func other(name string) string {
-	if name == "a" {
-		return "b"
-	}
-	return "a"
 }
 
 func sleep(ctx context.Context, d time.Duration) {
