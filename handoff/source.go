@@ -529,7 +529,15 @@ func (s *source) rollback() error {
 		// VIP, which its node removes when it starts again.
 		s.ch.SetDeadline(time.Now().Add(time.Second))
 		if s.ch.send(msgAbort, nil) == nil {
-			s.ch.result(msgAborted)
+			// Wait until the target has let go (dropped the VIP, discarded
+			// its sockets) before we take the VIP back; a Restored it sent
+			// before reading the Abort comes first.
+			for {
+				typ, _, err := s.ch.Recv()
+				if err != nil || typ == msgAborted {
+					break
+				}
+			}
 		}
 	}
 	if s.released {
