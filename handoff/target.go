@@ -221,16 +221,19 @@ func (t *target) run(ctx context.Context) error {
 	return err
 }
 
-// readBack dumps a few restored sockets, still frozen, for the report:
-// proof that what was rebuilt is what was dumped.
+// readBack inspects a few restored sockets, still frozen, for the report:
+// proof that what was rebuilt is what was dumped. It must not make them
+// send (see repair.Restored.Inspect).
 func (t *target) readBack() map[netip.AddrPort]TCPSummary {
 	out := map[netip.AddrPort]TCPSummary{}
 	for _, r := range t.restored {
 		if !t.wanted[r.client] {
 			continue
 		}
-		if st, err := r.restored.Dump(); err == nil {
-			out[r.client] = Summarize(st)
+		if st, recvLen, err := r.restored.Inspect(); err == nil {
+			sum := Summarize(st)
+			sum.RecvQueue = recvLen
+			out[r.client] = sum
 		}
 	}
 	return out

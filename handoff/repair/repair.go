@@ -104,7 +104,7 @@ func (f *Frozen) Dump() (*State, error) {
 	if f.socket != Repair {
 		return nil, &Error{Op: "dump", Conn: f.name, Socket: f.socket, Err: errNotFrozen}
 	}
-	s, err := dump(f.rc, tcpAddrPort(f.conn.LocalAddr()), tcpAddrPort(f.conn.RemoteAddr()))
+	s, _, err := dump(f.rc, tcpAddrPort(f.conn.LocalAddr()), tcpAddrPort(f.conn.RemoteAddr()), true)
 	if err != nil {
 		return nil, &Error{Op: "dump", Conn: f.name, Socket: Repair, Err: err}
 	}
@@ -227,23 +227,28 @@ func (r *Restored) Activate() (*net.TCPConn, error) {
 	return c, nil
 }
 
-// Dump reads the rebuilt socket's state, still frozen, so a restore can
-// be checked against the state it came from.
-func (r *Restored) Dump() (*State, error) {
+// Inspect reads the rebuilt socket's state, still frozen, so a restore
+// can be checked against the state it came from. Unlike Dump it leaves the
+// receive queue's bytes unread and returns only their count: peeking that
+// queue can make the kernel send the client a window update even in repair
+// mode, and a target must send nothing before the commit (its kernel would
+// first ask for the client's MAC from the VIP, and that ARP request alone
+// turns the client to the target).
+func (r *Restored) Inspect() (st *State, recvLen int, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.conn == nil {
-		return nil, &Error{Op: "dump", Conn: r.name, Socket: Closed, Err: errDone}
+		return nil, 0, &Error{Op: "inspect", Conn: r.name, Socket: Closed, Err: errDone}
 	}
 	rc, err := r.conn.SyscallConn()
 	if err != nil {
-		return nil, &Error{Op: "dump", Conn: r.name, Socket: Repair, Err: err}
+		return nil, 0, &Error{Op: "inspect", Conn: r.name, Socket: Repair, Err: err}
 	}
-	s, err := dump(rc, tcpAddrPort(r.conn.LocalAddr()), tcpAddrPort(r.conn.RemoteAddr()))
+	s, inq, err := dump(rc, tcpAddrPort(r.conn.LocalAddr()), tcpAddrPort(r.conn.RemoteAddr()), false)
 	if err != nil {
-		return nil, &Error{Op: "dump", Conn: r.name, Socket: Repair, Err: err}
+		return nil, 0, &Error{Op: "inspect", Conn: r.name, Socket: Repair, Err: err}
 	}
-	return s, nil
+	return s, inq, nil
 }
 
 // Discard is the rollback on the target: it closes the socket while still

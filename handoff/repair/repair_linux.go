@@ -130,12 +130,17 @@ var errRace = errors.New("socket changed during the dump")
 
 const dumpAttempts = 5
 
-func dump(rc syscall.RawConn, local, remote netip.AddrPort) (*State, error) {
+// dump reads the state of a socket in repair mode. Without peekRecv the
+// receive queue's bytes are not read, only counted (the int returned):
+// peeking that queue can make the kernel send the client a window update,
+// repair mode or not.
+func dump(rc syscall.RawConn, local, remote netip.AddrPort, peekRecv bool) (*State, int, error) {
 	var s *State
+	var inq int
 	_, err := control(rc, func(fd int) (SocketState, error) {
 		var err error
 		for range dumpAttempts {
-			s, err = dumpOnce(fd, local, remote)
+			s, inq, err = dumpOnce(fd, local, remote, peekRecv)
 			if !errors.Is(err, errRace) {
 				break
 			}
@@ -149,20 +154,20 @@ func dump(rc syscall.RawConn, local, remote netip.AddrPort) (*State, error) {
 		return Repair, err
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return s, nil
+	return s, inq, nil
 }
 
 // dumpOnce reads the state once. local and remote are the addresses Go
 // already knows; invalid ones are asked of the kernel.
-func dumpOnce(fd int, local, remote netip.AddrPort) (*State, error) {
+func dumpOnce(fd int, local, remote netip.AddrPort, peekRecv bool) (*State, int, error) {
 	info, err := tcpInfo(fd)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if info[tcpiState] != tcpEstablished {
-		return nil, fmt.Errorf("%w (%s)", errNotEstablished, tcpStateName(info[tcpiState]))
+		return nil, 0, fmt.Errorf("%w (%s)", errNotEstablished, tcpStateName(info[tcpiState]))
 	}
 	s := &State{
 		SACK:          info[tcpiOptions]&tcpiOptSACK != 0,
@@ -176,32 +181,32 @@ func dumpOnce(fd int, local, remote netip.AddrPort) (*State, error) {
 	s.Local, s.Remote = local, remote
 	if !s.Local.IsValid() {
 		if s.Local, err = sockAddr(fd, unix.Getsockname, "getsockname"); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
 	if !s.Remote.IsValid() {
 		if s.Remote, err = sockAddr(fd, unix.Getpeername, "getpeername"); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
 
 	outq, err := ioctlInt(fd, unix.SIOCOUTQ, "SIOCOUTQ")
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	unsent, err := ioctlInt(fd, siocOutqNSD, "SIOCOUTQNSD")
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	inq, err := ioctlInt(fd, unix.SIOCINQ, "SIOCINQ")
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if unsent > outq {
-		return nil, errRace
+		return nil, 0, errRace
 	}
 	if outq > MaxQueue || inq > MaxQueue {
-		return nil, fmt.Errorf("queues of %d/%d bytes above MaxQueue (%d)", inq, outq, MaxQueue)
+		return nil, 0, fmt.Errorf("queues of %d/%d bytes above MaxQueue (%d)", inq, outq, MaxQueue)
 	}
 
 	ints := []struct {
@@ -220,7 +225,7 @@ func dumpOnce(fd int, local, remote netip.AddrPort) (*State, error) {
 	for _, o := range ints {
 		v, err := unix.GetsockoptInt(fd, o.level, o.opt)
 		if err != nil {
-			return nil, os.NewSyscallError("getsockopt "+o.name, err)
+			return nil, 0, os.NewSyscallError("getsockopt "+o.name, err)
 		}
 		*o.dst = uint32(v)
 	}
@@ -235,26 +240,30 @@ func dumpOnce(fd int, local, remote netip.AddrPort) (*State, error) {
 	for _, o := range bools {
 		v, err := unix.GetsockoptInt(fd, o.level, o.opt)
 		if err != nil {
-			return nil, os.NewSyscallError("getsockopt "+o.name, err)
+			return nil, 0, os.NewSyscallError("getsockopt "+o.name, err)
 		}
 		*o.dst = v != 0
 	}
 
 	wbuf := make([]byte, sizeofRepairWindow)
 	if n, err := getsockoptBytes(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR_WINDOW, wbuf); err != nil {
-		return nil, os.NewSyscallError("getsockopt TCP_REPAIR_WINDOW", err)
+		return nil, 0, os.NewSyscallError("getsockopt TCP_REPAIR_WINDOW", err)
 	} else if n != sizeofRepairWindow {
-		return nil, fmt.Errorf("getsockopt TCP_REPAIR_WINDOW: %d bytes, want %d", n, sizeofRepairWindow)
+		return nil, 0, fmt.Errorf("getsockopt TCP_REPAIR_WINDOW: %d bytes, want %d", n, sizeofRepairWindow)
 	}
 	s.Window = unmarshalWindow(wbuf)
 
-	rcvNxt, rq, err := readQueue(fd, tcpRecvQueue, inq)
+	peekLen := 0
+	if peekRecv {
+		peekLen = inq
+	}
+	rcvNxt, rq, err := readQueue(fd, tcpRecvQueue, peekLen)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	writeSeq, sq, err := readQueue(fd, tcpSendQueue, outq)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	s.RecvSeq = rcvNxt - uint32(inq)
 	s.SendSeq = writeSeq - uint32(outq)
@@ -269,21 +278,21 @@ func dumpOnce(fd int, local, remote netip.AddrPort) (*State, error) {
 	// Nothing may have moved while we read: an ACK shrinks the send queue,
 	// data grows the receive queue, and either changes the window.
 	if outq2, err := ioctlInt(fd, unix.SIOCOUTQ, "SIOCOUTQ"); err != nil {
-		return nil, err
+		return nil, 0, err
 	} else if outq2 != outq {
-		return nil, errRace
+		return nil, 0, errRace
 	}
 	if inq2, err := ioctlInt(fd, unix.SIOCINQ, "SIOCINQ"); err != nil {
-		return nil, err
+		return nil, 0, err
 	} else if inq2 != inq {
-		return nil, errRace
+		return nil, 0, errRace
 	}
 	if _, err := getsockoptBytes(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR_WINDOW, wbuf); err != nil {
-		return nil, os.NewSyscallError("getsockopt TCP_REPAIR_WINDOW", err)
+		return nil, 0, os.NewSyscallError("getsockopt TCP_REPAIR_WINDOW", err)
 	} else if unmarshalWindow(wbuf) != s.Window {
-		return nil, errRace
+		return nil, 0, errRace
 	}
-	return s, nil
+	return s, inq, nil
 }
 
 func sockAddr(fd int, get func(int) (unix.Sockaddr, error), name string) (netip.AddrPort, error) {

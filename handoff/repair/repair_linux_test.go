@@ -677,3 +677,60 @@ func BenchmarkDumpRestore(b *testing.B) {
 	}
 	c.Close()
 }
+
+// TestInspectSendsNothing reads back a restored socket with bytes to read
+// and room to offer a wider window than the client last heard of (as a
+// ping-pong server's socket is): the target does so before the commit,
+// when sending anything at all would turn the client to it (the kernel
+// asks for the client's MAC from the VIP first).
+func TestInspectSendsNothing(t *testing.T) {
+	ns := nstest.NewNS(t, "rpinsp")
+	p := newPair(t, ns, 4<<20)
+	pingPong(t, p.client, p.server, 3)
+	if _, err := p.client.Write(stream(3, 48)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "48 bytes in the server's receive queue", 5*time.Second, func() bool {
+		return sockInt(t, p.server, ioctl(unix.SIOCINQ)) == 48
+	})
+	f, err := Freeze(p.server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := f.Dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The client last heard of a window much narrower than the restored
+	// socket can offer (its buffer grew since it last said): the state a
+	// window update is sent for.
+	s.Window.RcvWnd = 4096
+	var r *Restored
+	inNS(t, ns, func() error { r, err = Restore(s, nil); return err })
+	defer r.Discard()
+	segsOut := func() uint32 {
+		return uint32(sockInt(t, r.conn, func(fd int) (int, error) {
+			info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+			if err != nil {
+				return 0, err
+			}
+			return int(info.Segs_out), nil
+		}))
+	}
+	before := segsOut()
+	for range 3 {
+		got, recvLen, err := r.Inspect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if recvLen != len(s.RecvQueue) || got.RecvSeq != s.RecvSeq || got.SendSeq != s.SendSeq || got.Window.RcvWnd != s.Window.RcvWnd {
+			t.Fatalf("inspected %v with %d bytes to read, window %+v; restored %v, window %+v", got, recvLen, got.Window, s, s.Window)
+		}
+	}
+	if after := segsOut(); after != before {
+		t.Fatalf("inspecting the restored socket sent %d segments", after-before)
+	}
+}

@@ -13,8 +13,8 @@ import (
 var errNotImplemented = fmt.Errorf("TCP repair is not implemented on %s", runtime.GOOS)
 
 func freeze(syscall.RawConn) (SocketState, error) { return Normal, errNotImplemented }
-func dump(syscall.RawConn, netip.AddrPort, netip.AddrPort) (*State, error) {
-	return nil, errNotImplemented
+func dump(syscall.RawConn, netip.AddrPort, netip.AddrPort, bool) (*State, int, error) {
+	return nil, 0, errNotImplemented
 }
 func thaw(syscall.RawConn) (SocketState, error) { return Unknown, errNotImplemented }
 func restore(*State, uint32, bool) (int, error) { return -1, errNotImplemented }
