@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/sockshift/sockshift/handoff/catch"
@@ -276,10 +277,16 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 	}
 	rep.Committed = true
 	clock.mark(phase)
-	// Our frozen sockets close (silently) while the target resumes.
+	// Our frozen sockets close (silently) once the target has resumed:
+	// closing thousands at once would take the CPU the target needs to
+	// resume them (on one host, or a small VM, the two share it).
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	startRelease := func() { releaseOnce.Do(func() { close(release) }) }
 	closed := make(chan struct{})
 	go func() {
 		defer close(closed)
+		<-release
 		for _, f := range s.frozen {
 			if err := f.frozen.Close(); err != nil {
 				n.logf("closing a moved socket: %v", err)
@@ -292,7 +299,7 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 			c.Close()
 		}
 	}()
-	defer func() { <-closed }()
+	defer func() { startRelease(); <-closed }()
 
 	phase = "resume"
 	if opts.Step != nil {
@@ -334,6 +341,7 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 		n.logf("forwarding caught packets to %s: %v", rep.To, ferr)
 	}
 	rep.Caught = stats.Caught
+	startRelease()
 	clock.mark(phase)
 	n.logf("handed %d connections to %s in %v; %d frames caught, %d forwarded, %d dropped",
 		rep.Connections, rep.To, rep.Total, stats.Caught, stats.Forwarded, stats.Dropped)

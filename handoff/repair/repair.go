@@ -195,13 +195,7 @@ func Restore(s *State, opts *RestoreOptions) (*Restored, error) {
 	if err := s.check(); err != nil {
 		return nil, &Error{Op: "restore", Conn: name, Socket: Closed, Err: err}
 	}
-	fd, err := restore(s, opts.timestampOffset(s), opts != nil && opts.Transparent)
-	if err != nil {
-		return nil, &Error{Op: "restore", Conn: name, Socket: Closed, Err: err}
-	}
-	// Wrapped now, still in repair, so that Activate, on the critical path
-	// of a hand-off, only has to leave repair mode.
-	c, err := wrap(fd, name)
+	c, err := restore(s, opts.timestampOffset(s), opts != nil && opts.Transparent)
 	if err != nil {
 		return nil, &Error{Op: "restore", Conn: name, Socket: Closed, Err: err}
 	}

@@ -1,6 +1,7 @@
 package repair
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -361,68 +362,79 @@ func readQueue(fd, q, n int) (uint32, []byte, error) {
 	return uint32(seq), buf[:n:n], nil
 }
 
-func closeFD(fd int) error {
-	return os.NewSyscallError("close", unix.Close(fd))
+// restore builds the socket of s, in repair mode. Go's dialer makes it
+// (socket, bind, connect, poller), with repair mode on before the bind:
+// connect then sends no SYN and returns at once, and the socket needs no
+// second wrapping (net.FileConn's dup and checks cost a third of a
+// restore). On failure the socket is closed, still in repair mode, so
+// nothing is sent.
+func restore(s *State, tsOffset uint32, transparent bool) (*net.TCPConn, error) {
+	var cerr error
+	d := net.Dialer{
+		KeepAlive: -1, // the dumped keep-alive settings are set below
+		Control: func(_, _ string, rc syscall.RawConn) error {
+			err := rc.Control(func(fd uintptr) { cerr = beforeConnect(int(fd), s, transparent) })
+			return errors.Join(err, cerr)
+		},
+	}
+	c, err := d.DialTCP(context.Background(), "tcp4", s.Local, s.Remote)
+	if err != nil {
+		if cerr != nil {
+			return nil, cerr // the dialer's wrapping adds nothing to it
+		}
+		return nil, err
+	}
+	rc, err := c.SyscallConn()
+	if err == nil {
+		err = rc.Control(func(fd uintptr) { cerr = afterConnect(int(fd), s, tsOffset) })
+	}
+	if err = errors.Join(err, cerr); err != nil {
+		c.Close() // still in repair mode: silent
+		return nil, err
+	}
+	return c, nil
 }
 
-// restore builds the socket of s, in repair mode, and returns its fd. On
-// failure it closes the socket, still in repair mode, so nothing is sent.
-func restore(s *State, tsOffset uint32, transparent bool) (fd int, err error) {
-	fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return -1, os.NewSyscallError("socket", err)
-	}
-	defer func() {
-		if err != nil {
-			unix.Close(fd)
-			fd = -1
-		}
-	}()
-	setInt := func(level, opt int, name string, v int) error {
-		return os.NewSyscallError("setsockopt "+name, unix.SetsockoptInt(fd, level, opt, v))
-	}
-	setQueue := func(q int) error {
-		return setInt(unix.IPPROTO_TCP, unix.TCP_REPAIR_QUEUE, "TCP_REPAIR_QUEUE", q)
-	}
-	b2i := func(b bool) int {
-		if b {
-			return 1
-		}
-		return 0
-	}
+func setInt(fd, level, opt int, name string, v int) error {
+	return os.NewSyscallError("setsockopt "+name, unix.SetsockoptInt(fd, level, opt, v))
+}
 
+func setQueue(fd, q int) error {
+	return setInt(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR_QUEUE, "TCP_REPAIR_QUEUE", q)
+}
+
+// beforeConnect puts a new socket in repair mode and sets what must be set
+// before its bind and connect.
+func beforeConnect(fd int, s *State, transparent bool) error {
 	// Transparent: the socket may bind and connect from an address this
 	// host does not hold yet (a target that takes the VIP only at the
 	// commit).
 	if transparent {
-		if err := setInt(unix.SOL_IP, unix.IP_TRANSPARENT, "IP_TRANSPARENT", 1); err != nil {
-			return -1, err
+		if err := setInt(fd, unix.SOL_IP, unix.IP_TRANSPARENT, "IP_TRANSPARENT", 1); err != nil {
+			return err
 		}
 	}
 	// SO_REUSEADDR comes before repair mode: it would overwrite the forced
 	// reuse that repair mode grants (SK_FORCE_REUSE), which is what lets
 	// the bind succeed beside a listener on the same port.
-	if err := setInt(unix.SOL_SOCKET, unix.SO_REUSEADDR, "SO_REUSEADDR", 1); err != nil {
-		return -1, err
+	if err := setInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, "SO_REUSEADDR", 1); err != nil {
+		return err
 	}
 	if err := setRepair(fd, unix.TCP_REPAIR_ON); err != nil {
-		return -1, err
+		return err
 	}
 	// The kernel doubles what it is given: pass half, so getsockopt reads
 	// back the dumped size (odd sizes come back one byte smaller, never
 	// larger: inflating them would grow the window on every hand-off).
 	if s.SndBuf != 0 {
-		if err := setInt(unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, "SO_SNDBUFFORCE", int(s.SndBuf/2)); err != nil {
-			return -1, err
+		if err := setInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, "SO_SNDBUFFORCE", int(s.SndBuf/2)); err != nil {
+			return err
 		}
 	}
 	if s.RcvBuf != 0 {
-		if err := setInt(unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, "SO_RCVBUFFORCE", int(s.RcvBuf/2)); err != nil {
-			return -1, err
+		if err := setInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, "SO_RCVBUFFORCE", int(s.RcvBuf/2)); err != nil {
+			return err
 		}
-	}
-	if err := unix.Bind(fd, sockaddr4(s.Local)); err != nil {
-		return -1, os.NewSyscallError("bind "+s.Local.String(), err)
 	}
 	// Queue sequence numbers name the start of each queue; sending the
 	// queued bytes below advances them to write_seq and rcv_nxt.
@@ -430,18 +442,25 @@ func restore(s *State, tsOffset uint32, transparent bool) (fd int, err error) {
 		id  int
 		seq uint32
 	}{{tcpSendQueue, s.SendSeq}, {tcpRecvQueue, s.RecvSeq}} {
-		if err := setQueue(q.id); err != nil {
-			return -1, err
+		if err := setQueue(fd, q.id); err != nil {
+			return err
 		}
-		if err := setInt(unix.IPPROTO_TCP, unix.TCP_QUEUE_SEQ, "TCP_QUEUE_SEQ", int(int32(q.seq))); err != nil {
-			return -1, err
+		if err := setInt(fd, unix.IPPROTO_TCP, unix.TCP_QUEUE_SEQ, "TCP_QUEUE_SEQ", int(int32(q.seq))); err != nil {
+			return err
 		}
 	}
-	// In repair mode connect sends no SYN: the socket is ESTABLISHED at once.
-	if err := unix.Connect(fd, sockaddr4(s.Remote)); err != nil {
-		return -1, os.NewSyscallError("connect "+s.Remote.String(), err)
-	}
+	return nil
+}
 
+// afterConnect rebuilds the rest of a connected socket still in repair
+// mode: options, clock, queued bytes, window.
+func afterConnect(fd int, s *State, tsOffset uint32) error {
+	b2i := func(b bool) int {
+		if b {
+			return 1
+		}
+		return 0
+	}
 	opts := []unix.TCPRepairOpt{{Code: tcpoptMaxseg, Val: s.MSS}}
 	if s.WindowScaling {
 		opts = append(opts, unix.TCPRepairOpt{Code: tcpoptWindow, Val: uint32(s.SndWscale) | uint32(s.RcvWscale)<<16})
@@ -453,11 +472,11 @@ func restore(s *State, tsOffset uint32, transparent bool) (fd int, err error) {
 		opts = append(opts, unix.TCPRepairOpt{Code: tcpoptTimestamp})
 	}
 	if err := unix.SetsockoptTCPRepairOpt(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR_OPTIONS, opts); err != nil {
-		return -1, os.NewSyscallError("setsockopt TCP_REPAIR_OPTIONS", err)
+		return os.NewSyscallError("setsockopt TCP_REPAIR_OPTIONS", err)
 	}
 	// The offset is even: the low bit of the value selects usec timestamps.
-	if err := setInt(unix.IPPROTO_TCP, unix.TCP_TIMESTAMP, "TCP_TIMESTAMP", int(int32(s.Timestamp+tsOffset&^1))); err != nil {
-		return -1, err
+	if err := setInt(fd, unix.IPPROTO_TCP, unix.TCP_TIMESTAMP, "TCP_TIMESTAMP", int(int32(s.Timestamp+tsOffset&^1))); err != nil {
+		return err
 	}
 
 	// The receive queue is still selected (the sequence loop ended with
@@ -465,27 +484,28 @@ func restore(s *State, tsOffset uint32, transparent bool) (fd int, err error) {
 	// sockets in one hand-off feel.
 	if len(s.RecvQueue) > 0 {
 		if err := sendAll(fd, s.RecvQueue, "receive queue"); err != nil {
-			return -1, err
+			return err
 		}
 	}
 	// Bytes sent in repair mode with the send queue selected count as
 	// already sent: the kernel retransmits them if they are not acked.
 	if len(s.Unacked) > 0 {
-		if err := setQueue(tcpSendQueue); err != nil {
-			return -1, err
+		if err := setQueue(fd, tcpSendQueue); err != nil {
+			return err
 		}
 		if err := sendAll(fd, s.Unacked, "unacked queue"); err != nil {
-			return -1, err
+			return err
 		}
 	}
 	// The window goes last: the kernel checks it against rcv_nxt, which the
 	// receive queue just advanced.
 	if err := setsockoptBytes(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR_WINDOW, s.Window.marshal()); err != nil {
-		return -1, os.NewSyscallError("setsockopt TCP_REPAIR_WINDOW", err)
+		return os.NewSyscallError("setsockopt TCP_REPAIR_WINDOW", err)
 	}
 
-	if err := setInt(unix.IPPROTO_TCP, unix.TCP_NODELAY, "TCP_NODELAY", b2i(s.NoDelay)); err != nil {
-		return -1, err
+	// Go's dialer turned Nagle off; the application may have had it on.
+	if err := setInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, "TCP_NODELAY", b2i(s.NoDelay)); err != nil {
+		return err
 	}
 	for _, o := range []struct {
 		opt  int
@@ -496,14 +516,11 @@ func restore(s *State, tsOffset uint32, transparent bool) (fd int, err error) {
 		if o.v == 0 { // not dumped: keep the system default
 			continue
 		}
-		if err := setInt(unix.IPPROTO_TCP, o.opt, o.name, int(int32(o.v))); err != nil {
-			return -1, err
+		if err := setInt(fd, unix.IPPROTO_TCP, o.opt, o.name, int(int32(o.v))); err != nil {
+			return err
 		}
 	}
-	if err := setInt(unix.SOL_SOCKET, unix.SO_KEEPALIVE, "SO_KEEPALIVE", b2i(s.KeepAlive)); err != nil {
-		return -1, err
-	}
-	return fd, nil
+	return setInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, "SO_KEEPALIVE", b2i(s.KeepAlive))
 }
 
 func sockaddr4(ap netip.AddrPort) *unix.SockaddrInet4 {
@@ -528,23 +545,6 @@ func sendAll(fd int, b []byte, what string) error {
 		off += n
 	}
 	return nil
-}
-
-// wrap makes a *net.TCPConn of a restored fd, still in repair mode; on
-// failure the fd is closed (silently, in repair).
-func wrap(fd int, name string) (*net.TCPConn, error) {
-	f := os.NewFile(uintptr(fd), "repair "+name)
-	c, err := net.FileConn(f)
-	f.Close() // c holds its own duplicate
-	if err != nil {
-		return nil, err
-	}
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		c.Close()
-		return nil, fmt.Errorf("restored socket is a %T, not a TCP connection", c)
-	}
-	return tc, nil
 }
 
 // activate takes a wrapped socket out of repair mode. With probe,

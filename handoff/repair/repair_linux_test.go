@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -732,5 +733,37 @@ func TestInspectSendsNothing(t *testing.T) {
 	}
 	if after := segsOut(); after != before {
 		t.Fatalf("inspecting the restored socket sent %d segments", after-before)
+	}
+}
+
+// TestSocketOptionsCarried moves connections whose options differ from
+// what Go sets on a new connection (Nagle on; keep-alive off, or on with
+// its own timing): the rebuilt socket has the application's options.
+func TestSocketOptionsCarried(t *testing.T) {
+	ns := nstest.NewNS(t, "rpopts")
+	for _, keepAlive := range []bool{false, true} {
+		p := newPair(t, ns, 0)
+		if err := p.server.SetNoDelay(false); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.server.SetKeepAliveConfig(net.KeepAliveConfig{Enable: keepAlive, Idle: 77 * time.Second, Interval: 11 * time.Second, Count: 4}); err != nil {
+			t.Fatal(err)
+		}
+		_, nc := move(t, ns, p.server, nil)
+		got := []int{
+			sockInt(t, nc, opt(unix.IPPROTO_TCP, unix.TCP_NODELAY)),
+			sockInt(t, nc, opt(unix.SOL_SOCKET, unix.SO_KEEPALIVE)),
+			sockInt(t, nc, opt(unix.IPPROTO_TCP, unix.TCP_KEEPIDLE)),
+			sockInt(t, nc, opt(unix.IPPROTO_TCP, unix.TCP_KEEPINTVL)),
+			sockInt(t, nc, opt(unix.IPPROTO_TCP, unix.TCP_KEEPCNT)),
+		}
+		want := []int{0, 0, 77, 11, 4}
+		if keepAlive {
+			want[1] = 1
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("keep-alive %v: restored nodelay, keepalive, idle, interval, count = %v, want %v", keepAlive, got, want)
+		}
+		pingPong(t, p.client, nc, 2)
 	}
 }

@@ -16,8 +16,6 @@ func freeze(syscall.RawConn) (SocketState, error) { return Normal, errNotImpleme
 func dump(syscall.RawConn, netip.AddrPort, netip.AddrPort, bool) (*State, int, error) {
 	return nil, 0, errNotImplemented
 }
-func thaw(syscall.RawConn) (SocketState, error) { return Unknown, errNotImplemented }
-func restore(*State, uint32, bool) (int, error) { return -1, errNotImplemented }
-func activate(*net.TCPConn, bool) error         { return errNotImplemented }
-func wrap(int, string) (*net.TCPConn, error)    { return nil, errNotImplemented }
-func closeFD(int) error                         { return errNotImplemented }
+func thaw(syscall.RawConn) (SocketState, error)          { return Unknown, errNotImplemented }
+func restore(*State, uint32, bool) (*net.TCPConn, error) { return nil, errNotImplemented }
+func activate(*net.TCPConn, bool) error                  { return errNotImplemented }
