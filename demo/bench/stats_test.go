@@ -162,3 +162,29 @@ func TestHistogramBins(t *testing.T) {
 		}
 	}
 }
+
+// TestCollectMore: a client broken twice by one fail-over (it reconnected
+// to the old server before the VIP left) counts both breaks to that
+// fail-over; a break after the client settled is left for the next.
+func TestCollectMore(t *testing.T) {
+	ch := make(chan episode, 1)
+	first := episode{lastOK: 10 * time.Millisecond, broke: 11 * time.Millisecond, recovered: 12 * time.Millisecond, conns: 1, dials: 1, lost: 64}
+	ch <- episode{lastOK: 13 * time.Millisecond, broke: 14 * time.Millisecond, recovered: 215 * time.Millisecond, conns: 1, dials: 2, lost: 64}
+	late := make(chan struct{})
+	go func() {
+		time.Sleep(settleTime + 200*time.Millisecond)
+		ch <- episode{recovered: time.Second, conns: 1}
+		close(late)
+	}()
+	if err := collectMore(t.Context(), ch, &first); err != nil {
+		t.Fatal(err)
+	}
+	want := episode{lastOK: 10 * time.Millisecond, broke: 11 * time.Millisecond, recovered: 215 * time.Millisecond, conns: 2, dials: 3, lost: 128}
+	if first != want {
+		t.Errorf("merged %+v, want %+v", first, want)
+	}
+	<-late
+	if next := <-ch; next.recovered != time.Second {
+		t.Errorf("the later break went missing: %+v", next)
+	}
+}
