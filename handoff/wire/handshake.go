@@ -2,6 +2,8 @@ package wire
 
 import (
 	"bufio"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -92,13 +94,30 @@ func handshake(nc net.Conn, key []byte, cfg *Config, client bool, rnd io.Reader)
 	if err != nil {
 		return fail(err)
 	}
+	sendAEAD, err := newAEAD(sendKey)
+	if err != nil {
+		return fail(err)
+	}
+	recvAEAD, err := newAEAD(recvKey)
+	if err != nil {
+		return fail(err)
+	}
 	return &Conn{
 		nc:       nc,
 		r:        h.r,
 		maxFrame: maxFrame,
-		sendMAC:  hmac.New(sha256.New, sendKey),
-		recvMAC:  hmac.New(sha256.New, recvKey),
+		sendAEAD: sendAEAD,
+		recvAEAD: recvAEAD,
 	}, nil
+}
+
+// newAEAD is AES-256-GCM under a 32-byte session key.
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("session cipher: %w", err)
+	}
+	return cipher.NewGCM(block)
 }
 
 type handshaker struct {

@@ -2,6 +2,8 @@ package wire
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -142,10 +144,16 @@ func docFrame(sessionKey []byte, seq uint64, typ uint8, payload []byte) []byte {
 	f = append(f, Version, typ, 0)
 	f = binary.BigEndian.AppendUint64(f, seq)
 	f = binary.BigEndian.AppendUint32(f, uint32(len(payload)))
-	f = append(f, payload...)
-	m := hmac.New(sha256.New, sessionKey)
-	m.Write(f)
-	return m.Sum(f)
+	block, err := aes.NewCipher(sessionKey)
+	if err != nil {
+		panic(err)
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		panic(err)
+	}
+	nonce := binary.BigEndian.AppendUint64(make([]byte, 4), seq)
+	return gcm.Seal(f, nonce, payload, bytes.Clone(f)) // the header is the additional data
 }
 
 // docSessionKey derives a direction's key as doc.go says.

@@ -2,11 +2,10 @@ package wire
 
 import (
 	"bufio"
-	"crypto/hmac"
+	"crypto/cipher"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"math"
 	"net"
@@ -16,7 +15,7 @@ import (
 
 // Version is the protocol version carried by every handshake message and
 // frame. A peer speaking another version is refused with ErrVersion.
-const Version = 1
+const Version = 2
 
 // KeySize is the size of the lab's shared key in bytes.
 const KeySize = 32
@@ -78,13 +77,15 @@ func (cfg *Config) resolve() (maxFrame int, timeout time.Duration, err error) {
 const (
 	frameMagic  = "SSFR"
 	headerLen   = 19
-	tagLen      = 32 // HMAC-SHA256
+	tagLen      = 16 // AES-GCM
 	offVersion  = 4
 	offType     = 5
 	offFlags    = 6
 	offSeq      = 7
 	offLength   = 15
 	readBufSize = 32 << 10
+	nonceSize   = 12      // GCM's standard nonce
+	keptBuf     = 1 << 20 // a send buffer larger than this is not kept
 )
 
 // Conn is an authenticated message channel made by Client or Server.
@@ -97,18 +98,18 @@ type Conn struct {
 	r        *bufio.Reader // also holds any bytes read ahead during the handshake
 	maxFrame int
 
-	sendMu  sync.Mutex
-	sendMAC hash.Hash
-	sendSeq uint64
-	sendHdr [headerLen]byte
-	sendTag [tagLen]byte
+	sendMu    sync.Mutex
+	sendAEAD  cipher.AEAD
+	sendSeq   uint64
+	sendHdr   [headerLen]byte
+	sendNonce [nonceSize]byte
+	sendBuf   []byte // sealed payload and tag, reused
 
-	recvMu  sync.Mutex
-	recvMAC hash.Hash
-	recvSeq uint64
-	recvHdr [headerLen]byte
-	recvTag [tagLen]byte
-	recvSum [tagLen]byte
+	recvMu    sync.Mutex
+	recvAEAD  cipher.AEAD
+	recvSeq   uint64
+	recvHdr   [headerLen]byte
+	recvNonce [nonceSize]byte
 
 	errMu  sync.Mutex
 	err    error // first error; once set the Conn is dead
@@ -156,22 +157,25 @@ func (c *Conn) Send(typ uint8, payload []byte) error {
 	}
 	h := c.sendHdr[:]
 	putHeader(h, typ, c.sendSeq, len(payload))
-	c.sendMAC.Reset()
-	c.sendMAC.Write(h)
-	c.sendMAC.Write(payload)
-	tag := c.sendMAC.Sum(c.sendTag[:0])
-
-	bufs := net.Buffers{h}
-	if len(payload) > 0 {
-		bufs = append(bufs, payload)
+	sealed := c.sendAEAD.Seal(c.sendBuf[:0], frameNonce(c.sendNonce[:], c.sendSeq), payload, h)
+	if cap(sealed) <= keptBuf {
+		c.sendBuf = sealed // one big frame does not pin its buffer
 	}
-	bufs = append(bufs, tag)
+
 	// On a TCP connection this is one writev.
+	bufs := net.Buffers{h, sealed}
 	if _, err := bufs.WriteTo(c.nc); err != nil {
 		return c.fail(fmt.Errorf("wire: send to %v: frame %d: %w", c.nc.RemoteAddr(), c.sendSeq, err))
 	}
 	c.sendSeq++
 	return nil
+}
+
+// frameNonce is a frame's GCM nonce: four zero bytes and its sequence
+// number. Each direction has its own key and never repeats a number.
+func frameNonce(n []byte, seq uint64) []byte {
+	binary.BigEndian.PutUint64(n[4:], seq)
+	return n
 }
 
 func putHeader(h []byte, typ uint8, seq uint64, n int) {
@@ -221,21 +225,20 @@ func (c *Conn) recv() (uint8, []byte, error) {
 	if uint64(n) > uint64(c.maxFrame) {
 		return 0, nil, fmt.Errorf("frame of %d bytes exceeds MaxFrame %d: %w", n, c.maxFrame, ErrTooLarge)
 	}
-	payload := make([]byte, n)
-	if _, err := io.ReadFull(c.r, payload); err != nil {
+	sealed := make([]byte, int(n)+tagLen)
+	if _, err := io.ReadFull(c.r, sealed[:n]); err != nil {
 		return 0, nil, fmt.Errorf("reading %d-byte payload: %w", n, unexpectedEOF(err))
 	}
-	if _, err := io.ReadFull(c.r, c.recvTag[:]); err != nil {
+	if _, err := io.ReadFull(c.r, sealed[n:]); err != nil {
 		return 0, nil, fmt.Errorf("reading frame tag: %w", unexpectedEOF(err))
 	}
-	c.recvMAC.Reset()
-	c.recvMAC.Write(h)
-	c.recvMAC.Write(payload)
-	if !hmac.Equal(c.recvMAC.Sum(c.recvSum[:0]), c.recvTag[:]) {
+	seq := binary.BigEndian.Uint64(h[offSeq:])
+	payload, err := c.recvAEAD.Open(sealed[:0], frameNonce(c.recvNonce[:], seq), sealed, h)
+	if err != nil {
 		return 0, nil, fmt.Errorf("frame tag does not verify: %w", ErrAuth)
 	}
 	// Authentic from here on.
-	if seq := binary.BigEndian.Uint64(h[offSeq:]); seq != c.recvSeq {
+	if seq != c.recvSeq {
 		return 0, nil, fmt.Errorf("frame sequence %d, want %d: %w", seq, c.recvSeq, ErrReplay)
 	}
 	c.recvSeq++

@@ -542,7 +542,7 @@ func rawPeer(b []byte, closeAfter bool) (net.Conn, func()) {
 func TestJunkHandshake(t *testing.T) {
 	goodHello := hsMessage(kindClientHello, make([]byte, nonceLen))
 	badVersion := bytes.Clone(goodHello)
-	badVersion[4] = 2
+	badVersion[4] = Version + 1
 	for _, tc := range []struct {
 		name   string
 		client bool // we are the client; the junk comes from the "server"
@@ -552,7 +552,7 @@ func TestJunkHandshake(t *testing.T) {
 		{"http to server", false, []byte("GET / HTTP/1.1\r\nHost: b\r\n\r\n"), ErrMalformed},
 		{"frame instead of hello", false, rawHeader(1, 0, 10), ErrMalformed},
 		{"wrong kind", false, hsMessage(kindClientProof, make([]byte, nonceLen)), ErrMalformed},
-		{"version 2", false, badVersion, ErrVersion},
+		{"next version", false, badVersion, ErrVersion},
 		{"huge junk", false, bytes.Repeat([]byte{0xff}, 1<<20), ErrMalformed},
 		{"short junk then close", false, []byte("SSH"), io.ErrUnexpectedEOF},
 		{"nothing then close", false, nil, io.ErrUnexpectedEOF},
