@@ -364,10 +364,11 @@ func readQueue(fd, q, n int) (uint32, []byte, error) {
 
 // restore builds the socket of s, in repair mode. Go's dialer makes it
 // (socket, bind, connect, poller), with repair mode on before the bind:
-// connect then sends no SYN and returns at once, and the socket needs no
-// second wrapping (net.FileConn's dup and checks cost a third of a
-// restore). On failure the socket is closed, still in repair mode, so
-// nothing is sent.
+// connect then sends no SYN and returns at once. (Wrapping a raw fd with
+// net.FileConn instead turns Nagle off and keep-alive on at 15 s, over the
+// restored settings; the dialer is told to leave keep-alive alone, and
+// Nagle is set after it.) On failure the socket is closed, still in repair
+// mode, so nothing is sent.
 func restore(s *State, tsOffset uint32, transparent bool) (*net.TCPConn, error) {
 	var cerr error
 	d := net.Dialer{
