@@ -524,10 +524,6 @@ func afterConnect(fd int, s *State, tsOffset uint32) error {
 	return setInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, "SO_KEEPALIVE", b2i(s.KeepAlive))
 }
 
-func sockaddr4(ap netip.AddrPort) *unix.SockaddrInet4 {
-	return &unix.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}
-}
-
 // sendAll writes b into the selected repair queue. The kernel may take
 // less than offered (the receive queue is rebuilt in skbs of at most
 // MAX_SKB_FRAGS pages), so it loops; MSG_DONTWAIT because a full send

@@ -183,8 +183,8 @@ func pingPong(t testing.TB, a, b net.Conn, rounds int) {
 	}
 }
 
-// move freezes c, dumps it, closes it silently and rebuilds it in ns.
-func move(t testing.TB, ns string, c *net.TCPConn, opts *RestoreOptions) (*State, *net.TCPConn) {
+// takeOut freezes c, dumps it and closes it silently: the source's part.
+func takeOut(t testing.TB, c *net.TCPConn) *State {
 	t.Helper()
 	f, err := Freeze(c)
 	if err != nil {
@@ -197,6 +197,14 @@ func move(t testing.TB, ns string, c *net.TCPConn, opts *RestoreOptions) (*State
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// move takes c out and rebuilds it in ns.
+func move(t testing.TB, ns string, c *net.TCPConn, opts *RestoreOptions) (*State, *net.TCPConn) {
+	t.Helper()
+	s := takeOut(t, c)
+	var err error
 	var r *Restored
 	inNS(t, ns, func() error { r, err = Restore(s, opts); return err })
 	nc, err := r.Activate()
@@ -652,17 +660,8 @@ func BenchmarkDumpRestore(b *testing.B) {
 		}
 		waitFor(b, "bytes at the server", 5*time.Second, func() bool { return sockInt(b, c, ioctl(unix.SIOCINQ)) == len(msg) })
 		b.StartTimer()
-		f, err := Freeze(c)
-		if err != nil {
-			b.Fatal(err)
-		}
-		s, err := f.Dump()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
-			b.Fatal(err)
-		}
+		s := takeOut(b, c)
+		var err error
 		var r *Restored
 		if err := nstest.Do(ns, func() error { r, err = Restore(s, nil); return err }); err != nil {
 			b.Fatal(err)
@@ -694,22 +693,13 @@ func TestInspectSendsNothing(t *testing.T) {
 	waitFor(t, "48 bytes in the server's receive queue", 5*time.Second, func() bool {
 		return sockInt(t, p.server, ioctl(unix.SIOCINQ)) == 48
 	})
-	f, err := Freeze(p.server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := f.Dump()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	s := takeOut(t, p.server)
 	// The client last heard of a window much narrower than the restored
 	// socket can offer (its buffer grew since it last said): the state a
 	// window update is sent for.
 	s.Window.RcvWnd = 4096
 	var r *Restored
+	var err error
 	inNS(t, ns, func() error { r, err = Restore(s, nil); return err })
 	defer r.Discard()
 	segsOut := func() uint32 {
