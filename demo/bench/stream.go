@@ -14,20 +14,24 @@ import (
 
 // StreamResult is the full-speed verified stream through hand-offs.
 type StreamResult struct {
-	DurationMS  int64   `json:"duration_ms"`
-	Handoffs    int     `json:"handoffs"`
-	Failed      int     `json:"failed"`
-	Bytes       uint64  `json:"bytes"` // verified, in order
-	Errors      int     `json:"errors"`
-	Error       string  `json:"error,omitempty"`
-	WorstGapUS  int64   `json:"worst_gap_us"` // longest wait for a byte that was owed
-	Stalls      int     `json:"stalls"`       // read gaps >= StallUS
-	BeforeMBps  float64 `json:"before_mbps"`  // before the first hand-off
-	DuringMBps  float64 `json:"during_mbps"`  // from the first hand-off's start to the last one's end
-	Worst100ms  float64 `json:"worst_100ms_mbps"`
-	DipPercent  float64 `json:"dip_percent"` // how much lower "during" is than "before"
-	ServerTotal Dist    `json:"server_total_us"`
-	Retransmits uint32  `json:"client_retransmits"`
+	DurationMS int64  `json:"duration_ms"`
+	Handoffs   int    `json:"handoffs"`
+	Failed     int    `json:"failed"`
+	Bytes      uint64 `json:"bytes"` // verified, in order
+	Errors     int    `json:"errors"`
+	Error      string `json:"error,omitempty"`
+	WorstGapUS int64  `json:"worst_gap_us"`    // longest wait for a byte that was owed
+	WorstGapAt int64  `json:"worst_gap_at_us"` // when it ended, from the stream's start
+	// WorstGapHandoff is the hand-off (1-based) the worst gap overlapped,
+	// 0 if none: a gap outside every hand-off is the machine, not sockshift.
+	WorstGapHandoff int     `json:"worst_gap_handoff"`
+	Stalls          int     `json:"stalls"`      // read gaps >= StallUS
+	BeforeMBps      float64 `json:"before_mbps"` // before the first hand-off
+	DuringMBps      float64 `json:"during_mbps"` // from the first hand-off's start to the last one's end
+	Worst100ms      float64 `json:"worst_100ms_mbps"`
+	DipPercent      float64 `json:"dip_percent"` // how much lower "during" is than "before"
+	ServerTotal     Dist    `json:"server_total_us"`
+	Retransmits     uint32  `json:"client_retransmits"`
 
 	PerHandoff []Handoff `json:"per_handoff"`
 }
@@ -45,6 +49,7 @@ type streamReader struct {
 	verified atomic.Uint64 // got, for progress reports
 	bins     []uint64      // bytes per binWidth since origin
 	worstGap time.Duration
+	worstAt  time.Duration // end of the worst gap, from origin
 	stalls   int
 }
 
@@ -63,7 +68,7 @@ func (r *streamReader) run(ctx context.Context) error {
 		now := time.Now()
 		if n > 0 {
 			if gap := now.Sub(last); gap > r.worstGap {
-				r.worstGap = gap
+				r.worstGap, r.worstAt = gap, now.Sub(r.origin)
 			}
 			if now.Sub(last).Microseconds() >= StallUS {
 				r.stalls++
@@ -210,6 +215,8 @@ func (b *bench) stream(ctx context.Context, res *Result) error {
 	sr.Handoffs = len(sr.PerHandoff)
 	sr.Bytes = r.got
 	sr.WorstGapUS = r.worstGap.Microseconds()
+	sr.WorstGapAt = r.worstAt.Microseconds()
+	sr.WorstGapHandoff = overlapping(sr.PerHandoff, r.worstAt-r.worstGap, r.worstAt)
 	sr.Stalls = r.stalls
 	sr.ServerTotal = summarize(totals)
 	// The first 200 ms are slow start, not the steady rate.
@@ -225,6 +232,18 @@ func (b *bench) stream(ctx context.Context, res *Result) error {
 		size(sr.Bytes), sr.Errors, ms(sr.WorstGapUS), sr.BeforeMBps, sr.DuringMBps)
 	c.Close()
 	return b.waitIdle(ctx)
+}
+
+// overlapping is the first hand-off (1-based) whose span meets [from, to),
+// or 0.
+func overlapping(hs []Handoff, from, to time.Duration) int {
+	for i, h := range hs {
+		start, end := time.Duration(h.StartUS)*time.Microsecond, time.Duration(h.EndUS)*time.Microsecond
+		if start < to && from < end {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // throughput is the mean rate in MB/s (10^6 bytes) over [from, to).

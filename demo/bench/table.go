@@ -42,7 +42,11 @@ func (r *Result) WriteTable(w io.Writer) {
 	s := r.Stream
 	fmt.Fprintf(w, "\nFull-speed verified stream (1 connection, %.1f s, %d hand-offs)\n", float64(s.DurationMS)/1000, s.Handoffs)
 	row("  bytes verified in order", fmt.Sprintf("%s, %d errors, %d hand-offs failed", size(s.Bytes), s.Errors, s.Failed))
-	row("  worst read gap", fmt.Sprintf("%s  (%d stalls >= %s)", ms(s.WorstGapUS), s.Stalls, ms(StallUS)))
+	where := "outside every hand-off"
+	if s.WorstGapHandoff > 0 {
+		where = fmt.Sprintf("during hand-off %d", s.WorstGapHandoff)
+	}
+	row("  worst read gap", fmt.Sprintf("%s %s  (%d stalls >= %s)", ms(s.WorstGapUS), where, s.Stalls, ms(StallUS)))
 	row("  throughput", fmt.Sprintf("%.0f MB/s before, %.0f MB/s during hand-offs (dip %.0f%%), worst 100 ms %.0f MB/s",
 		s.BeforeMBps, s.DuringMBps, s.DipPercent, s.Worst100ms))
 	row("  server freeze→resume", fmt.Sprintf("p50 %s  max %s", ms(s.ServerTotal.P50), ms(s.ServerTotal.Max)))

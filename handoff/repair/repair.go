@@ -147,9 +147,14 @@ func (f *Frozen) Close() error {
 type RestoreOptions struct {
 	// TimestampOffset is added to the restored TCP timestamp clock, in the
 	// clock's own units; it is rounded down to even (the low bit selects
-	// usec mode). Zero means the default: one second (1000 in ms mode,
-	// 1000000 in usec mode), so the restored clock is never behind what the
-	// source already stamped (PAWS; see tcp-repair.md).
+	// usec mode). Zero means the default: two milliseconds (2, or 2000 in
+	// usec mode), for the clock's tick. The dump already moved the clock
+	// past every stamp the source may have sent (a paced socket stamps
+	// ahead of now), so the client never sees it go back (PAWS). More
+	// costs: until the client echoes the new clock, the restored socket
+	// measures round trips from the old one, each too long by about the
+	// offset; a second made BBR pace the first segments at kilobytes per
+	// second, a 35 ms stall on every hand-off of a busy stream.
 	TimestampOffset uint32
 	// Transparent rebuilds the socket with IP_TRANSPARENT (CAP_NET_ADMIN),
 	// so its local address need not be assigned to this host until
@@ -163,9 +168,9 @@ func (o *RestoreOptions) timestampOffset(s *State) uint32 {
 		return o.TimestampOffset &^ 1
 	}
 	if s.Timestamp&1 != 0 {
-		return 1000000
+		return 2000
 	}
-	return 1000
+	return 2
 }
 
 // Restored is a socket rebuilt from a State, still frozen in repair mode:

@@ -2,6 +2,7 @@ package repair
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -27,16 +28,43 @@ var errNotEstablished = errors.New("not an established connection")
 
 // tcpInfo reads the raw struct tcp_info (its first bytes are enough).
 func tcpInfo(fd int) ([]byte, error) {
-	buf := make([]byte, 104)
+	buf := make([]byte, sizeofTCPInfo)
 	n, err := getsockoptBytes(fd, unix.IPPROTO_TCP, unix.TCP_INFO, buf)
 	if err != nil {
 		return nil, os.NewSyscallError("getsockopt TCP_INFO", err)
 	}
-	if n <= tcpiWscale {
+	if n < sizeofTCPInfo {
 		return nil, fmt.Errorf("getsockopt TCP_INFO: short answer (%d bytes)", n)
 	}
 	return buf[:n], nil
 }
+
+// stampLead bounds how far ahead of TCP_TIMESTAMP ("now") the socket may
+// already have stamped a segment, in the clock's units (ms, or us when
+// usec is set). A paced socket (BBR, or fq) stamps each segment, pure ACKs
+// too, with its departure time, and moves that time on by the length of
+// what it just sent at the pacing rate: the lead is at most one send's
+// worth. A send is at most 64 KB, or about 1 ms of the rate (TSO
+// autosizing, with at least two segments); doubled, for a rate that fell
+// since.
+func stampLead(info []byte, usec bool) uint32 {
+	rate := binary.NativeEndian.Uint64(info[tcpiPacingRate:])
+	if rate == 0 || rate == ^uint64(0) {
+		return 0 // not paced: segments leave stamped "now"
+	}
+	mss := uint64(binary.NativeEndian.Uint32(info[tcpiSndMSS:]))
+	send := min(64<<10, max(rate/1000, 2*mss))
+	unit := uint64(1000) // per second
+	if usec {
+		unit = 1000000
+	}
+	lead := (2*send*unit + rate - 1) / rate
+	return uint32(min(lead, maxStampLead*unit))
+}
+
+// maxStampLead caps stampLead, in seconds: the restored socket's first
+// round trip estimate can be as long as the lead (see RestoreOptions).
+const maxStampLead = 1
 
 func setRepair(fd, v int) error {
 	return os.NewSyscallError("setsockopt TCP_REPAIR", unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR, v))
@@ -230,6 +258,8 @@ func dumpOnce(fd int, local, remote netip.AddrPort, peekRecv bool) (*State, int,
 		}
 		*o.dst = uint32(v)
 	}
+	// The restored clock starts past every stamp the client has seen.
+	s.Timestamp += stampLead(info, s.Timestamp&1 != 0) &^ 1
 	bools := []struct {
 		level, opt int
 		name       string
@@ -423,6 +453,17 @@ func beforeConnect(fd int, s *State, transparent bool) error {
 	}
 	if err := setRepair(fd, unix.TCP_REPAIR_ON); err != nil {
 		return err
+	}
+	// The MSS goes in before connect, which sizes segments from it: set
+	// only later (TCP_REPAIR_OPTIONS), it would not count until the route's
+	// MTU changed, and the socket would send 524-byte segments (the
+	// default 536 less the timestamp option) all its life. It caps the MSS
+	// at what the client advertised, which the dumped value already is
+	// (the kernel takes at most 32767: only loopback's MTU goes above).
+	if s.MSS != 0 {
+		if err := setInt(fd, unix.IPPROTO_TCP, unix.TCP_MAXSEG, "TCP_MAXSEG", int(min(s.MSS, maxUserMSS))); err != nil {
+			return err
+		}
 	}
 	// The kernel doubles what it is given: pass half, so getsockopt reads
 	// back the dumped size (odd sizes come back one byte smaller, never

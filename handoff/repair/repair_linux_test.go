@@ -2,6 +2,7 @@ package repair
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -457,7 +459,7 @@ func TestTimestamp(t *testing.T) {
 		}
 		pingPong(t, p.client, nc, 2)
 	}
-	t.Run("ms default", func(t *testing.T) { check(t, newPair(t, ns, 0), nil, 1000, false) })
+	t.Run("ms default", func(t *testing.T) { check(t, newPair(t, ns, 0), nil, 2, false) })
 	t.Run("ms odd offset", func(t *testing.T) {
 		check(t, newPair(t, ns, 0), &RestoreOptions{TimestampOffset: 5001}, 5000, false)
 	})
@@ -496,8 +498,89 @@ func TestTimestamp(t *testing.T) {
 			return err
 		})
 		t.Cleanup(func() { p.ln.Close(); p.client.Close(); p.server.Close() })
-		check(t, p, nil, 1000000, true)
+		check(t, p, nil, 2000, true)
 	})
+}
+
+// infoU32 reads a u32 field of c's struct tcp_info at byte offset off.
+func infoU32(t testing.TB, c *net.TCPConn, off int) uint32 {
+	t.Helper()
+	return uint32(sockInt(t, c, func(fd int) (int, error) {
+		info, err := tcpInfo(fd)
+		if err != nil {
+			return 0, err
+		}
+		return int(binary.NativeEndian.Uint32(info[off:])), nil
+	}))
+}
+
+// TestSegmentSize: a restored socket sends segments of the connection's
+// MSS. Set only with TCP_REPAIR_OPTIONS after connect, the MSS never
+// reached the segment size, which stayed at the 536-byte default less
+// options: 524-byte segments for life.
+func TestSegmentSize(t *testing.T) {
+	ns := nstest.NewNS(t, "rpmss")
+	// An Ethernet-like MTU: loopback's 64 KB is above what TCP_MAXSEG takes.
+	nstest.Exec(t, ns, "ip", "link", "set", "dev", "lo", "mtu", "9000")
+	p := newPair(t, ns, 0)
+	pingPong(t, p.client, p.server, 1)
+	want := infoU32(t, p.server, tcpiSndMSS)
+	_, nc := move(t, ns, p.server, nil)
+	if got := infoU32(t, nc, tcpiSndMSS); got != want {
+		t.Fatalf("restored socket sends %d-byte segments, the original %d", got, want)
+	}
+	pingPong(t, p.client, nc, 2)
+}
+
+// TestRoundTripAfterRestore: the restored socket's first round-trip
+// estimate comes from an ACK that echoes a timestamp the source stamped
+// (the client had not heard the new socket yet): it must not count the
+// timestamp offset as time on the wire. With a one-second offset it read
+// 1 s, and BBR paced the next segments at a few KB/s.
+func TestRoundTripAfterRestore(t *testing.T) {
+	ns := nstest.NewNS(t, "rprtt")
+	nstest.NeedTool(t, "nft", "nftables")
+	p := newPair(t, ns, 0)
+	pingPong(t, p.client, p.server, 1)
+
+	// The client hears the server, the server not the client: the data is
+	// read but stays unacked, and the client's ACK is lost.
+	cport := strconv.Itoa(p.client.LocalAddr().(*net.TCPAddr).Port)
+	nstest.Exec(t, ns, "nft", "add", "table", "inet", "t")
+	t.Cleanup(func() {
+		nstest.Do(ns, func() error { return exec.Command("nft", "delete", "table", "inet", "t").Run() })
+	})
+	nstest.Exec(t, ns, "nft", "add", "chain", "inet", "t", "in", "{ type filter hook input priority 0; }")
+	nstest.Exec(t, ns, "nft", "add", "rule", "inet", "t", "in", "tcp", "sport", cport, "drop")
+	msg := stream(3, 1000)
+	if _, err := p.server.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	if err := readVerify(p.client, msg, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	s := takeOut(t, p.server)
+	if len(s.Unacked) != len(msg) {
+		t.Fatalf("dumped %d unacked bytes, want %d", len(s.Unacked), len(msg))
+	}
+	var r *Restored
+	var err error
+	inNS(t, ns, func() error { r, err = Restore(s, nil); return err })
+	nstest.Exec(t, ns, "nft", "delete", "table", "inet", "t")
+	nc, err := r.Activate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+
+	// The client's next segment acks the restored bytes and echoes the
+	// source's stamp: the restored socket's first RTT sample.
+	pingPong(t, p.client, nc, 1)
+	waitFor(t, "the restored bytes acked", 5*time.Second, func() bool { return sockInt(t, nc, ioctl(unix.SIOCOUTQ)) == 0 })
+	if rtt := time.Duration(infoU32(t, nc, tcpiRTT)) * time.Microsecond; rtt > 200*time.Millisecond {
+		t.Fatalf("restored socket estimates the round trip at %v (lab: well under 1 ms)", rtt)
+	}
 }
 
 // TestFreezeRefuses: sockets that are not established connections are
@@ -755,5 +838,35 @@ func TestSocketOptionsCarried(t *testing.T) {
 			t.Errorf("keep-alive %v: restored nodelay, keepalive, idle, interval, count = %v, want %v", keepAlive, got, want)
 		}
 		pingPong(t, p.client, nc, 2)
+	}
+}
+
+// TestStampLead: how far ahead of "now" a socket may have stamped, from
+// its pacing rate and segment size.
+func TestStampLead(t *testing.T) {
+	info := func(rate uint64, mss uint32) []byte {
+		b := make([]byte, sizeofTCPInfo)
+		binary.NativeEndian.PutUint64(b[tcpiPacingRate:], rate)
+		binary.NativeEndian.PutUint32(b[tcpiSndMSS:], mss)
+		return b
+	}
+	for _, c := range []struct {
+		name string
+		rate uint64
+		usec bool
+		want uint32
+	}{
+		{"not paced", ^uint64(0), false, 0},
+		{"no rate yet", 0, false, 0},
+		{"700 MB/s: two 64 KB sends, under a tick", 700e6, false, 1},
+		{"700 MB/s in usec", 700e6, true, 188},
+		{"3 MB/s: two sends of 1 ms", 3e6, false, 2},
+		{"15 KB/s: two sends of two segments", 15e3, false, 387},
+		{"100 B/s: capped", 100, false, 1000},
+		{"100 B/s in usec: capped", 100, true, 1000000},
+	} {
+		if got := stampLead(info(c.rate, 1448), c.usec); got != c.want {
+			t.Errorf("%s: lead %d, want %d", c.name, got, c.want)
+		}
 	}
 }

@@ -29,7 +29,10 @@ type State struct {
 	SACK, Timestamps, WindowScaling bool
 	SndWscale, RcvWscale            uint8
 
-	Timestamp uint32 // TCP_TIMESTAMP at dump; low bit set = microsecond timestamps (kernels >= 6.7)
+	// Timestamp is TCP_TIMESTAMP at dump, moved on past any stamp the
+	// socket may have sent ahead of it (pacing); low bit set =
+	// microsecond timestamps (kernels >= 6.7).
+	Timestamp uint32
 	Window    Window
 
 	SndBuf, RcvBuf uint32 // as read with SO_SNDBUF / SO_RCVBUF

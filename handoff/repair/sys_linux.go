@@ -20,11 +20,18 @@ const (
 
 	// Offsets in the raw struct tcp_info: x/sys's TCPInfo hides the
 	// bitfield byte holding the window scales (low nibble snd, high rcv).
-	tcpiState   = 0
-	tcpiOptions = 5
-	tcpiWscale  = 6
+	tcpiState      = 0
+	tcpiOptions    = 5
+	tcpiWscale     = 6
+	tcpiSndMSS     = 16  // u32 snd_mss (mss_cache)
+	tcpiRTT        = 68  // u32 rtt, smoothed, microseconds
+	tcpiPacingRate = 104 // u64 pacing_rate, bytes per second (~0: not paced)
+	sizeofTCPInfo  = 112 // through pacing_rate
 
 	tcpEstablished = 1 // TCP_ESTABLISHED
+
+	// maxUserMSS is MAX_TCP_WINDOW, the most TCP_MAXSEG accepts.
+	maxUserMSS = 32767
 
 	// sizeofRepairWindow is struct tcp_repair_window: five u32.
 	sizeofRepairWindow = 20
