@@ -156,3 +156,35 @@ func FuzzDecodeState(f *testing.F) {
 		}
 	})
 }
+
+// TestEchoesBulkInOrder: a connection that starts with a small read buffer
+// and grows it carries a large stream back byte for byte, in order.
+func TestEchoesBulkInOrder(t *testing.T) {
+	_, addr := listen(t)
+	c, err := net.Dial("tcp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := make([]byte, 4<<20)
+	for i := range msg {
+		msg[i] = byte(i*7 + i>>11)
+	}
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	errc := make(chan error, 1)
+	go func() { _, err := c.Write(msg); errc <- err }()
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, msg) {
+		i := 0
+		for got[i] == msg[i] {
+			i++
+		}
+		t.Fatalf("echo differs from byte %d", i)
+	}
+}
