@@ -90,7 +90,7 @@ func Freeze(c *net.TCPConn) (*Frozen, error) {
 	if err != nil {
 		return nil, &Error{Op: "freeze", Conn: name, Socket: Unknown, Err: err}
 	}
-	if st, err := freeze(rc); err != nil {
+	if st, err := freeze(rc, tcpAddrPort(c.LocalAddr())); err != nil {
 		return nil, &Error{Op: "freeze", Conn: name, Socket: st, Err: err}
 	}
 	return &Frozen{conn: c, rc: rc, name: name, socket: Repair}, nil

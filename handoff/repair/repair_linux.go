@@ -86,15 +86,30 @@ func control(rc syscall.RawConn, fn func(fd int) (SocketState, error)) (SocketSt
 	return st, opErr
 }
 
-func freeze(rc syscall.RawConn) (SocketState, error) {
+// freeze puts the socket in repair mode. local is the address Go knows
+// (invalid: asked of the kernel). Repair mode itself is refused (EPERM)
+// for any state but established or closed, so the state is read only
+// after it is on: two system calls a socket, which thousands feel.
+func freeze(rc syscall.RawConn, local netip.AddrPort) (SocketState, error) {
 	return control(rc, func(fd int) (SocketState, error) {
-		if err := checkEstablishedIPv4(fd); err != nil {
-			return Normal, err
+		if !local.IsValid() {
+			var err error
+			if local, err = sockAddr(fd, unix.Getsockname, "getsockname"); err != nil {
+				return Normal, err
+			}
+		}
+		if !local.Addr().Is4() {
+			return Normal, fmt.Errorf("local %v: %w", local, errNotIPv4)
 		}
 		if err := setRepair(fd, unix.TCP_REPAIR_ON); err != nil {
+			if errors.Is(err, unix.EPERM) {
+				if serr := checkEstablished(fd); serr != nil {
+					return Normal, serr
+				}
+			}
 			return Normal, err
 		}
-		// The state may have moved between the check and repair on (a FIN
+		// Closed, or the state moved on after repair mode went on (a FIN
 		// came in): such a socket cannot be moved, so let it go on.
 		if err := checkEstablished(fd); err != nil {
 			if offErr := setRepair(fd, unix.TCP_REPAIR_OFF_NO_WP); offErr != nil {
@@ -113,20 +128,6 @@ func checkEstablished(fd int) error {
 	}
 	if info[tcpiState] != tcpEstablished {
 		return fmt.Errorf("%w (%s)", errNotEstablished, tcpStateName(info[tcpiState]))
-	}
-	return nil
-}
-
-func checkEstablishedIPv4(fd int) error {
-	if err := checkEstablished(fd); err != nil {
-		return err
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		return os.NewSyscallError("getsockname", err)
-	}
-	if ap, ok := addrPort(sa); !ok || !ap.Addr().Is4() {
-		return fmt.Errorf("local %v: %w", ap, errNotIPv4)
 	}
 	return nil
 }
@@ -504,12 +505,6 @@ func beforeConnect(fd int, s *State, transparent bool) error {
 // afterConnect rebuilds the rest of a connected socket still in repair
 // mode: options, clock, queued bytes, window.
 func afterConnect(fd int, s *State, tsOffset uint32) error {
-	b2i := func(b bool) int {
-		if b {
-			return 1
-		}
-		return 0
-	}
 	opts := []unix.TCPRepairOpt{{Code: tcpoptMaxseg, Val: s.MSS}}
 	if s.WindowScaling {
 		opts = append(opts, unix.TCPRepairOpt{Code: tcpoptWindow, Val: uint32(s.SndWscale) | uint32(s.RcvWscale)<<16})
@@ -553,8 +548,10 @@ func afterConnect(fd int, s *State, tsOffset uint32) error {
 	}
 
 	// Go's dialer turned Nagle off; the application may have had it on.
-	if err := setInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, "TCP_NODELAY", b2i(s.NoDelay)); err != nil {
-		return err
+	if !s.NoDelay {
+		if err := setInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, "TCP_NODELAY", 0); err != nil {
+			return err
+		}
 	}
 	for _, o := range []struct {
 		opt  int
@@ -569,7 +566,11 @@ func afterConnect(fd int, s *State, tsOffset uint32) error {
 			return err
 		}
 	}
-	return setInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, "SO_KEEPALIVE", b2i(s.KeepAlive))
+	// The dialer left keep-alive off.
+	if !s.KeepAlive {
+		return nil
+	}
+	return setInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, "SO_KEEPALIVE", 1)
 }
 
 // sendAll writes b into the selected repair queue. The kernel may take

@@ -12,7 +12,7 @@ import (
 
 var errNotImplemented = fmt.Errorf("TCP repair is not implemented on %s", runtime.GOOS)
 
-func freeze(syscall.RawConn) (SocketState, error) { return Normal, errNotImplemented }
+func freeze(syscall.RawConn, netip.AddrPort) (SocketState, error) { return Normal, errNotImplemented }
 func dump(syscall.RawConn, netip.AddrPort, netip.AddrPort, bool) (*State, int, error) {
 	return nil, 0, errNotImplemented
 }
