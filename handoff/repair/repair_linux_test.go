@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -869,4 +870,38 @@ func TestStampLead(t *testing.T) {
 			t.Errorf("%s: lead %d, want %d", c.name, got, c.want)
 		}
 	}
+}
+
+// TestRestoreRefusedWindowSaysWhy: a window the kernel refuses fails the
+// restore with the values it checks, and leaves no socket behind.
+func TestRestoreRefusedWindowSaysWhy(t *testing.T) {
+	ns := nstest.NewNS(t, "rpwin")
+	p := newPair(t, ns, 0)
+	pingPong(t, p.client, p.server, 1)
+	s := takeOut(t, p.server)
+	if s.Window.SndWnd == 0 {
+		t.Fatal("dumped a zero send window")
+	}
+	s.Window.MaxWindow = s.Window.SndWnd - 1
+	var err error
+	inNS(t, ns, func() error { _, err = Restore(s, nil); return nil })
+	var re *Error
+	if !errors.As(err, &re) || re.Socket != Closed || !errors.Is(err, unix.EINVAL) {
+		t.Fatalf("Restore: %v, want an *Error with Socket Closed wrapping EINVAL", err)
+	}
+	for _, want := range []string{"TCP_REPAIR_WINDOW", fmt.Sprintf("max_window %d", s.Window.MaxWindow), "rcv_nxt"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	// Nothing is left bound to the connection's addresses: the same
+	// state with its window intact restores.
+	s.Window.MaxWindow = s.Window.SndWnd
+	inNS(t, ns, func() error {
+		r, err := Restore(s, nil)
+		if err == nil {
+			r.Discard()
+		}
+		return err
+	})
 }
