@@ -16,6 +16,14 @@ func (c channel) send(typ uint8, payload []byte) error {
 	return nil
 }
 
+// sendOwned sends a payload the caller gives up (see wire.Conn.SendOwned).
+func (c channel) sendOwned(typ uint8, payload []byte) error {
+	if err := c.SendOwned(typ, payload); err != nil {
+		return fmt.Errorf("send %s to %v: %w", msgName(typ), c.RemoteAddr(), err)
+	}
+	return nil
+}
+
 func (c channel) sendResult(typ uint8, r resultMsg) error { return c.send(typ, r.encode()) }
 
 // result waits for one of the wanted result messages. A refusal or an

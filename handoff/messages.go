@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/sockshift/sockshift/handoff/repair"
 	"github.com/sockshift/sockshift/handoff/wire"
 )
 
@@ -122,7 +123,24 @@ type connEntry struct {
 	Service uint16
 	TCP     []byte // repair.State, binary
 	App     []byte // the service's snapshot of the connection
+
+	// state, on the source instead of TCP for a connection with large
+	// queues: encoded straight into the frame, with no copy between.
+	state *repair.State
 }
+
+// tcpLen is the length of the entry's encoded repair.State.
+func (c connEntry) tcpLen() int {
+	if c.state != nil {
+		return c.state.EncodedLen()
+	}
+	return len(c.TCP)
+}
+
+// bigState is the queued bytes from which a state is encoded straight into
+// its frame rather than marshaled by the dump worker: every copy of
+// megabytes into fresh memory costs a few ms of page faults.
+const bigState = 256 << 10
 
 // Batches keep syscalls and MACs per connection low when thousands move.
 const (
@@ -131,15 +149,29 @@ const (
 	maxBatch   = 4096
 )
 
-func encodeConns(entries []connEntry) []byte {
+// encodeConns encodes a batch into one buffer of the right size, with
+// room for the seal, so that the channel can seal it in place.
+func encodeConns(entries []connEntry) ([]byte, error) {
+	size := 4
+	for _, c := range entries {
+		size += 2 + 4 + c.tcpLen() + 4 + len(c.App)
+	}
 	var e wire.Encoder
+	e.Grow(size + wire.TagLen)
 	e.U32(uint32(len(entries)))
 	for _, c := range entries {
 		e.U16(c.Service)
-		e.Bytes(c.TCP)
+		if c.state != nil {
+			e.AppendField(c.state.EncodedLen(), c.state.AppendBinary)
+		} else {
+			e.Bytes(c.TCP)
+		}
 		e.Bytes(c.App)
 	}
-	return e.Data()
+	if err := e.Err(); err != nil {
+		return nil, fmt.Errorf("conns: %w", err)
+	}
+	return e.Data(), nil
 }
 
 func decodeConns(b []byte) ([]connEntry, error) {
@@ -150,7 +182,8 @@ func decodeConns(b []byte) ([]connEntry, error) {
 	}
 	var out []connEntry
 	for i := uint32(0); i < n && d.Err() == nil; i++ {
-		out = append(out, connEntry{Service: d.U16(), TCP: d.Bytes(maxConnState), App: d.Bytes(maxSnapshot)})
+		// In place: the payload is this message's own (see wire.Conn.Recv).
+		out = append(out, connEntry{Service: d.U16(), TCP: d.View(maxConnState), App: d.View(maxSnapshot)})
 	}
 	if err := d.Finish(); err != nil {
 		return nil, fmt.Errorf("conns: %w", err)

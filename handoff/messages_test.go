@@ -5,6 +5,9 @@ import (
 	"net/netip"
 	"reflect"
 	"testing"
+
+	"github.com/sockshift/sockshift/handoff/repair"
+	"github.com/sockshift/sockshift/handoff/wire"
 )
 
 func TestMessagesRoundTrip(t *testing.T) {
@@ -18,8 +21,8 @@ func TestMessagesRoundTrip(t *testing.T) {
 	if err := sv2.decode(sv.encode()); err != nil || !reflect.DeepEqual(sv, sv2) {
 		t.Fatalf("service: %+v, %v", sv2, err)
 	}
-	entries := []connEntry{{Service: 0, TCP: []byte("tcp"), App: []byte("app")}, {Service: 1, TCP: []byte{}, App: []byte{}}}
-	got, err := decodeConns(encodeConns(entries))
+	entries := []connEntry{{Service: 0, TCP: []byte("tcp"), App: []byte("app")}, {Service: 1}}
+	got, err := decodeConns(mustEncodeConns(t, entries))
 	if err != nil || !reflect.DeepEqual(got, entries) {
 		t.Fatalf("conns: %+v, %v", got, err)
 	}
@@ -27,6 +30,60 @@ func TestMessagesRoundTrip(t *testing.T) {
 	var r2 resultMsg
 	if err := r2.decode(r.encode()); err != nil || !reflect.DeepEqual(r, r2) {
 		t.Fatalf("result: %+v, %v", r2, err)
+	}
+}
+
+func mustEncodeConns(t testing.TB, entries []connEntry) []byte {
+	t.Helper()
+	b, err := encodeConns(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestConnsCarryLargeStatesInPlace: a state with megabytes queued is
+// encoded straight into the batch (not marshaled first), into one buffer
+// with room for the seal, and decodes to the same state with its queues
+// read from the frame itself.
+func TestConnsCarryLargeStatesInPlace(t *testing.T) {
+	big := &repair.State{
+		Local: netip.MustParseAddrPort("192.0.2.100:7"), Remote: netip.MustParseAddrPort("192.0.2.10:40000"),
+		SendSeq: 1, RecvSeq: 2, MSS: 1448,
+		RecvQueue: bytes.Repeat([]byte("r"), bigState), Unacked: []byte("unacked"), Unsent: []byte("unsent"),
+	}
+	small := &repair.State{Local: big.Local, Remote: netip.MustParseAddrPort("192.0.2.10:40001")}
+	smallTCP, err := small.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := mustEncodeConns(t, []connEntry{{Service: 1, state: big, App: []byte("app")}, {TCP: smallTCP}})
+	if cap(b)-len(b) < wire.TagLen {
+		t.Errorf("batch of %d bytes has %d spare, want room for the %d-byte seal", len(b), cap(b)-len(b), wire.TagLen)
+	}
+	got, err := decodeConns(b)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("decode: %d entries, %v", len(got), err)
+	}
+	st, err := repair.DecodeState(got[0].TCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(st, big) || got[0].Service != 1 || string(got[0].App) != "app" {
+		t.Fatalf("large state came back as %v (service %d, app %q)", st, got[0].Service, got[0].App)
+	}
+	if &st.RecvQueue[0] != &got[0].TCP[len(got[0].TCP)-len(big.Unsent)-4-len(big.Unacked)-4-len(big.RecvQueue)] {
+		t.Error("the decoded receive queue is a copy, not the frame's bytes")
+	}
+	if !bytes.Equal(got[1].TCP, smallTCP) {
+		t.Error("the small state did not come back as marshaled")
+	}
+	// A state that cannot be restored fails the batch instead of sending
+	// a broken one.
+	bad := *big
+	bad.SndWscale = 15
+	if _, err := encodeConns([]connEntry{{state: &bad}}); err == nil {
+		t.Error("a window scale of 15 was encoded")
 	}
 }
 
@@ -56,7 +113,7 @@ func TestMessagesRefuseBadInput(t *testing.T) {
 // whatever decodes re-encodes to the same bytes.
 func FuzzDecode(f *testing.F) {
 	f.Add(prepareMsg{VIP: netip.MustParseAddr("192.0.2.100"), Services: []string{"echo"}}.encode())
-	f.Add(encodeConns([]connEntry{{TCP: []byte("x"), App: []byte("y")}}))
+	f.Add(mustEncodeConns(f, []connEntry{{TCP: []byte("x"), App: []byte("y")}}))
 	f.Add(resultMsg{OK: true, Name: "a", Timing: []uint64{5}}.encode())
 	f.Add(serviceMsg{Shared: []byte("s")}.encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -68,8 +125,10 @@ func FuzzDecode(f *testing.F) {
 		if s.decode(b) == nil && !bytes.Equal(s.encode(), b) {
 			t.Error("service: not a round trip")
 		}
-		if e, err := decodeConns(b); err == nil && !bytes.Equal(encodeConns(e), b) {
-			t.Error("conns: not a round trip")
+		if e, err := decodeConns(b); err == nil {
+			if again, err := encodeConns(e); err != nil || !bytes.Equal(again, b) {
+				t.Error("conns: not a round trip")
+			}
 		}
 		var r resultMsg
 		if r.decode(b) == nil && !bytes.Equal(r.encode(), b) {

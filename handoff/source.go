@@ -419,16 +419,20 @@ func (s *source) dump(emit func(connEntry) error) error {
 			for i := range jobs {
 				f := s.frozen[i]
 				st, err := f.frozen.Dump()
-				var tcp []byte
+				e := connEntry{Service: uint16(f.svc), App: f.app}
 				if err == nil {
-					tcp, err = st.MarshalBinary()
+					if len(st.RecvQueue)+len(st.Unacked)+len(st.Unsent) >= bigState {
+						e.state = st
+					} else {
+						e.TCP, err = st.MarshalBinary()
+					}
 					if i < ReportedConns {
 						sum := Summarize(st)
 						s.frozen[i].before, s.frozen[i].client = &sum, st.Remote
 					}
 				}
 				select {
-				case results <- dumped{connEntry{Service: uint16(f.svc), TCP: tcp, App: f.app}, err}:
+				case results <- dumped{e, err}:
 				case <-stop:
 					return
 				}
@@ -477,7 +481,7 @@ type batcher struct {
 
 func (b *batcher) add(e connEntry) error {
 	b.batch = append(b.batch, e)
-	b.size += len(e.TCP) + len(e.App)
+	b.size += e.tcpLen() + len(e.App)
 	if len(b.batch) >= batchConns || b.size >= batchBytes {
 		return b.flush()
 	}
@@ -488,7 +492,11 @@ func (b *batcher) flush() error {
 	if len(b.batch) == 0 {
 		return nil
 	}
-	err := b.ch.send(msgConns, encodeConns(b.batch))
+	payload, err := encodeConns(b.batch)
+	if err == nil {
+		err = b.ch.sendOwned(msgConns, payload)
+	}
+	clear(b.batch) // let the sent states' queues go
 	b.batch, b.size = b.batch[:0], 0
 	return err
 }

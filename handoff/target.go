@@ -325,19 +325,20 @@ func (t *target) waitRestorers() {
 }
 
 func (t *target) restoreOne(e connEntry) (*repair.Restored, *repair.State, error) {
-	var st repair.State
-	if err := st.UnmarshalBinary(e.TCP); err != nil {
+	// The queues stay in the frame they came in until the kernel has them.
+	st, err := repair.DecodeState(e.TCP)
+	if err != nil {
 		return nil, nil, err
 	}
 	if st.Local.Addr() != t.n.cfg.VIP {
 		return nil, nil, fmt.Errorf("connection %v is not on the VIP", st.Local)
 	}
 	// In step mode the VIP comes only at the commit: rebuild transparent.
-	r, err := repair.Restore(&st, &repair.RestoreOptions{Transparent: t.flags&flagStep != 0})
+	r, err := repair.Restore(st, &repair.RestoreOptions{Transparent: t.flags&flagStep != 0})
 	if err != nil {
 		return nil, nil, err
 	}
-	return r, &st, nil
+	return r, st, nil
 }
 
 func (t *target) failedYet() bool {

@@ -130,6 +130,9 @@ type Handoff struct {
 	StartUS     int64        `json:"start_us"` // the request's window on the client's clock,
 	EndUS       int64        `json:"end_us"`   // from the start of its part of the run
 	GapUS       int64        `json:"gap_us,omitempty"`
+	// QueuedBytes is what the reported connections (the first few) had
+	// queued at the freeze, both ways: what a busy stream's hand-off moves.
+	QueuedBytes int64 `json:"queued_bytes,omitempty"`
 }
 
 // PingResult is the ping-pong client through hand-offs.
@@ -260,6 +263,9 @@ func (b *bench) handOff(ctx context.Context, origin time.Time) (Handoff, error) 
 		return h, fmt.Errorf("ask %s for a hand-off to %s: %w", from, to, err)
 	}
 	h.OK, h.Error, h.Connections, h.TotalUS, h.Phases = r.OK, r.Error, r.Connections, r.TotalUS, r.Phases
+	for _, m := range r.Moved {
+		h.QueuedBytes += int64(m.Before.RecvQueue + m.Before.Unacked + m.Before.Unsent)
+	}
 	switch {
 	case r.OK:
 		b.holder = to

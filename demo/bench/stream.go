@@ -31,6 +31,7 @@ type StreamResult struct {
 	Worst100ms      float64 `json:"worst_100ms_mbps"`
 	DipPercent      float64 `json:"dip_percent"` // how much lower "during" is than "before"
 	ServerTotal     Dist    `json:"server_total_us"`
+	Queued          Dist    `json:"queued_bytes"` // moved per hand-off, both ways
 	Retransmits     uint32  `json:"client_retransmits"`
 
 	PerHandoff []Handoff `json:"per_handoff"`
@@ -219,6 +220,13 @@ func (b *bench) stream(ctx context.Context, res *Result) error {
 	sr.WorstGapHandoff = overlapping(sr.PerHandoff, r.worstAt-r.worstGap, r.worstAt)
 	sr.Stalls = r.stalls
 	sr.ServerTotal = summarize(totals)
+	var queued []int64
+	for _, h := range sr.PerHandoff {
+		if h.OK {
+			queued = append(queued, h.QueuedBytes)
+		}
+	}
+	sr.Queued = summarize(queued)
 	// The first 200 ms are slow start, not the steady rate.
 	sr.BeforeMBps = throughput(r.bins, min(200*time.Millisecond, quiet/2), quiet)
 	if sr.Handoffs > 0 {

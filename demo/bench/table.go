@@ -49,7 +49,8 @@ func (r *Result) WriteTable(w io.Writer) {
 	row("  worst read gap", fmt.Sprintf("%s %s  (%d stalls >= %s)", ms(s.WorstGapUS), where, s.Stalls, ms(StallUS)))
 	row("  throughput", fmt.Sprintf("%.0f MB/s before, %.0f MB/s during hand-offs (dip %.0f%%), worst 100 ms %.0f MB/s",
 		s.BeforeMBps, s.DuringMBps, s.DipPercent, s.Worst100ms))
-	row("  server freeze→resume", fmt.Sprintf("p50 %s  max %s", ms(s.ServerTotal.P50), ms(s.ServerTotal.Max)))
+	row("  server freeze→resume", fmt.Sprintf("p50 %s  max %s  (queued bytes moved: p50 %s, max %s)", ms(s.ServerTotal.P50), ms(s.ServerTotal.Max),
+		size(uint64(s.Queued.P50)), size(uint64(s.Queued.Max))))
 	row("  client retransmissions", fmt.Sprint(s.Retransmits))
 	if s.Error != "" {
 		row("  error", s.Error)

@@ -94,10 +94,21 @@ func (s *State) check() error {
 // MarshalBinary encodes s. It fails if s could not be restored: addresses
 // not IPv4, a window scale above 14 or a queue above MaxQueue.
 func (s *State) MarshalBinary() ([]byte, error) {
+	return s.AppendBinary(make([]byte, 0, s.EncodedLen()))
+}
+
+// EncodedLen is the length of s's encoding.
+func (s *State) EncodedLen() int {
+	return headerLen + 3*4 + len(s.RecvQueue) + len(s.Unacked) + len(s.Unsent)
+}
+
+// AppendBinary appends s's encoding to b (encoding.BinaryAppender): a large
+// state goes straight into the frame that carries it. It fails like
+// MarshalBinary, and then returns b unchanged.
+func (s *State) AppendBinary(b []byte) ([]byte, error) {
 	if err := s.check(); err != nil {
-		return nil, fmt.Errorf("repair: encode state: %w", err)
+		return b, fmt.Errorf("repair: encode state: %w", err)
 	}
-	b := make([]byte, 0, headerLen+3*4+len(s.RecvQueue)+len(s.Unacked)+len(s.Unsent))
 	b = append(b, stateMagic...)
 	var flags byte
 	for _, f := range []struct {
@@ -133,7 +144,21 @@ func (s *State) MarshalBinary() ([]byte, error) {
 // truncated, trailing bytes, unknown flags, a queue above MaxQueue) is an
 // error, never a panic; s is left unchanged then. Queues are copied out of b,
 // and empty queues decode as nil.
-func (s *State) UnmarshalBinary(b []byte) error {
+func (s *State) UnmarshalBinary(b []byte) error { return s.decode(b, false) }
+
+// DecodeState decodes b like UnmarshalBinary, except that the queues are
+// not copied: they alias b, which the caller must not change while the
+// State is in use. Megabytes of queued bytes then reach the kernel from the
+// frame they came in.
+func DecodeState(b []byte) (*State, error) {
+	var s State
+	if err := s.decode(b, true); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+func (s *State) decode(b []byte, alias bool) error {
 	d := decoder{b: b}
 	if string(d.bytes(4)) != stateMagic {
 		return errors.New("repair: decode state: bad magic")
@@ -158,7 +183,11 @@ func (s *State) UnmarshalBinary(b []byte) error {
 		if d.err == nil && l > MaxQueue {
 			return fmt.Errorf("repair: decode state: queue of %d bytes above MaxQueue (%d)", l, MaxQueue)
 		}
-		if raw := d.bytes(int(l)); len(raw) > 0 {
+		switch raw := d.bytes(int(l)); {
+		case len(raw) == 0:
+		case alias:
+			*q = raw[:len(raw):len(raw)]
+		default:
 			*q = append([]byte(nil), raw...)
 		}
 	}

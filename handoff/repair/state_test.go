@@ -210,3 +210,42 @@ func FuzzStateUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+// TestStateAppendAndDecodeInPlace: AppendBinary writes what MarshalBinary
+// does after any prefix, and leaves b alone when it refuses; DecodeState
+// decodes the same state with queues that are b's own bytes.
+func TestStateAppendAndDecodeInPlace(t *testing.T) {
+	s := sampleState()
+	want, err := s.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != s.EncodedLen() {
+		t.Fatalf("EncodedLen %d, encoding %d bytes", s.EncodedLen(), len(want))
+	}
+	got, err := s.AppendBinary([]byte("prefix"))
+	if err != nil || string(got[:6]) != "prefix" || !bytes.Equal(got[6:], want) {
+		t.Fatalf("AppendBinary: %v, or not the prefix then the marshaled state", err)
+	}
+	bad := *s
+	bad.RcvWscale = 15
+	if b, err := bad.AppendBinary([]byte("prefix")); err == nil || string(b) != "prefix" {
+		t.Fatalf("AppendBinary of a bad state: %q, %v; want the prefix alone and an error", b, err)
+	}
+
+	d, err := DecodeState(want)
+	if err != nil || !reflect.DeepEqual(d, s) {
+		t.Fatalf("DecodeState: %v, %v", d, err)
+	}
+	q := d.RecvQueue
+	if len(q) == 0 || &q[0] != &want[bytes.Index(want, s.RecvQueue)] {
+		t.Fatal("DecodeState copied the receive queue")
+	}
+	if _, err := DecodeState(want[:len(want)-1]); err == nil {
+		t.Fatal("DecodeState took a truncated state")
+	}
+	var u State
+	if err := u.UnmarshalBinary(want); err != nil || &u.RecvQueue[0] == &q[0] {
+		t.Fatalf("UnmarshalBinary: %v, or its queue aliases the input", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Encoder appends big-endian fields to a payload. The zero value is ready
@@ -64,6 +65,38 @@ func (e *Encoder) Bytes(b []byte) {
 	e.buf = append(e.buf, b...)
 }
 
+// Grow makes room for n more bytes, so a payload of known size is
+// allocated once.
+func (e *Encoder) Grow(n int) {
+	if e.err == nil && n > 0 {
+		e.buf = slices.Grow(e.buf, n)
+	}
+}
+
+// AppendField appends a field like Bytes whose n bytes fill appends in
+// place (no copy of a large value built elsewhere first). fill must append
+// exactly n bytes, else the Encoder's error is set.
+func (e *Encoder) AppendField(n int, fill func(b []byte) ([]byte, error)) {
+	if e.err != nil {
+		return
+	}
+	if uint64(n) > math.MaxUint32 {
+		e.err = fmt.Errorf("wire: encode: field of %d bytes does not fit a u32 length: %w", n, ErrTooLarge)
+		return
+	}
+	e.buf = binary.BigEndian.AppendUint32(e.buf, uint32(n))
+	start := len(e.buf)
+	b, err := fill(e.buf)
+	switch {
+	case err != nil:
+		e.err = fmt.Errorf("wire: encode: %w", err)
+	case len(b)-start != n:
+		e.err = fmt.Errorf("wire: encode: field declared %d bytes, %d written", n, len(b)-start)
+	default:
+		e.buf = b
+	}
+}
+
 // String appends s like Bytes.
 func (e *Encoder) String(s string) {
 	if e.err != nil {
@@ -98,7 +131,8 @@ type Decoder struct {
 	err error
 }
 
-// NewDecoder returns a Decoder reading b. It keeps b; Bytes returns copies.
+// NewDecoder returns a Decoder reading b. It keeps b; Bytes returns
+// copies, View does not.
 func NewDecoder(b []byte) *Decoder { return &Decoder{b: b} }
 
 // take returns the next n bytes, or nil after setting the error.
@@ -187,6 +221,17 @@ func (d *Decoder) Bytes(max int) []byte {
 		return nil
 	}
 	return append(make([]byte, 0, len(p)), p...)
+}
+
+// View reads a field like Bytes but returns it in place: it aliases the
+// payload, for large fields of a payload nobody reuses (Conn.Recv returns
+// a fresh one each time).
+func (d *Decoder) View(max int) []byte {
+	p := d.field(max, "bytes")
+	if len(p) == 0 {
+		return nil
+	}
+	return p[:len(p):len(p)]
 }
 
 // String reads a length-prefixed string of at most max bytes.

@@ -101,3 +101,48 @@ func TestDecoderCopies(t *testing.T) {
 		t.Fatalf("Bytes aliases its input: %q", b)
 	}
 }
+
+// TestEncoderAppendFieldAndView: a field filled in place reads back like
+// one written by Bytes; View returns it without a copy; a fill that writes
+// the wrong count or fails sets the error and nothing is sent looking whole.
+func TestEncoderAppendFieldAndView(t *testing.T) {
+	var e Encoder
+	e.Grow(64)
+	e.U8(7)
+	e.AppendField(5, func(b []byte) ([]byte, error) { return append(b, "hello"...), nil })
+	e.Bytes([]byte("x"))
+	if e.Err() != nil {
+		t.Fatal(e.Err())
+	}
+	var w Encoder
+	w.U8(7)
+	w.Bytes([]byte("hello"))
+	w.Bytes([]byte("x"))
+	if !bytes.Equal(e.Data(), w.Data()) {
+		t.Fatalf("AppendField wrote %x, Bytes %x", e.Data(), w.Data())
+	}
+	b := e.Data()
+	d := NewDecoder(b)
+	d.U8()
+	v := d.View(16)
+	if string(v) != "hello" || &v[0] != &b[5] || cap(v) != len(v) {
+		t.Fatalf("View: %q (cap %d), or a copy", v, cap(v))
+	}
+	if d.View(16); d.Err() != nil {
+		t.Fatal(d.Err())
+	}
+	if d.View(16); d.Err() == nil {
+		t.Fatal("View past the end did not fail")
+	}
+
+	for name, fill := range map[string]func([]byte) ([]byte, error){
+		"short":  func(b []byte) ([]byte, error) { return append(b, "hell"...), nil },
+		"failed": func(b []byte) ([]byte, error) { return b, errors.New("no") },
+	} {
+		var e Encoder
+		e.AppendField(5, fill)
+		if e.Err() == nil || e.Data() != nil {
+			t.Errorf("%s fill: error %v, data %x", name, e.Err(), e.Data())
+		}
+	}
+}

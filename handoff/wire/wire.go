@@ -141,7 +141,18 @@ func (c *Conn) dead() error {
 
 // Send sends one message of type typ. The payload must be at most the
 // Conn's MaxFrame bytes (else ErrTooLarge, and the Conn is ended).
-func (c *Conn) Send(typ uint8, payload []byte) error {
+func (c *Conn) Send(typ uint8, payload []byte) error { return c.send(typ, payload, false) }
+
+// SendOwned is Send for a payload the caller gives up: it is sealed in
+// place, and the caller must not use it afterwards. With TagLen bytes of
+// spare capacity a frame of megabytes is sent without a copy (and without
+// a fresh buffer, whose first touch costs more than the copy).
+func (c *Conn) SendOwned(typ uint8, payload []byte) error { return c.send(typ, payload, true) }
+
+// TagLen is the bytes sealing adds to a payload.
+const TagLen = tagLen
+
+func (c *Conn) send(typ uint8, payload []byte, inPlace bool) error {
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
 	if err := c.dead(); err != nil {
@@ -157,8 +168,12 @@ func (c *Conn) Send(typ uint8, payload []byte) error {
 	}
 	h := c.sendHdr[:]
 	putHeader(h, typ, c.sendSeq, len(payload))
-	sealed := c.sendAEAD.Seal(c.sendBuf[:0], frameNonce(c.sendNonce[:], c.sendSeq), payload, h)
-	if cap(sealed) <= keptBuf {
+	dst := c.sendBuf[:0]
+	if inPlace {
+		dst = payload[:0]
+	}
+	sealed := c.sendAEAD.Seal(dst, frameNonce(c.sendNonce[:], c.sendSeq), payload, h)
+	if !inPlace && cap(sealed) <= keptBuf {
 		c.sendBuf = sealed // one big frame does not pin its buffer
 	}
 

@@ -725,3 +725,29 @@ func BenchmarkSendRecv(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// TestSendOwned: a payload given up is sealed in its own buffer (no fresh
+// one) and arrives intact; one without room for the tag still arrives.
+func TestSendOwned(t *testing.T) {
+	c, s, cerr, serr := tcpPair(t, testKey(4), testKey(4), nil)
+	if cerr != nil || serr != nil {
+		t.Fatalf("handshake: client %v, server %v", cerr, serr)
+	}
+	for _, spare := range []int{TagLen, 0} {
+		want := bytes.Repeat([]byte{byte(spare), 1, 2, 3}, 300000)
+		payload := make([]byte, len(want), len(want)+spare)
+		copy(payload, want)
+		errc := make(chan error, 1)
+		go func() { errc <- c.SendOwned(9, payload) }()
+		typ, got, err := s.Recv()
+		if err != nil || typ != 9 || !bytes.Equal(got, want) {
+			t.Fatalf("spare %d: got type %d, %d bytes, %v", spare, typ, len(got), err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		if spare == TagLen && bytes.Equal(payload, want) {
+			t.Errorf("spare %d: the payload was not sealed in place", spare)
+		}
+	}
+}
