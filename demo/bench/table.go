@@ -121,6 +121,8 @@ func size(b uint64) string {
 		return fmt.Sprintf("%.2f GB", float64(b)/1e9)
 	case b >= 1e6:
 		return fmt.Sprintf("%.1f MB", float64(b)/1e6)
+	case b >= 1e4:
+		return fmt.Sprintf("%.0f KB", float64(b)/1e3)
 	default:
 		return fmt.Sprintf("%d bytes", b)
 	}
