@@ -2,6 +2,7 @@ package handoff
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -21,8 +22,9 @@ type frozenConn struct {
 	svc    int
 	frozen *repair.Frozen
 	app    []byte
-	client netip.AddrPort
-	before *TCPSummary // the first few only, for the report
+	client netip.AddrPort // set by the dump
+	rcvNxt uint32         // the next byte expected from the client, at the dump
+	before *TCPSummary    // the first few only, for the report
 }
 
 // source is the state of one outgoing hand-off, so rollback knows exactly
@@ -153,6 +155,17 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 	if s.catcher, err = catch.Arm(n.cfg.Interface, n.cfg.VIP, nil); err != nil {
 		return fail(err)
 	}
+	// Out-of-order data at the freeze (bytes past a hole the client has
+	// not yet filled) cannot be dumped, and the client, which counts them
+	// SACKed, resends them only once it notices they are gone: 10 ms or
+	// more after the hole is filled, or at its retransmission timeout. That
+	// data arrived after its hole opened, and on a LAN a hole lasts about a
+	// round trip (the client's fast retransmit fills it), so what arrives
+	// in the minCatch before the freeze is caught, and DropEarly keeps it
+	// for the target. The services still run meanwhile: no client waits.
+	if opts.Step == nil {
+		sleep(ctx, minCatch)
+	}
 	if err := done(); err != nil {
 		return fail(err)
 	}
@@ -178,6 +191,7 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 		return fail(err)
 	}
 	frozeAt := time.Now()
+	s.catcher.Mark()
 	if err := s.freeze(); err != nil {
 		return fail(err)
 	}
@@ -334,18 +348,81 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 		clock.mark(phase)
 		return rep, &Error{Phase: phase, RolledBack: false, Err: fmt.Errorf("target %s after commit: %w", rep.To, err)}
 	}
-	// The target's sockets are live: deliver what reached us meanwhile.
+	// The target's sockets are live: deliver what reached us meanwhile, and
+	// of what reached us before the freeze, the data our dump lacks.
+	s.catcher.DropEarly(s.beyondDump())
 	stats, ferr := s.catcher.Forward(targetMAC)
 	n.setForwarding(s.catcher)
 	if ferr != nil {
 		n.logf("forwarding caught packets to %s: %v", rep.To, ferr)
 	}
-	rep.Caught = stats.Caught
+	rep.Caught = stats.Caught - stats.Early // what the switch itself left to deliver
 	startRelease()
 	clock.mark(phase)
-	n.logf("handed %d connections to %s in %v; %d frames caught, %d forwarded, %d dropped",
-		rep.Connections, rep.To, rep.Total, stats.Caught, stats.Forwarded, stats.Dropped)
+	n.logf("handed %d connections to %s in %v; %d frames caught, %d forwarded, %d already dumped, %d dropped",
+		rep.Connections, rep.To, rep.Total, stats.Caught, stats.Forwarded, stats.Early, stats.Dropped)
 	return rep, nil
+}
+
+// minCatch is how long the catcher watches before the freeze, at least.
+const minCatch = 2 * time.Millisecond
+
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// beyondDump says whether a packet caught before the freeze carries data
+// the dump does not hold: bytes at or past the next byte its connection
+// expected. Anything it cannot read is kept (the target sorts it out).
+func (s *source) beyondDump() func(ip []byte) bool {
+	next := make(map[netip.AddrPort]uint32, len(s.frozen))
+	for _, f := range s.frozen {
+		if f.client.IsValid() {
+			next[f.client] = f.rcvNxt
+		}
+	}
+	return func(ip []byte) bool {
+		seq, n, client, ok := tcpSegment(ip)
+		if !ok {
+			return true
+		}
+		want, moved := next[client]
+		if !moved {
+			return true
+		}
+		return n > 0 && int32(seq+n-want) > 0
+	}
+}
+
+// tcpSegment reads an IPv4 packet's TCP sequence number, payload length
+// and source address.
+func tcpSegment(ip []byte) (seq, n uint32, from netip.AddrPort, ok bool) {
+	if len(ip) < 20 || ip[0]>>4 != 4 || ip[9] != 6 {
+		return 0, 0, from, false
+	}
+	ihl := int(ip[0]&0xf) * 4
+	total := int(binary.BigEndian.Uint16(ip[2:]))
+	if total == 0 || total > len(ip) {
+		total = len(ip) // a GSO super-frame may say 0
+	}
+	if ihl < 20 || total < ihl+20 {
+		return 0, 0, from, false
+	}
+	tcp := ip[ihl:total]
+	doff := int(tcp[12]>>4) * 4
+	if doff < 20 || doff > len(tcp) {
+		return 0, 0, from, false
+	}
+	from = netip.AddrPortFrom(netip.AddrFrom4([4]byte(ip[12:16])), binary.BigEndian.Uint16(tcp[0:]))
+	return binary.BigEndian.Uint32(tcp[4:]), uint32(len(tcp) - doff), from, true
 }
 
 // freeze puts every paused connection in repair mode, on parallel
@@ -426,9 +503,10 @@ func (s *source) dump(emit func(connEntry) error) error {
 					} else {
 						e.TCP, err = st.MarshalBinary()
 					}
+					s.frozen[i].client, s.frozen[i].rcvNxt = st.Remote, st.RecvSeq+uint32(len(st.RecvQueue))
 					if i < ReportedConns {
 						sum := Summarize(st)
-						s.frozen[i].before, s.frozen[i].client = &sum, st.Remote
+						s.frozen[i].before = &sum
 					}
 				}
 				select {

@@ -38,6 +38,9 @@ type Stats struct {
 	// Bytes counts the Ethernet bytes of the frames kept for Forward (the
 	// quantity MaxBytes bounds), each frame once.
 	Bytes int
+	// Early counts the frames kept before Mark that DropEarly let go: the
+	// source had processed them, and the target's state already says so.
+	Early int
 }
 
 const (
@@ -105,6 +108,8 @@ type Catcher struct {
 	to        net.HardwareAddr
 	kept      [][]byte
 	keptBytes int
+	marked    bool
+	early     int // kept[:early] were kept before Mark
 	stats     Stats
 	readErr   error
 
@@ -235,6 +240,42 @@ func (c *Catcher) Forward(to net.HardwareAddr) (Stats, error) {
 		errs = append(errs, fmt.Errorf("catch: %v on %s: catching stopped early, later frames lost: %w", c.vip, c.ifname, readErr))
 	}
 	return st, errors.Join(errs...)
+}
+
+// Mark notes the freeze: frames kept until now reached the source's
+// sockets while they were live, those kept from now on did not. Only the
+// first call counts.
+func (c *Catcher) Mark() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.marked {
+		c.marked, c.early = true, len(c.kept)
+	}
+}
+
+// DropEarly lets go of the frames kept before Mark for which needed,
+// given the frame's IPv4 packet, returns false, before Forward re-sends
+// them. The source keeps only what its dumped state does not already
+// hold: data beyond what it had received in order (out-of-order data, which
+// repair mode cannot dump, and which the client will not resend while it
+// counts it SACKed). Without Mark it does nothing.
+func (c *Catcher) DropEarly(needed func(ip []byte) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.marked || c.phase != catching {
+		return
+	}
+	kept := c.kept[:0]
+	for i, f := range c.kept {
+		if i < c.early && !needed(f[vnetHdrLen+ethHdrLen:]) {
+			c.stats.Early++
+			c.keptBytes -= len(f) - vnetHdrLen
+			continue
+		}
+		kept = append(kept, f)
+	}
+	clear(c.kept[len(kept):])
+	c.kept, c.early = kept, 0
 }
 
 // Stop ends catching and drops what was kept (rollback, or nothing to

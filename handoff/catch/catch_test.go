@@ -365,3 +365,40 @@ func equalIDs(a, b []uint16) bool {
 	}
 	return true
 }
+
+// TestDropEarly: of the frames kept before Mark, only those the filter
+// needs are re-sent; every frame kept after Mark is, in order.
+func TestDropEarly(t *testing.T) {
+	f := newFake()
+	c := start(f, "fake0", testVIP, ourMAC, options{maxBytes: 1 << 20, grace: time.Hour})
+	defer func() { c.Stop(); waitDone(t, c) }()
+	for id := uint16(1); id <= 4; id++ {
+		f.in <- withVnet(good(id))
+	}
+	waitFor(t, "4 caught", func() bool { return c.Stats().Caught == 4 })
+	c.DropEarly(func([]byte) bool { return false }) // before Mark: no effect
+	c.Mark()
+	for id := uint16(5); id <= 6; id++ {
+		f.in <- withVnet(good(id))
+	}
+	waitFor(t, "6 caught", func() bool { return c.Stats().Caught == 6 })
+	var seen []uint16
+	c.DropEarly(func(ip []byte) bool {
+		id := binary.BigEndian.Uint16(ip[4:])
+		seen = append(seen, id)
+		return id == 2 || id == 6 // 6 is after Mark: never asked
+	})
+	if !equalIDs(seen, []uint16{1, 2, 3, 4}) {
+		t.Errorf("filter asked about %v, want the 4 early frames", seen)
+	}
+	st, err := c.Forward(targetMAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.sentIDs(); !equalIDs(got, []uint16{2, 5, 6}) {
+		t.Fatalf("sent %v, want 2 (needed) then 5 and 6 (after Mark)", got)
+	}
+	if st.Early != 3 || st.Forwarded != 3 || st.Caught != 6 {
+		t.Fatalf("stats %+v, want 6 caught, 3 early let go, 3 forwarded", st)
+	}
+}

@@ -17,6 +17,10 @@
 // case that ever changes). Frames are kept in memory in arrival order, up to a bound in
 // bytes; beyond it they are dropped and counted.
 //
+// The source calls Mark at the freeze. Frames kept before it reached live
+// sockets; DropEarly lets go of those the caller's state already holds, so
+// that only what the dump lacks (out-of-order data) goes with the rest.
+//
 // When the target reports its sockets live, Forward re-sends the kept
 // frames in order with the Ethernet destination rewritten to the target's
 // MAC and the source to ours (so the segment's switches never learn the
@@ -37,8 +41,10 @@
 // interface:
 //
 //	c, err := catch.Arm("eth0", vip, &catch.Config{Ports: []uint16{7}})
+//	c.Mark()
 //	... // freeze, release the VIP, dump, transfer
 //	// on rollback:  c.Stop()
 //	// once the target's sockets are live:
+//	c.DropEarly(notDumped)
 //	st, err := c.Forward(targetMAC)
 package catch
