@@ -20,6 +20,7 @@ import (
 	"github.com/sockshift/sockshift/demo/cluster"
 	"github.com/sockshift/sockshift/demo/lab"
 	"github.com/sockshift/sockshift/demo/labview"
+	"github.com/sockshift/sockshift/internal/procgroup"
 	"github.com/sockshift/sockshift/web"
 )
 
@@ -249,7 +250,7 @@ func (a *Appliance) runClientOnce(ctx context.Context, mode string) {
 		args = append(args, "--interval", "50ms")
 	}
 	cmd := exec.CommandContext(ctx, "ip", args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	procgroup.Own(cmd)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 3 * time.Second
 	cmd.Stderr = os.Stderr

@@ -258,7 +258,7 @@ func TestCommandsRefuseWithoutRoot(t *testing.T) {
 		{"lab", "up", "--prefix", prefix},
 	} {
 		cmd := exec.Command(exe, args...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		asNobody(cmd)
 		out, err := cmd.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "root") {
 			t.Errorf("sockshift %s as nobody: want a clear error about root, got %v\n%s", args[0], err, out)

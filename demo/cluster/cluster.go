@@ -19,6 +19,7 @@ import (
 	"github.com/sockshift/sockshift/demo/node"
 	"github.com/sockshift/sockshift/handoff/wire"
 	"github.com/sockshift/sockshift/internal/nsexec"
+	"github.com/sockshift/sockshift/internal/procgroup"
 )
 
 // Config describes a cluster. Zero fields take the defaults noted.
@@ -187,9 +188,7 @@ func (c *Cluster) StartNode(ctx context.Context, role string, hold bool, extra .
 func (c *Cluster) spawn(s *server) error {
 	cmd := exec.Command("ip", c.NodeArgs(s.role, s.hold, s.extra...)...)
 	cmd.Stdout, cmd.Stderr = c.cfg.NodeOutput, c.cfg.NodeOutput
-	// Its own process group: a terminal's Ctrl-C reaches us, and we stop
-	// the servers in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	procgroup.Own(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("cluster: start server %s: %w", s.role, err)
 	}
@@ -255,11 +254,11 @@ func (c *Cluster) signalNode(role string, sig syscall.Signal) {
 	if s == nil || s.cmd == nil {
 		return
 	}
-	syscall.Kill(-s.cmd.Process.Pid, sig)
+	procgroup.Signal(s.cmd.Process, sig)
 	select {
 	case <-s.done:
 	case <-time.After(5 * time.Second):
-		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		procgroup.Signal(s.cmd.Process, syscall.SIGKILL)
 		<-s.done
 	}
 }
@@ -280,7 +279,7 @@ func (c *Cluster) CrashNode(role string) error {
 	if s == nil || s.cmd == nil {
 		return fmt.Errorf("cluster: no server %s", role)
 	}
-	return syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	return procgroup.Signal(s.cmd.Process, syscall.SIGKILL)
 }
 
 // Holder returns the server that holds the VIP ("" if none).
