@@ -6,6 +6,7 @@ import (
 
 	"github.com/sockshift/sockshift/handoff/repair"
 	"github.com/sockshift/sockshift/handoff/wire"
+	"github.com/sockshift/sockshift/internal/bufpool"
 )
 
 // Message types on the hand-off channel.
@@ -149,15 +150,15 @@ const (
 	maxBatch   = 4096
 )
 
-// encodeConns encodes a batch into one buffer of the right size, with
-// room for the seal, so that the channel can seal it in place.
+// encodeConns encodes a batch into one buffer of the right size (a
+// recycled one when large), with room for the seal, so that the channel
+// can seal it in place.
 func encodeConns(entries []connEntry) ([]byte, error) {
 	size := 4
 	for _, c := range entries {
 		size += 2 + 4 + c.tcpLen() + 4 + len(c.App)
 	}
-	var e wire.Encoder
-	e.Grow(size + wire.TagLen)
+	e := wire.NewEncoder(bufpool.Get(size + wire.TagLen))
 	e.U32(uint32(len(entries)))
 	for _, c := range entries {
 		e.U16(c.Service)

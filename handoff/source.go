@@ -15,6 +15,7 @@ import (
 	"github.com/sockshift/sockshift/handoff/repair"
 	"github.com/sockshift/sockshift/handoff/vip"
 	"github.com/sockshift/sockshift/handoff/wire"
+	"github.com/sockshift/sockshift/internal/bufpool"
 )
 
 // frozenConn is one connection between freeze and commit or rollback.
@@ -499,7 +500,7 @@ func (s *source) dump(emit func(connEntry) error) error {
 				e := connEntry{Service: uint16(f.svc), App: f.app}
 				if err == nil {
 					if len(st.RecvQueue)+len(st.Unacked)+len(st.Unsent) >= bigState {
-						e.state = st
+						e.state = st // released once its batch is sent
 					} else {
 						e.TCP, err = st.MarshalBinary()
 					}
@@ -573,8 +574,15 @@ func (b *batcher) flush() error {
 	payload, err := encodeConns(b.batch)
 	if err == nil {
 		err = b.ch.sendOwned(msgConns, payload)
+		bufpool.Put(payload) // sent: the kernel has the bytes
 	}
-	clear(b.batch) // let the sent states' queues go
+	// The queues are in the frame now; their buffers serve the next dump.
+	for _, e := range b.batch {
+		if e.state != nil {
+			e.state.Release()
+		}
+	}
+	clear(b.batch)
 	b.batch, b.size = b.batch[:0], 0
 	return err
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/sockshift/sockshift/internal/bufpool"
 	"golang.org/x/sys/unix"
 )
 
@@ -295,8 +296,10 @@ func dumpOnce(fd int, local, remote netip.AddrPort, peekRecv bool) (*State, int,
 	}
 	writeSeq, sq, err := readQueue(fd, tcpSendQueue, outq)
 	if err != nil {
+		bufpool.Put(rq)
 		return nil, 0, err
 	}
+	s.bufs = [2][]byte{rq, sq}
 	s.RecvSeq = rcvNxt - uint32(inq)
 	s.SendSeq = writeSeq - uint32(outq)
 	s.RecvQueue = rq
@@ -309,22 +312,32 @@ func dumpOnce(fd int, local, remote netip.AddrPort, peekRecv bool) (*State, int,
 
 	// Nothing may have moved while we read: an ACK shrinks the send queue,
 	// data grows the receive queue, and either changes the window.
-	if outq2, err := ioctlInt(fd, unix.SIOCOUTQ, "SIOCOUTQ"); err != nil {
+	if err := recheck(fd, outq, inq, s.Window, wbuf); err != nil {
+		s.Release()
 		return nil, 0, err
-	} else if outq2 != outq {
-		return nil, 0, errRace
-	}
-	if inq2, err := ioctlInt(fd, unix.SIOCINQ, "SIOCINQ"); err != nil {
-		return nil, 0, err
-	} else if inq2 != inq {
-		return nil, 0, errRace
-	}
-	if _, err := getsockoptBytes(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR_WINDOW, wbuf); err != nil {
-		return nil, 0, os.NewSyscallError("getsockopt TCP_REPAIR_WINDOW", err)
-	} else if unmarshalWindow(wbuf) != s.Window {
-		return nil, 0, errRace
 	}
 	return s, inq, nil
+}
+
+// recheck fails with errRace if the queues or the window moved since they
+// were read.
+func recheck(fd, outq, inq int, w Window, wbuf []byte) error {
+	if outq2, err := ioctlInt(fd, unix.SIOCOUTQ, "SIOCOUTQ"); err != nil {
+		return err
+	} else if outq2 != outq {
+		return errRace
+	}
+	if inq2, err := ioctlInt(fd, unix.SIOCINQ, "SIOCINQ"); err != nil {
+		return err
+	} else if inq2 != inq {
+		return errRace
+	}
+	if _, err := getsockoptBytes(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR_WINDOW, wbuf); err != nil {
+		return os.NewSyscallError("getsockopt TCP_REPAIR_WINDOW", err)
+	} else if unmarshalWindow(wbuf) != w {
+		return errRace
+	}
+	return nil
 }
 
 func sockAddr(fd int, get func(int) (unix.Sockaddr, error), name string) (netip.AddrPort, error) {
@@ -366,7 +379,7 @@ func readQueue(fd, q, n int) (uint32, []byte, error) {
 	}
 	// One byte more than expected, so a queue that grew shows as a
 	// mismatch instead of a silent truncation.
-	buf := make([]byte, n+1)
+	buf := bufpool.Get(n + 1)
 	var got int
 	for {
 		got, _, err = unix.Recvfrom(fd, buf, unix.MSG_PEEK|unix.MSG_DONTWAIT)
@@ -374,23 +387,28 @@ func readQueue(fd, q, n int) (uint32, []byte, error) {
 			break
 		}
 	}
+	fail := func(err error) (uint32, []byte, error) {
+		bufpool.Put(buf)
+		return 0, nil, err
+	}
 	switch {
 	case err == unix.EFAULT || err == unix.EAGAIN:
 		// The send queue outgrew the buffer / the receive queue emptied.
-		return 0, nil, errRace
+		return fail(errRace)
 	case err != nil:
-		return 0, nil, os.NewSyscallError("recv MSG_PEEK", err)
+		return fail(os.NewSyscallError("recv MSG_PEEK", err))
 	case got != n:
-		return 0, nil, errRace
+		return fail(errRace)
 	}
 	seq2, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_QUEUE_SEQ)
 	if err != nil {
-		return 0, nil, os.NewSyscallError("getsockopt TCP_QUEUE_SEQ", err)
+		return fail(os.NewSyscallError("getsockopt TCP_QUEUE_SEQ", err))
 	}
 	if seq2 != seq {
-		return 0, nil, errRace
+		return fail(errRace)
 	}
-	return uint32(seq), buf[:n:n], nil
+	// The whole buffer's capacity stays with the slice, for State.Release.
+	return uint32(seq), buf[:n], nil
 }
 
 // restore builds the socket of s, in repair mode. Go's dialer makes it

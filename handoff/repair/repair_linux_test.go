@@ -905,3 +905,43 @@ func TestRestoreRefusedWindowSaysWhy(t *testing.T) {
 		return err
 	})
 }
+
+// TestDumpReusesReleasedBuffers: the buffers a dump read megabytes of
+// queue into serve the next dump once released, and the bytes are right.
+func TestDumpReusesReleasedBuffers(t *testing.T) {
+	ns := nstest.NewNS(t, "rprel")
+	p := newPair(t, ns, 4<<20)
+	msg := stream(6, 1<<20)
+	if _, err := p.client.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "queued", 10*time.Second, func() bool { return sockInt(t, p.server, ioctl(unix.SIOCINQ)) == len(msg) })
+	f, err := Freeze(p.server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Thaw()
+	s1, err := f.Dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(s1.RecvQueue, msg) {
+		t.Fatal("first dump: wrong receive queue")
+	}
+	first := &s1.RecvQueue[0]
+	s1.Release()
+	if s1.RecvQueue != nil {
+		t.Fatal("a released state still shows its queue")
+	}
+	s2, err := f.Dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(s2.RecvQueue, msg) {
+		t.Fatal("second dump: wrong receive queue")
+	}
+	if &s2.RecvQueue[0] != first {
+		t.Error("the second dump did not reuse the released buffer")
+	}
+	s2.Release()
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+
+	"github.com/sockshift/sockshift/internal/bufpool"
 )
 
 // MaxQueue bounds each queue of a State, on encoding and decoding: far above
@@ -40,6 +42,21 @@ type State struct {
 	KeepAlive      bool
 
 	KeepIdle, KeepIntvl, KeepCnt uint32 // seconds, seconds, count
+
+	// bufs are the buffers a dump read the queues into, for Release.
+	bufs [2][]byte
+}
+
+// Release hands the buffers a dump read the queues into back for reuse by
+// later dumps (megabytes, on a busy connection); afterwards the State's
+// queues are empty. Calling it is optional, and a State not from a dump
+// has nothing to release.
+func (s *State) Release() {
+	for i, b := range s.bufs {
+		bufpool.Put(b)
+		s.bufs[i] = nil
+	}
+	s.RecvQueue, s.Unacked, s.Unsent = nil, nil, nil
 }
 
 // Encoding, version 1 (big endian):

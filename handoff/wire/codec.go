@@ -65,6 +65,10 @@ func (e *Encoder) Bytes(b []byte) {
 	e.buf = append(e.buf, b...)
 }
 
+// NewEncoder returns an Encoder that appends to buf[:0]: a payload built in
+// a buffer the caller recycles.
+func NewEncoder(buf []byte) *Encoder { return &Encoder{buf: buf[:0]} }
+
 // Grow makes room for n more bytes, so a payload of known size is
 // allocated once.
 func (e *Encoder) Grow(n int) {
