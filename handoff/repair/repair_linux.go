@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"syscall"
+	"unsafe"
 
 	"github.com/sockshift/sockshift/internal/bufpool"
 	"golang.org/x/sys/unix"
@@ -225,9 +226,11 @@ func dumpOnce(fd int, local, remote netip.AddrPort, peekRecv bool) (*State, int,
 	if err != nil {
 		return nil, 0, err
 	}
-	unsent, err := ioctlInt(fd, siocOutqNSD, "SIOCOUTQNSD")
-	if err != nil {
-		return nil, 0, err
+	unsent := 0 // an empty send queue has nothing unsent: one call fewer on idle sockets
+	if outq > 0 {
+		if unsent, err = ioctlInt(fd, siocOutqNSD, "SIOCOUTQNSD"); err != nil {
+			return nil, 0, err
+		}
 	}
 	inq, err := ioctlInt(fd, unix.SIOCINQ, "SIOCINQ")
 	if err != nil {
@@ -247,8 +250,6 @@ func dumpOnce(fd int, local, remote netip.AddrPort, peekRecv bool) (*State, int,
 	}{
 		{unix.IPPROTO_TCP, unix.TCP_MAXSEG, "TCP_MAXSEG", &s.MSS},
 		{unix.IPPROTO_TCP, unix.TCP_TIMESTAMP, "TCP_TIMESTAMP", &s.Timestamp},
-		{unix.SOL_SOCKET, unix.SO_SNDBUF, "SO_SNDBUF", &s.SndBuf},
-		{unix.SOL_SOCKET, unix.SO_RCVBUF, "SO_RCVBUF", &s.RcvBuf},
 		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, "TCP_KEEPIDLE", &s.KeepIdle},
 		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, "TCP_KEEPINTVL", &s.KeepIntvl},
 		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, "TCP_KEEPCNT", &s.KeepCnt},
@@ -260,6 +261,14 @@ func dumpOnce(fd int, local, remote netip.AddrPort, peekRecv bool) (*State, int,
 		}
 		*o.dst = uint32(v)
 	}
+	// Both buffer sizes in one call (what SO_SNDBUF and SO_RCVBUF read).
+	var mem [unix.SK_MEMINFO_VARS]uint32
+	if n, err := getsockoptBytes(fd, unix.SOL_SOCKET, unix.SO_MEMINFO, unsafe.Slice((*byte)(unsafe.Pointer(&mem[0])), 4*len(mem))); err != nil {
+		return nil, 0, os.NewSyscallError("getsockopt SO_MEMINFO", err)
+	} else if n < 4*(unix.SK_MEMINFO_SNDBUF+1) {
+		return nil, 0, fmt.Errorf("getsockopt SO_MEMINFO: short answer (%d bytes)", n)
+	}
+	s.RcvBuf, s.SndBuf = mem[unix.SK_MEMINFO_RCVBUF], mem[unix.SK_MEMINFO_SNDBUF]
 	// The restored clock starts past every stamp the client has seen.
 	s.Timestamp += stampLead(info, s.Timestamp&1 != 0) &^ 1
 	bools := []struct {
@@ -464,12 +473,9 @@ func beforeConnect(fd int, s *State, transparent bool) error {
 			return err
 		}
 	}
-	// SO_REUSEADDR comes before repair mode: it would overwrite the forced
-	// reuse that repair mode grants (SK_FORCE_REUSE), which is what lets
-	// the bind succeed beside a listener on the same port.
-	if err := setInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, "SO_REUSEADDR", 1); err != nil {
-		return err
-	}
+	// Repair mode grants forced reuse (SK_FORCE_REUSE), which lets the
+	// bind succeed beside a listener on the same port; SO_REUSEADDR would
+	// add nothing (repair-off sets no reuse either way).
 	if err := setRepair(fd, unix.TCP_REPAIR_ON); err != nil {
 		return err
 	}
