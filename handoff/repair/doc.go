@@ -30,6 +30,16 @@
 //	c, err := r.Activate()            // repair off: live
 //	c.Write(st.Unsent)                // before anything else
 //
+// For megabytes of queued bytes, AppendBinary encodes a State straight
+// into a larger frame, DecodeState decodes one without copying its queues,
+// and Release hands a dumped State's buffers back for the next Dump.
+//
+// The restored socket's segment size and timestamp clock are set so that
+// it behaves at once like the old one: the MSS before the connect, and the
+// clock just past the last stamp the old socket can have sent (a paced
+// socket stamps ahead of now), not further, since the first round-trip
+// estimate is measured from the client's echo of an old stamp.
+//
 // Every failure is an *Error that says where the socket stands afterwards
 // (Normal, Repair, Closed or Unknown).
 package repair
