@@ -638,7 +638,14 @@ func activate(c *net.TCPConn, probe bool) error {
 		return err
 	}
 	_, err = control(rc, func(fd int) (SocketState, error) {
-		return Normal, setRepair(fd, how)
+		if err := setRepair(fd, how); err != nil {
+			return Normal, err
+		}
+		// Leaving repair mode clears the socket's address reuse, which a
+		// connection accepted from a Go listener (SO_REUSEADDR) had: without
+		// it, a server restarted while moved-in connections linger (closing,
+		// on this host) cannot listen on their port.
+		return Normal, setInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, "SO_REUSEADDR", 1)
 	})
 	return err
 }

@@ -945,3 +945,23 @@ func TestDumpReusesReleasedBuffers(t *testing.T) {
 	}
 	s2.Release()
 }
+
+// TestListenBesideRestored: a server restarted while a connection restored
+// here is still open (or closing) can listen on its port again, as beside
+// the connection it accepted itself.
+func TestListenBesideRestored(t *testing.T) {
+	ns := nstest.NewNS(t, "rplis")
+	p := newPair(t, ns, 0)
+	pingPong(t, p.client, p.server, 1)
+	_, nc := move(t, ns, p.server, nil)
+	addr := p.ln.Addr().String()
+	p.ln.Close()
+	inNS(t, ns, func() error {
+		l, err := net.Listen("tcp4", addr) // Go listeners set SO_REUSEADDR
+		if err != nil {
+			return fmt.Errorf("listen on %s beside the restored connection: %w", addr, err)
+		}
+		return l.Close()
+	})
+	pingPong(t, p.client, nc, 1)
+}
