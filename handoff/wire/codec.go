@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"slices"
 )
 
 // Encoder appends big-endian fields to a payload. The zero value is ready
@@ -68,14 +67,6 @@ func (e *Encoder) Bytes(b []byte) {
 // NewEncoder returns an Encoder that appends to buf[:0]: a payload built in
 // a buffer the caller recycles.
 func NewEncoder(buf []byte) *Encoder { return &Encoder{buf: buf[:0]} }
-
-// Grow makes room for n more bytes, so a payload of known size is
-// allocated once.
-func (e *Encoder) Grow(n int) {
-	if e.err == nil && n > 0 {
-		e.buf = slices.Grow(e.buf, n)
-	}
-}
 
 // AppendField appends a field like Bytes whose n bytes fill appends in
 // place (no copy of a large value built elsewhere first). fill must append

@@ -106,8 +106,7 @@ func TestDecoderCopies(t *testing.T) {
 // one written by Bytes; View returns it without a copy; a fill that writes
 // the wrong count or fails sets the error and nothing is sent looking whole.
 func TestEncoderAppendFieldAndView(t *testing.T) {
-	var e Encoder
-	e.Grow(64)
+	e := NewEncoder(make([]byte, 0, 64))
 	e.U8(7)
 	e.AppendField(5, func(b []byte) ([]byte, error) { return append(b, "hello"...), nil })
 	e.Bytes([]byte("x"))
