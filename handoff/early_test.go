@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+
+	"github.com/sockshift/sockshift/internal/tcphdr"
 )
 
 // segment builds an IPv4 TCP packet from client with sequence number seq
@@ -56,7 +58,7 @@ func TestBeyondDump(t *testing.T) {
 	// A GSO super-frame may carry 0 as its IPv4 length.
 	gso := segment(c1, 2000, 64000)
 	binary.BigEndian.PutUint16(gso[2:], 0)
-	if seq, n, from, ok := tcpSegment(gso); !ok || seq != 2000 || n != 64000 || from != c1 {
-		t.Errorf("GSO frame read as seq %d, %d bytes from %v (%v)", seq, n, from, ok)
+	if h, err := tcphdr.Parse(gso); err != nil || h.Seq != 2000 || h.Payload != 64000 || h.Src != c1 {
+		t.Errorf("GSO frame read as seq %d, %d bytes from %v (%v)", h.Seq, h.Payload, h.Src, err)
 	}
 }

@@ -2,7 +2,6 @@ package handoff
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"github.com/sockshift/sockshift/handoff/vip"
 	"github.com/sockshift/sockshift/handoff/wire"
 	"github.com/sockshift/sockshift/internal/bufpool"
+	"github.com/sockshift/sockshift/internal/tcphdr"
 )
 
 // frozenConn is one connection between freeze and commit or rollback.
@@ -165,7 +165,7 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 	// in the minCatch before the freeze is caught, and DropEarly keeps it
 	// for the target. The services still run meanwhile: no client waits.
 	if opts.Step == nil {
-		sleep(ctx, minCatch)
+		time.Sleep(minCatch)
 	}
 	if err := done(); err != nil {
 		return fail(err)
@@ -368,62 +368,33 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 // minCatch is how long the catcher watches before the freeze, at least.
 const minCatch = 2 * time.Millisecond
 
-func sleep(ctx context.Context, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}
-
 // beyondDump says whether a packet caught before the freeze carries data
 // the dump does not hold: bytes at or past the next byte its connection
 // expected. Anything it cannot read is kept (the target sorts it out).
+// The table of connections is built only if a packet is asked about: a
+// hand-off of thousands usually catches none before the freeze, and this
+// runs while the client waits for the caught packets.
 func (s *source) beyondDump() func(ip []byte) bool {
-	next := make(map[netip.AddrPort]uint32, len(s.frozen))
-	for _, f := range s.frozen {
-		if f.client.IsValid() {
-			next[f.client] = f.rcvNxt
-		}
-	}
+	var next map[netip.AddrPort]uint32
 	return func(ip []byte) bool {
-		seq, n, client, ok := tcpSegment(ip)
-		if !ok {
+		h, err := tcphdr.Parse(ip)
+		if err != nil {
 			return true
 		}
-		want, moved := next[client]
+		if next == nil {
+			next = make(map[netip.AddrPort]uint32, len(s.frozen))
+			for _, f := range s.frozen {
+				if f.client.IsValid() {
+					next[f.client] = f.rcvNxt
+				}
+			}
+		}
+		want, moved := next[h.Src]
 		if !moved {
 			return true
 		}
-		return n > 0 && int32(seq+n-want) > 0
+		return h.Payload > 0 && int32(h.Seq+uint32(h.Payload)-want) > 0
 	}
-}
-
-// tcpSegment reads an IPv4 packet's TCP sequence number, payload length
-// and source address.
-func tcpSegment(ip []byte) (seq, n uint32, from netip.AddrPort, ok bool) {
-	if len(ip) < 20 || ip[0]>>4 != 4 || ip[9] != 6 {
-		return 0, 0, from, false
-	}
-	ihl := int(ip[0]&0xf) * 4
-	total := int(binary.BigEndian.Uint16(ip[2:]))
-	if total == 0 || total > len(ip) {
-		total = len(ip) // a GSO super-frame may say 0
-	}
-	if ihl < 20 || total < ihl+20 {
-		return 0, 0, from, false
-	}
-	tcp := ip[ihl:total]
-	doff := int(tcp[12]>>4) * 4
-	if doff < 20 || doff > len(tcp) {
-		return 0, 0, from, false
-	}
-	from = netip.AddrPortFrom(netip.AddrFrom4([4]byte(ip[12:16])), binary.BigEndian.Uint16(tcp[0:]))
-	return binary.BigEndian.Uint32(tcp[4:]), uint32(len(tcp) - doff), from, true
 }
 
 // freeze puts every paused connection in repair mode, on parallel

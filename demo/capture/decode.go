@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/sockshift/sockshift/internal/tcphdr"
 )
 
 // Packet is what the diagram needs of a frame: its Ethernet addresses and
@@ -31,14 +33,14 @@ func (a *ARP) Gratuitous() bool { return a.SenderIP == a.TargetIP }
 
 // TCP flags.
 const (
-	FIN = 1 << iota
-	SYN
-	RST
-	PSH
-	ACK
+	FIN = tcphdr.FIN
+	SYN = tcphdr.SYN
+	RST = tcphdr.RST
+	PSH = tcphdr.PSH
+	ACK = tcphdr.ACK
 )
 
-// TCP is a TCP segment's header.
+// TCP is a TCP segment's header (tcphdr.Header, which this converts from).
 type TCP struct {
 	Src, Dst netip.AddrPort
 	Seq, Ack uint32
@@ -67,7 +69,6 @@ func (t *TCP) FlagString() string {
 const (
 	etherTypeIPv4 = 0x0800
 	etherTypeARP  = 0x0806
-	protoTCP      = 6
 )
 
 var (
@@ -103,35 +104,15 @@ func Decode(f Frame) (Packet, error) {
 		}
 		return p, nil
 	case etherTypeIPv4:
-		if len(b) < 20 {
+		h, err := tcphdr.Parse(b)
+		switch {
+		case errors.Is(err, tcphdr.ErrShort):
 			return Packet{}, errShort
-		}
-		ihl := int(b[0]&0x0f) * 4
-		if b[0]>>4 != 4 || ihl < 20 {
+		case err != nil:
 			return Packet{}, errOther
 		}
-		if b[9] != protoTCP {
-			return Packet{}, errOther
-		}
-		total := int(binary.BigEndian.Uint16(b[2:4]))
-		src, dst := netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20]))
-		if len(b) < ihl+20 || total < ihl+20 {
-			return Packet{}, errShort
-		}
-		t := b[ihl:]
-		doff := int(t[12]>>4) * 4
-		if doff < 20 || total < ihl+doff {
-			return Packet{}, errShort
-		}
-		p.TCP = &TCP{
-			Src:     netip.AddrPortFrom(src, binary.BigEndian.Uint16(t[0:2])),
-			Dst:     netip.AddrPortFrom(dst, binary.BigEndian.Uint16(t[2:4])),
-			Seq:     binary.BigEndian.Uint32(t[4:8]),
-			Ack:     binary.BigEndian.Uint32(t[8:12]),
-			Flags:   t[13] & 0x1f,
-			Window:  binary.BigEndian.Uint16(t[14:16]),
-			Payload: total - ihl - doff,
-		}
+		tcp := TCP(h)
+		p.TCP = &tcp
 		return p, nil
 	}
 	return Packet{}, errOther
