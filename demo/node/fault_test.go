@@ -144,6 +144,25 @@ func stepTo(t *testing.T, env *labtest.Env, waitAt string) <-chan node.HandoffRe
 	}
 }
 
+// finishSteps releases the waiting phases of a step-mode hand-off a->b
+// until it answers on done, and returns the answer.
+func finishSteps(t *testing.T, env *labtest.Env, done <-chan node.HandoffResult) node.HandoffResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		select {
+		case res := <-done:
+			return res
+		default:
+		}
+		if _, err := env.Control("a").Step(ctx, false); err != nil && !strings.Contains(err.Error(), "no hand-off is waiting") {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // TestTargetDiesAfterRestoreBeforeCommit kills the target when it has
 // rebuilt every socket and taken the VIP, and waits for the decision (the
 // step mode holds the source right there): the source must roll back, not
@@ -235,30 +254,19 @@ func TestConcurrentHandOffsRefused(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	busy("b", "a")
-	for {
-		select {
-		case res := <-done:
-			if !res.OK {
-				t.Fatalf("the running hand-off: %+v", res)
-			}
-			if h := env.Holder(); h != "b" {
-				t.Fatalf("VIP on %q, want b", h)
-			}
-			res = env.HandOff("b", "a")
-			if !res.OK || res.Connections != 2 {
-				t.Fatalf("hand-off after the refusals: %+v", res)
-			}
-			time.Sleep(50 * time.Millisecond)
-			outside.finish(t)
-			pingpong.finish(t)
-			return
-		default:
-		}
-		if _, err := env.Control("a").Step(ctx, false); err != nil && !strings.Contains(err.Error(), "no hand-off is waiting") {
-			t.Fatal(err)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if res := finishSteps(t, env, done); !res.OK {
+		t.Fatalf("the running hand-off: %+v", res)
 	}
+	if h := env.Holder(); h != "b" {
+		t.Fatalf("VIP on %q, want b", h)
+	}
+	res := env.HandOff("b", "a")
+	if !res.OK || res.Connections != 2 {
+		t.Fatalf("hand-off after the refusals: %+v", res)
+	}
+	time.Sleep(50 * time.Millisecond)
+	outside.finish(t)
+	pingpong.finish(t)
 }
 
 // TestCrashedServerComesBack kills each server's process as a crash would;

@@ -2,7 +2,6 @@ package node_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockshift/sockshift/demo/node"
 	"github.com/sockshift/sockshift/internal/labtest"
 	"github.com/sockshift/sockshift/internal/nstest"
 )
@@ -55,28 +53,7 @@ func TestOutOfOrderDataMoves(t *testing.T) {
 	}
 	before := reneging(t, env.Lab.Client.Namespace)
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	done := make(chan node.HandoffResult, 1)
-	go func() {
-		res, err := env.Control("a").HandOffWith(ctx, node.HandoffRequest{To: "b", Step: true})
-		if err != nil {
-			res.Error = err.Error()
-		}
-		done <- res
-	}()
-	waiting := func() string {
-		for {
-			st, err := env.Control("a").State(ctx)
-			if err == nil && st.Step != nil && st.Step.Waiting != "" {
-				return st.Step.Waiting
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	if w := waiting(); w != "quiesce" {
-		t.Fatalf("first step %q, want quiesce", w)
-	}
+	done := stepTo(t, env, "quiesce")
 
 	// The catcher watches; the services still run. A segment starting with
 	// marker never arrives at a (timestamps make its TCP header 32 bytes),
@@ -101,17 +78,7 @@ func TestOutOfOrderDataMoves(t *testing.T) {
 	}
 	time.Sleep(20 * time.Millisecond) // all of it reaches a, past the hole
 
-	for {
-		step := waiting()
-		if _, err := env.Control("a").Step(ctx, false); err != nil {
-			t.Fatalf("step %s: %v", step, err)
-		}
-		if step == "resume" {
-			break
-		}
-	}
-	res := <-done
-	if !res.OK {
+	if res := finishSteps(t, env, done); !res.OK {
 		t.Fatalf("hand-off: %s", res.Error)
 	}
 	nstest.Exec(t, aNS, "nft", "delete", "table", "inet", "ooo")
