@@ -88,14 +88,7 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 		a.step = nil
 		a.stepMu.Unlock()
 	}
-	rep := web.Report{OK: res.OK, From: from, To: to, Connections: res.Connections, TotalUS: res.TotalUS, Error: res.Error,
-		StartedMS: start.UnixMilli(), EndedMS: done.UnixMilli(), Caught: res.Caught, RolledBack: res.RolledBack, Step: req.Step, Break: brk}
-	for _, p := range res.Phases {
-		rep.Phases = append(rep.Phases, web.Phase{Name: p.Name, US: p.US})
-	}
-	for _, m := range res.Moved {
-		rep.Moved = append(rep.Moved, web.Moved{Client: m.Client, Before: labview.TCPState(m.Before), After: labview.TCPState(m.After)})
-	}
+	rep := labview.Report(from, to, req, res, start, done)
 	if err == nil && !res.OK {
 		err = errors.New(res.Error)
 	}
@@ -135,9 +128,7 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 			rep.Error = err.Error()
 		}
 		if ns, serr := a.cluster.Control(from).State(ctx); serr == nil {
-			for _, c := range ns.Connections {
-				rep.Remaining = append(rep.Remaining, web.Connection{Service: c.Service, Client: c.Client, Node: from, BytesIn: c.BytesIn, BytesOut: c.BytesOut})
-			}
+			rep.Remaining = labview.Connections(from, ns.Connections)
 		}
 	}
 	return rep, err

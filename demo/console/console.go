@@ -270,15 +270,7 @@ func (l *Lab) HandOffWith(ctx context.Context, req web.HandOffRequest) (web.Repo
 	arpBefore, _ := l.arp(ctx)
 	start := time.Now()
 	res, err := l.nodes[from].HandOffWith(ctx, nreq)
-	rep := web.Report{OK: res.OK, From: from, To: to, Connections: res.Connections, TotalUS: res.TotalUS, Error: res.Error,
-		StartedMS: start.UnixMilli(), EndedMS: time.Now().UnixMilli(), Caught: res.Caught, RolledBack: res.RolledBack,
-		Step: req.Step, Break: req.Break}
-	for _, p := range res.Phases {
-		rep.Phases = append(rep.Phases, web.Phase{Name: p.Name, US: p.US})
-	}
-	for _, m := range res.Moved {
-		rep.Moved = append(rep.Moved, web.Moved{Client: m.Client, Before: labview.TCPState(m.Before), After: labview.TCPState(m.After)})
-	}
+	rep := labview.Report(from, to, req, res, start, time.Now())
 	if err == nil && !res.OK {
 		err = errors.New(res.Error)
 	}

@@ -5,6 +5,7 @@ package labview
 
 import (
 	"slices"
+	"time"
 
 	"github.com/sockshift/sockshift/demo/node"
 	"github.com/sockshift/sockshift/handoff"
@@ -25,6 +26,22 @@ func (r *StepRun) State(ns *node.StepState) *web.StepState {
 		st.Waiting, st.Done = ns.Waiting, slices.Clone(ns.Done)
 	}
 	return st
+}
+
+// Report is a server's answer to a hand-off request as the console shows
+// it, over [start, end] on the console's clock; measurements and notes are
+// the caller's to add.
+func Report(from, to string, req web.HandOffRequest, res node.HandoffResult, start, end time.Time) web.Report {
+	rep := web.Report{OK: res.OK, From: from, To: to, Connections: res.Connections, TotalUS: res.TotalUS, Error: res.Error,
+		StartedMS: start.UnixMilli(), EndedMS: end.UnixMilli(), Caught: res.Caught, RolledBack: res.RolledBack,
+		Step: req.Step, Break: req.Break}
+	for _, p := range res.Phases {
+		rep.Phases = append(rep.Phases, web.Phase{Name: p.Name, US: p.US})
+	}
+	for _, m := range res.Moved {
+		rep.Moved = append(rep.Moved, web.Moved{Client: m.Client, Before: TCPState(m.Before), After: TCPState(m.After)})
+	}
+	return rep
 }
 
 // Connections lists a server's connections as the console shows them.
