@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -77,31 +76,13 @@ func leftovers(prefix string) []string {
 	return out
 }
 
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestScriptsDemoComesUpHandsOffAndCleansUp(t *testing.T) {
 	nstest.Privileged(t)
 	labtest.Binary(t) // fail early, with the build's message, if it does not build
 	prefix := labtest.Prefix()
 	addr := freePort(t)
 	cmd := exec.Command("../../scripts/demo", "--listen", addr, "--lab-prefix", prefix)
-	var logs lockedBuffer
+	var logs labtest.Output
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

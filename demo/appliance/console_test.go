@@ -40,7 +40,7 @@ func startDemo(t *testing.T) string {
 	exe := labtest.Binary(t)
 	addr := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncBuffer
+	var logs labtest.Output
 	done := make(chan error, 1)
 	go func() {
 		done <- appliance.Run(ctx, appliance.Config{Listen: addr, Prefix: labtest.Prefix(), Exe: exe,
@@ -73,23 +73,6 @@ func startDemo(t *testing.T) string {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // browser starts headless Chromium and records every request it makes and

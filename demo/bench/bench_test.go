@@ -5,31 +5,12 @@ import (
 	"context"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sockshift/sockshift/demo/bench"
 	"github.com/sockshift/sockshift/internal/labtest"
 )
-
-// syncBuffer collects the two servers' logs, written concurrently.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestTinyBench(t *testing.T) {
 	exe := labtest.Binary(t)           // skips outside CI without root
@@ -38,7 +19,7 @@ func TestTinyBench(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	var logs, progress syncBuffer
+	var logs, progress labtest.Output
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	res, err := bench.Run(ctx, bench.Config{

@@ -22,7 +22,7 @@ func TestShortSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	var logs, progress syncBuffer
+	var logs, progress labtest.Output
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const handoffs, chat = 50, 200

@@ -296,7 +296,7 @@ func start(t *testing.T, what, ns string, env []string, args ...string) (stop fu
 	t.Helper()
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
-	var out lockedBuffer
+	var out labtest.Output
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -323,23 +323,6 @@ func start(t *testing.T, what, ns string, env []string, args ...string) (stop fu
 		}
 	})
 	return stop
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func dialIn(ctx context.Context, ns, addr string) (net.Conn, error) {
