@@ -35,7 +35,9 @@ func TestLargeQueuesMove(t *testing.T) {
 		t.Fatalf("hand-off reported %d moved connections, want 1", len(res.Moved))
 	}
 	b := res.Moved[0].Before
-	if q := b.RecvQueue + b.Unacked + b.Unsent; q < 1<<20 {
+	// 256 KB is where the source takes that path (handoff's bigState); how
+	// much more queues up depends on the buffer sizes autotuning chose.
+	if q := b.RecvQueue + b.Unacked + b.Unsent; q < 256<<10 {
 		t.Fatalf("only %d bytes queued at the freeze (receive %d, unacked %d, unsent %d): not the large-queue path", q, b.RecvQueue, b.Unacked, b.Unsent)
 	}
 	t.Logf("moved %d bytes queued (receive %d, unacked %d, unsent %d) in %v", b.RecvQueue+b.Unacked+b.Unsent,
