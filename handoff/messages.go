@@ -55,8 +55,10 @@ func msgName(t uint8) string {
 type prepareMsg struct {
 	VIP      netip.Addr
 	Services []string
-	Conns    uint32
-	Flags    uint8
+	// Conns is about how many connections may come: the source's open
+	// descriptors. The target makes room for them before the freeze.
+	Conns uint32
+	Flags uint8
 }
 
 func (m prepareMsg) encode() []byte {

@@ -15,6 +15,7 @@ import (
 	"github.com/sockshift/sockshift/handoff/vip"
 	"github.com/sockshift/sockshift/handoff/wire"
 	"github.com/sockshift/sockshift/internal/bufpool"
+	"github.com/sockshift/sockshift/internal/fdtable"
 	"github.com/sockshift/sockshift/internal/tcphdr"
 )
 
@@ -137,6 +138,11 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 	}
 	if opts.SkipAnnounce {
 		prep.Flags |= flagSkipAnnounce
+	}
+	// Our open descriptors bound the connections we can move (when few
+	// were closed below the highest): the target's hint for room.
+	if next, err := fdtable.Next(); err == nil {
+		prep.Conns = uint32(min(next, MaxConns))
 	}
 	if err := s.ch.send(msgPrepare, prep.encode()); err != nil {
 		return fail(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/sockshift/sockshift/handoff/repair"
 	"github.com/sockshift/sockshift/handoff/vip"
 	"github.com/sockshift/sockshift/handoff/wire"
+	"github.com/sockshift/sockshift/internal/fdtable"
 )
 
 // restoredConn is one connection rebuilt here, still frozen.
@@ -35,6 +36,7 @@ type target struct {
 	services []Service               // index as the source numbered them
 	shared   [][]byte
 	vipAdded bool
+	incoming int // connections the services announced
 	received int
 
 	jobs chan connEntry // to the restore workers
@@ -94,6 +96,12 @@ func (t *target) run(ctx context.Context) error {
 	}
 	t.shared = make([][]byte, len(t.services))
 	t.flags = prep.Flags
+	// Room for every socket that may come, now, while the clients are
+	// still served: growing the descriptor table during the restore
+	// stalls the whole process (see fdtable).
+	if err := fdtable.Reserve(min(int(prep.Conns), MaxConns)); err != nil {
+		t.n.logf("incoming hand-off: %v", err)
+	}
 	if t.flags&flagStep != 0 {
 		// A person clicks through the phases: minutes, not seconds.
 		t.raw.SetDeadline(time.Now().Add(StepTimeout))
@@ -255,6 +263,7 @@ func (t *target) onService(payload []byte) {
 		return
 	}
 	t.shared[m.Index] = m.Shared
+	t.incoming += int(m.Conns)
 }
 
 func (t *target) onConns(payload []byte) {
@@ -291,6 +300,11 @@ func (t *target) onConns(payload []byte) {
 func (t *target) startRestorers() {
 	if t.jobs != nil {
 		return
+	}
+	// The exact count, should the prepare's hint have fallen short: one
+	// growth here instead of one per doubling.
+	if err := fdtable.Reserve(min(t.incoming, MaxConns)); err != nil {
+		t.n.logf("incoming hand-off: %v", err)
 	}
 	t.jobs = make(chan connEntry, batchConns)
 	for w := 0; w < workers(MaxConns); w++ {

@@ -1,0 +1,16 @@
+//go:build !linux
+
+package fdtable
+
+import (
+	"errors"
+	"runtime"
+)
+
+var errUnsupported = errors.New("fdtable: not implemented on " + runtime.GOOS)
+
+// Next is not implemented here: the lab runs on Linux only.
+func Next() (int, error) { return 0, errUnsupported }
+
+// Reserve does nothing here: only Linux's table growth is known to stall.
+func Reserve(n int) error { return nil }
