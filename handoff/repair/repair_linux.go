@@ -497,9 +497,11 @@ func beforeConnect(fd int, s *State, transparent bool) error {
 	// Left unlocked (the receive buffer can be raised unlocked with
 	// SO_RCVLOWAT), a busy stream's buffer grew to tcp_rmem's maximum
 	// over a few hand-offs, each then moving 30 MB: 112 ms median instead
-	// of 14. Locked, the kernel may drop an in-window segment whose memory
-	// does not fit (TcpExtTCPRcvQDrop), as for any application that sets
-	// SO_RCVBUF; the client resends it on its retransmission timeout.
+	// of 14 (and as much with the receive queue handed to the application
+	// instead). Locked, a buffer that fills makes Linux 6.18 drop the next
+	// segment and shrink the window to two segments; should those be lost,
+	// the client waits for its retransmission timeout, as with any
+	// application that sets SO_RCVBUF (README, Performance).
 	if s.SndBuf != 0 {
 		if err := setInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, "SO_SNDBUFFORCE", int(s.SndBuf/2)); err != nil {
 			return err
