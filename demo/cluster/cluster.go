@@ -263,6 +263,17 @@ func (c *Cluster) signalNode(role string, sig syscall.Signal) {
 	}
 }
 
+// PID returns a server's process ID, 0 if it never started: `ip netns
+// exec` becomes the server, so this is the server itself.
+func (c *Cluster) PID(role string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.servers[role]; s != nil && s.cmd != nil && s.cmd.Process != nil {
+		return s.cmd.Process.Pid
+	}
+	return 0
+}
+
 // StopNode stops a server's process (SIGTERM) for good.
 func (c *Cluster) StopNode(role string) { c.signalNode(role, syscall.SIGTERM) }
 

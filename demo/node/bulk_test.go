@@ -1,9 +1,13 @@
 package node_test
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -58,4 +62,60 @@ func TestBulkHandOff(t *testing.T) {
 		t.Logf("hand-off %d: %d connections, freeze to resume %dus, phases %v", i, res.Connections, res.TotalUS, res.Phases)
 		check(i + 1)
 	}
+}
+
+// TestTargetMakesRoomBeforeTheFreeze checks that the target grows its
+// descriptor table for the coming sockets while it prepares, before the
+// freeze: grown during the restore, each doubling stalled the whole target
+// for an RCU grace period, several times in a hand-off of thousands.
+func TestTargetMakesRoomBeforeTheFreeze(t *testing.T) {
+	env := labtest.Start(t, nil)
+	before := fdSize(t, env.PID("b"))
+	n := max(600, before+300) // more than the table holds now
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		conns[i] = env.DialVIP(7)
+	}
+	done := stepTo(t, env, "quiesce") // prepared; nothing frozen yet
+	prepared := fdSize(t, env.PID("b"))
+	res := finishSteps(t, env, done)
+	if !res.OK {
+		t.Fatalf("hand-off: %s", res.Error)
+	}
+	if prepared < n {
+		t.Errorf("the target's table held %d descriptors after the prepare (%d before), want room for the %d connections coming", prepared, before, n)
+	}
+	for i, c := range conns {
+		msg := fmt.Sprintf("conn %d", i)
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		got := make([]byte, len(msg))
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatalf("conn %d: %v", i, err)
+		}
+		if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
+			t.Fatalf("conn %d after the hand-off: got %q, %v", i, got, err)
+		}
+	}
+}
+
+// fdSize reads the size of a process's descriptor table.
+func fdSize(t *testing.T, pid int) int {
+	t.Helper()
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "FDSize:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no FDSize for process %d", pid)
+	return 0
 }
