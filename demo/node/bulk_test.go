@@ -1,17 +1,14 @@
 package node_test
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sockshift/sockshift/internal/fdtable"
 	"github.com/sockshift/sockshift/internal/labtest"
 )
 
@@ -101,21 +98,9 @@ func TestTargetMakesRoomBeforeTheFreeze(t *testing.T) {
 // fdSize reads the size of a process's descriptor table.
 func fdSize(t *testing.T, pid int) int {
 	t.Helper()
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	n, err := fdtable.Size(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "FDSize:"); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatalf("no FDSize for process %d", pid)
-	return 0
+	return n
 }

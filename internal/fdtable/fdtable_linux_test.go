@@ -1,35 +1,19 @@
 package fdtable
 
 import (
-	"bufio"
 	"os"
-	"strconv"
-	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 )
 
-// fdSize reads the size of this process's descriptor table.
 func fdSize(t *testing.T) int {
 	t.Helper()
-	f, err := os.Open("/proc/self/status")
+	n, err := Size(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "FDSize:"); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatal("no FDSize in /proc/self/status")
-	return 0
+	return n
 }
 
 func TestReserveGrowsTheTable(t *testing.T) {
@@ -91,5 +75,11 @@ func TestReserveStopsAtTheLimit(t *testing.T) {
 	}
 	if err := Reserve(0); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestSizeOfAMissingProcess(t *testing.T) {
+	if n, err := Size(1 << 30); err == nil {
+		t.Fatalf("Size of a process that cannot exist: %d, no error", n)
 	}
 }
