@@ -118,7 +118,8 @@ func (s *Server) forget(c *conn) {
 
 // conn is one echo connection and its snapshot-able state.
 type conn struct {
-	c *net.TCPConn
+	c   *net.TCPConn
+	buf []byte // the loop's reads; only the loop touches it
 
 	mu      sync.Mutex
 	pending []byte // read, not yet written back
@@ -129,46 +130,59 @@ type conn struct {
 	resume  chan bool     // true: go on here; false: moved away
 }
 
+// loop serves c until its connection ends or moves away. Its stack stays
+// small (the work is in step and goOn, the read buffer on the heap): the
+// goroutine then fits in its first stack, and a target resuming thousands
+// of connections does not grow (copy) thousands of stacks on the way.
 func (s *Server) loop(c *conn) {
-	buf := make([]byte, minBufSize)
 	for {
-		c.mu.Lock()
-		pending := c.pending
-		c.mu.Unlock()
-		var err error
-		if len(pending) > 0 {
-			var n int
-			n, err = c.c.Write(pending)
-			c.mu.Lock()
-			c.pending = c.pending[n:]
-			c.out += uint64(n)
-			c.mu.Unlock()
-		} else {
-			var n int
-			n, err = c.c.Read(buf)
-			c.mu.Lock()
-			c.pending = append(c.pending[:0:0], buf[:n]...)
-			c.in += uint64(n)
-			c.mu.Unlock()
-			if n == len(buf) && n < bufSize {
-				buf = make([]byte, min(2*n, bufSize))
-			}
+		if err := c.step(); err != nil && !s.goOn(c, err) {
+			return
 		}
-		if err == nil {
-			continue
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			// Only a pause sets deadlines; a stale one just retries.
-			if !c.pause() {
-				s.forget(c) // moved: the hand-off closes the socket
-				return
-			}
-			continue
-		}
-		s.forget(c)
-		c.c.Close()
-		return
 	}
+}
+
+// step writes back what is pending, or reads more into c.buf, which
+// doubles while reads fill it.
+func (c *conn) step() error {
+	c.mu.Lock()
+	pending := c.pending
+	c.mu.Unlock()
+	if len(pending) > 0 {
+		n, err := c.c.Write(pending)
+		c.mu.Lock()
+		c.pending = c.pending[n:]
+		c.out += uint64(n)
+		c.mu.Unlock()
+		return err
+	}
+	if c.buf == nil {
+		c.buf = make([]byte, minBufSize)
+	}
+	n, err := c.c.Read(c.buf)
+	c.mu.Lock()
+	c.pending = append(c.pending[:0:0], c.buf[:n]...)
+	c.in += uint64(n)
+	c.mu.Unlock()
+	if n == len(c.buf) && n < bufSize {
+		c.buf = make([]byte, min(2*n, bufSize))
+	}
+	return err
+}
+
+// goOn says whether the loop goes on after err: only a pause sets
+// deadlines (a stale one just retries); anything else ends it.
+func (s *Server) goOn(c *conn, err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		if c.pause() {
+			return true
+		}
+		s.forget(c) // moved: the hand-off closes the socket
+		return false
+	}
+	s.forget(c)
+	c.c.Close()
+	return false
 }
 
 // pause reports the loop stopped, if a pause was asked for, and waits for
