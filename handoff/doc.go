@@ -7,7 +7,7 @@
 // a target Node over an authenticated channel (package wire):
 //
 //	source                                   target
-//	prepare, arm the catcher ─── Prepare ──▶ ready to receive
+//	prepare, arm the catcher ─── Prepare ──▶ room for the sockets, ready
 //	quiesce services, freeze sockets
 //	release the VIP (packets now dropped, never answered with RST,
 //	and kept by the catcher)
