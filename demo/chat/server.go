@@ -195,6 +195,7 @@ type conn struct {
 
 	// Owned by the reader goroutine (and read by a snapshot only while the
 	// reader is parked).
+	rbuf     []byte // what one Read takes
 	in       []byte // read, not handled yet
 	discard  bool   // dropping the rest of a too-long line
 	readErr  error
@@ -292,9 +293,12 @@ func (c *conn) hasLine() bool {
 
 // readLoop reads and handles one line at a time. It holds no line half
 // handled when it parks: a pause finds it in Read, waiting for its rate,
-// or between lines.
+// or between lines. Its read buffer is on the heap (in c): on the stack it
+// made every new reader grow (copy) its stack at once, thousands of them
+// on a target resuming thousands of clients.
 func (s *Server) readLoop(c *conn) {
-	buf := make([]byte, 4096)
+	c.rbuf = make([]byte, 4096)
+	buf := c.rbuf
 	for {
 		s.mu.Lock()
 		if c.dead {
