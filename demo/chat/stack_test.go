@@ -18,18 +18,14 @@ import (
 // grown ones: a target resuming thousands of chat clients otherwise grows
 // (copies) thousands of stacks while they wait.
 func TestWaitingConnectionsKeepSmallStacks(t *testing.T) {
-	if childtest.InChild(t) {
-		t.Logf("stack-per-connection %d", waitingStackPerConn(t))
-		return
-	}
-	per := childtest.Run(t, "stack-per-connection")
+	per := childtest.Measure(t, func() int { return waitingStackPerConn(t) })
 	t.Logf("%d bytes of stack per waiting connection", per)
 	if per > 6<<10 {
 		t.Errorf("%d bytes of stack per waiting connection, want two first stacks (4 KB): a loop outgrew its stack", per)
 	}
 }
 
-func waitingStackPerConn(t *testing.T) uint64 {
+func waitingStackPerConn(t *testing.T) int {
 	const n = 300
 	l := serve(t, nil)
 	var before, after runtime.MemStats
@@ -51,5 +47,5 @@ func waitingStackPerConn(t *testing.T) uint64 {
 	}
 	time.Sleep(50 * time.Millisecond)
 	runtime.ReadMemStats(&after)
-	return (after.StackInuse - before.StackInuse) / n
+	return int(after.StackInuse-before.StackInuse) / n
 }

@@ -18,18 +18,14 @@ import (
 // target resuming ten thousand connections otherwise grows (copies) ten
 // thousand stacks while the clients wait, and holds 20 MB more.
 func TestIdleConnectionsKeepSmallStacks(t *testing.T) {
-	if childtest.InChild(t) {
-		t.Logf("stack-per-connection %d", idleStackPerConn(t))
-		return
-	}
-	per := childtest.Run(t, "stack-per-connection")
+	per := childtest.Measure(t, func() int { return idleStackPerConn(t) })
 	t.Logf("%d bytes of stack per idle connection", per)
 	if per > 3<<10 {
 		t.Errorf("%d bytes of stack per idle connection, want the first stack (2 KB): the read loop outgrew it", per)
 	}
 }
 
-func idleStackPerConn(t *testing.T) uint64 {
+func idleStackPerConn(t *testing.T) int {
 	const n = 500
 	s, addr := listen(t)
 	var before, after runtime.MemStats
@@ -53,5 +49,5 @@ func idleStackPerConn(t *testing.T) uint64 {
 	roundTrip(t, conns[n-1], "x")
 	time.Sleep(50 * time.Millisecond) // every loop blocked in its read again
 	runtime.ReadMemStats(&after)
-	return (after.StackInuse - before.StackInuse) / n
+	return int(after.StackInuse-before.StackInuse) / n
 }

@@ -16,13 +16,19 @@ import (
 // envName marks the child process, with the test it runs.
 const envName = "SOCKSHIFT_CHILD_TEST"
 
-// InChild reports whether this process is the child running t.
-func InChild(t testing.TB) bool { return os.Getenv(envName) == t.Name() }
+// key marks the child's number in its output.
+const key = "childtest-measured"
 
-// Run runs t again in a child process, where InChild is true, and returns
-// the number the child printed after key (with t.Logf("%s %d", key, n)).
-func Run(t testing.TB, key string) int {
+// Measure returns what measure finds in a fresh process: run in the test
+// binary's own process, it runs t again in a child, where it calls measure
+// and prints the number, and returns the child's number.
+func Measure(t testing.TB, measure func() int) int {
 	t.Helper()
+	if os.Getenv(envName) == t.Name() {
+		n := measure()
+		t.Logf("%s %d", key, n)
+		return n
+	}
 	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
 	cmd.Env = append(os.Environ(), envName+"="+t.Name())
 	out, err := cmd.CombinedOutput()
@@ -31,15 +37,15 @@ func Run(t testing.TB, key string) int {
 	}
 	_, rest, ok := strings.Cut(string(out), key+" ")
 	if !ok {
-		t.Fatalf("the child printed no %q:\n%s", key, out)
+		t.Fatalf("the child printed no measurement:\n%s", out)
 	}
 	fields := strings.Fields(rest)
 	if len(fields) == 0 {
-		t.Fatalf("the child printed no number after %q:\n%s", key, out)
+		t.Fatalf("the child printed no number:\n%s", out)
 	}
 	n, err := strconv.Atoi(fields[0])
 	if err != nil {
-		t.Fatalf("the child's %q: %v\n%s", key, err, out)
+		t.Fatalf("the child's measurement: %v\n%s", err, out)
 	}
 	return n
 }

@@ -5,12 +5,10 @@ import (
 	"testing"
 )
 
-func TestRunReadsTheChildsNumber(t *testing.T) {
-	if InChild(t) {
-		t.Logf("pid %d", os.Getpid())
-		return
-	}
-	if pid := Run(t, "pid"); pid == os.Getpid() || pid <= 0 {
-		t.Fatalf("the child reported pid %d; this process is %d", pid, os.Getpid())
+// The child's parent is this process: the measurement ran in a child.
+func TestMeasureRunsInAChild(t *testing.T) {
+	got := Measure(t, os.Getppid)
+	if os.Getenv(envName) == "" && got != os.Getpid() {
+		t.Fatalf("measured in a process whose parent is %d; this process is %d", got, os.Getpid())
 	}
 }
