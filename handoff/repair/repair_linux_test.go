@@ -42,6 +42,21 @@ func inNS(t testing.TB, ns string, fn func() error) {
 	}
 }
 
+// restoreHeard restores s in ns, then lifts the test's firewall (table
+// inet t) so the client is heard again, and activates the socket.
+func restoreHeard(t *testing.T, ns string, s *State) *net.TCPConn {
+	t.Helper()
+	var r *Restored
+	inNS(t, ns, func() (err error) { r, err = Restore(s, nil); return err })
+	nstest.Exec(t, ns, "nft", "delete", "table", "inet", "t")
+	nc, err := r.Activate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return nc
+}
+
 type pair struct {
 	ln             *net.TCPListener
 	client, server *net.TCPConn
@@ -307,14 +322,7 @@ func TestRestoreCarriesEveryByte(t *testing.T) {
 	}
 
 	// 5. Restore, let the client hear again, activate, write Unsent.
-	var r *Restored
-	inNS(t, ns, func() error { r, err = Restore(s, nil); return err })
-	nstest.Exec(t, ns, "nft", "delete", "table", "inet", "t")
-	nc, err := r.Activate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := restoreHeard(t, ns, s)
 	if got, want := nc.LocalAddr().String(), p.server.LocalAddr().String(); got != want {
 		t.Fatalf("restored local address %s, want %s", got, want)
 	}
@@ -565,15 +573,7 @@ func TestRoundTripAfterRestore(t *testing.T) {
 	if len(s.Unacked) != len(msg) {
 		t.Fatalf("dumped %d unacked bytes, want %d", len(s.Unacked), len(msg))
 	}
-	var r *Restored
-	var err error
-	inNS(t, ns, func() error { r, err = Restore(s, nil); return err })
-	nstest.Exec(t, ns, "nft", "delete", "table", "inet", "t")
-	nc, err := r.Activate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := restoreHeard(t, ns, s)
 
 	// The client's next segment acks the restored bytes and echoes the
 	// source's stamp: the restored socket's first RTT sample.
