@@ -40,6 +40,12 @@
 // socket stamps ahead of now), not further, since the first round-trip
 // estimate is measured from the client's echo of an old stamp.
 //
+// A closing copy of the connection still on the target (an application
+// closed it there earlier, and it waits for its FIN to be acknowledged)
+// would make the rebuilt socket's connect fail; Restore destroys it
+// (sock_diag), since the connection it stood for is the one being
+// restored. An established socket with the same addresses is left alone.
+//
 // Every failure is an *Error that says where the socket stands afterwards
 // (Normal, Repair, Closed or Unknown).
 package repair

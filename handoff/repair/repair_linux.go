@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/sockshift/sockshift/internal/bufpool"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -437,6 +438,9 @@ func restore(s *State, tsOffset uint32, transparent bool) (*net.TCPConn, error) 
 		},
 	}
 	c, err := d.DialTCP(context.Background(), "tcp4", s.Local, s.Remote)
+	if err != nil && cerr == nil && errors.Is(err, unix.EADDRNOTAVAIL) && dropClosingCopy(s) {
+		c, err = d.DialTCP(context.Background(), "tcp4", s.Local, s.Remote)
+	}
 	if err != nil {
 		if cerr != nil {
 			return nil, cerr // the dialer's wrapping adds nothing to it
@@ -452,6 +456,20 @@ func restore(s *State, tsOffset uint32, transparent bool) (*net.TCPConn, error) 
 		return nil, err
 	}
 	return c, nil
+}
+
+// dropClosingCopy destroys a socket of this host with the addresses of s
+// that is no longer established (an application closed it, and it waits
+// for its FIN to be acknowledged, or in TIME_WAIT): its connection is the
+// one s holds, and it makes connect fail with EADDRNOTAVAIL. It reports
+// whether it destroyed one. An established socket is left alone.
+func dropClosingCopy(s *State) bool {
+	local, remote := net.TCPAddrFromAddrPort(s.Local), net.TCPAddrFromAddrPort(s.Remote)
+	sk, err := netlink.SocketGet(local, remote)
+	if err != nil || sk.State == tcpEstablished {
+		return false
+	}
+	return netlink.SocketDestroy(local, remote) == nil
 }
 
 func setInt(fd, level, opt int, name string, v int) error {

@@ -965,3 +965,42 @@ func TestListenBesideRestored(t *testing.T) {
 	})
 	pingPong(t, p.client, nc, 1)
 }
+
+// TestRestoreBesideAClosingCopy restores a connection on a host that still
+// holds a closing copy of it (the same addresses, closed by an application
+// and stuck in FIN_WAIT1 since its FIN never got through): the copy is
+// stale, the dumped state is the connection, and the restore must not be
+// refused (connect: cannot assign requested address).
+func TestRestoreBesideAClosingCopy(t *testing.T) {
+	ns := nstest.NewNS(t, "rpstale")
+	nstest.NeedTool(t, "nft", "nftables")
+	p := newPair(t, ns, 0)
+	pingPong(t, p.client, p.server, 2)
+
+	f, err := Freeze(p.server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := f.Dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Thaw(); err != nil {
+		t.Fatal(err)
+	}
+	// The server's FIN never reaches the client, which still has the
+	// connection as dumped.
+	sport := strconv.Itoa(int(s.Local.Port()))
+	nstest.Exec(t, ns, "nft", "add", "table", "inet", "t")
+	t.Cleanup(func() {
+		nstest.Do(ns, func() error { return exec.Command("nft", "delete", "table", "inet", "t").Run() })
+	})
+	nstest.Exec(t, ns, "nft", "add", "chain", "inet", "t", "out", "{ type filter hook output priority 0; }")
+	nstest.Exec(t, ns, "nft", "add", "rule", "inet", "t", "out", "tcp", "sport", sport, "drop")
+	if err := p.server.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	nc := restoreHeard(t, ns, s)
+	pingPong(t, p.client, nc, 2)
+}
