@@ -512,14 +512,15 @@ func beforeConnect(fd int, s *State, transparent bool) error {
 	// back the dumped size (odd sizes come back one byte smaller, never
 	// larger: inflating them would grow the window on every hand-off).
 	// Both are forced, and so locked: the kernel no longer autotunes them.
-	// Left unlocked (the receive buffer can be raised unlocked with
-	// SO_RCVLOWAT), a busy stream's buffer grew to tcp_rmem's maximum
-	// over a few hand-offs, each then moving 30 MB: 112 ms median instead
-	// of 14 (and as much with the receive queue handed to the application
-	// instead). Locked, a buffer that fills makes Linux 6.18 drop the next
-	// segment and shrink the window to two segments; should those be lost,
-	// the client waits for its retransmission timeout, as with any
-	// application that sets SO_RCVBUF (README, Performance).
+	// Left unlocked (SO_BUF_LOCK after these, or raised with SO_RCVLOWAT),
+	// a busy stream's buffer grew to tcp_rmem's maximum within a few
+	// hand-offs, each then moving 30 MB: a restored socket's receive
+	// round-trip estimate starts afresh, at milliseconds where the original
+	// had learned microseconds, and autotuning sizes the buffer by it.
+	// Locked, a buffer that fills makes Linux 6.18 drop the next segment
+	// and shrink the window to two segments; should those be lost, the
+	// client waits for its retransmission timeout, as with any locked
+	// buffer (scripts/rcvbuf-probe; README, Performance).
 	if s.SndBuf != 0 {
 		if err := setInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, "SO_SNDBUFFORCE", int(s.SndBuf/2)); err != nil {
 			return err

@@ -21,7 +21,7 @@ func runBench(ctx context.Context, args []string) error {
 	var cfg bench.Config
 	fs.StringVar(&cfg.Prefix, "prefix", bench.DefaultPrefix, "lab name prefix (its own lab, so it can run beside a demo)")
 	fs.IntVar(&cfg.Handoffs, "handoffs", 200, "ping-pong hand-offs")
-	bulk := fs.String("bulk", "1,100,1000,10000", "bulk connection counts, comma-separated")
+	bulk := fs.String("bulk", "1,100,1000,2000,10000", "bulk connection counts, comma-separated")
 	fs.DurationVar(&cfg.StreamDuration, "stream-duration", 10*time.Second, "length of the full-speed stream")
 	fs.IntVar(&cfg.StreamHandoffs, "stream-handoffs", 20, "hand-offs during the stream")
 	fs.IntVar(&cfg.Baseline, "baseline", 10, "plain fail-overs for the baseline without sockshift")

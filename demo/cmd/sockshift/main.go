@@ -33,7 +33,7 @@ Usage:
   sockshift console --config FILE | --nodes a=HOST:PORT,b=HOST:PORT --key-file F [--listen ADDR] [--vip IP]
   sockshift client  [--addr 192.0.2.100:7] [--mode ping|stream] [--conns N] [--duration D] [--json]
   sockshift handoff [--console 127.0.0.1:8080] [--to a|b] [--token T]
-  sockshift bench   [--prefix ssb] [--handoffs 200] [--bulk 1,100,1000,10000] [--stream-duration 10s] [--quick] [--json] [--svg FILE]
+  sockshift bench   [--prefix ssb] [--handoffs 200] [--bulk 1,100,1000,2000,10000] [--stream-duration 10s] [--quick] [--json] [--svg FILE]
 
 Run "sockshift <command> --help" for a command's flags.
 `
