@@ -588,10 +588,10 @@ func afterConnect(fd int, s *State, tsOffset uint32) error {
 	}
 	// The window goes last: the kernel checks it against rcv_nxt, which the
 	// receive queue just advanced.
-	if err := setsockoptBytes(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR_WINDOW, s.Window.marshal()); err != nil {
+	w := s.repairWindow()
+	if err := setsockoptBytes(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR_WINDOW, w.marshal()); err != nil {
 		// The kernel refuses max_window < snd_wnd, snd_wl1 after
 		// rcv_nxt + rcv_wnd, and rcv_wup after rcv_nxt: say all of them.
-		w := s.Window
 		return fmt.Errorf("%w (snd_wl1 %d snd_wnd %d max_window %d rcv_wnd %d rcv_wup %d; rcv_nxt %d)",
 			os.NewSyscallError("setsockopt TCP_REPAIR_WINDOW", err),
 			w.SndWl1, w.SndWnd, w.MaxWindow, w.RcvWnd, w.RcvWup, s.RecvSeq+uint32(len(s.RecvQueue)))

@@ -47,6 +47,22 @@ type State struct {
 	bufs [2][]byte
 }
 
+// repairWindow is the window to restore, moved into what the kernel
+// accepts. The kernel refuses a snd_wl1 (the sequence number of the
+// segment that last updated the send window) past rcv_nxt + rcv_wnd, yet a
+// socket whose receive buffer filled can be dumped that way: its window
+// shrank to zero at rcv_nxt (seen in a soak: snd_wl1 2048 bytes past it,
+// rcv_wnd 0). snd_wl1 only keeps an older segment from updating the send
+// window; brought back to the window's edge, it can let one stale update
+// through, which the next segment corrects.
+func (s *State) repairWindow() Window {
+	w := s.Window
+	if edge := s.RecvSeq + uint32(len(s.RecvQueue)) + w.RcvWnd; int32(w.SndWl1-edge) > 0 {
+		w.SndWl1 = edge
+	}
+	return w
+}
+
 // Release hands the buffers a dump read the queues into back for reuse by
 // later dumps (megabytes, on a busy connection); afterwards the State's
 // queues are empty. Calling it is optional, and a State not from a dump
