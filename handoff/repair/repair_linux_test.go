@@ -57,6 +57,21 @@ func restoreHeard(t *testing.T, ns string, s *State) *net.TCPConn {
 	return nc
 }
 
+// firewall gives ns the test's nftables table (inet t, which restoreHeard
+// lifts, removed at cleanup): one chain, c, on hook ("input" or "output"),
+// holding rules, each as nft reads it ("tcp sport 80 drop").
+func firewall(t *testing.T, ns, hook string, rules ...string) {
+	t.Helper()
+	nstest.Exec(t, ns, "nft", "add", "table", "inet", "t")
+	t.Cleanup(func() {
+		nstest.Do(ns, func() error { return exec.Command("nft", "delete", "table", "inet", "t").Run() })
+	})
+	nstest.Exec(t, ns, "nft", "add", "chain", "inet", "t", "c", "{ type filter hook "+hook+" priority 0; }")
+	for _, r := range rules {
+		nstest.Exec(t, ns, "nft", "add", "rule", "inet", "t", "c", r)
+	}
+}
+
 type pair struct {
 	ln             *net.TCPListener
 	client, server *net.TCPConn
@@ -263,11 +278,10 @@ func TestRestoreCarriesEveryByte(t *testing.T) {
 	// before the drop catches any FIN or RST from the server.
 	cport := strconv.Itoa(p.client.LocalAddr().(*net.TCPAddr).Port)
 	sport := strconv.Itoa(p.server.LocalAddr().(*net.TCPAddr).Port)
-	nstest.Exec(t, ns, "nft", "add", "table", "inet", "t")
-	nstest.Exec(t, ns, "nft", "add", "chain", "inet", "t", "in", "{ type filter hook input priority 0; }")
+	firewall(t, ns, "input")
 	nstest.Exec(t, ns, "nft", "add", "counter", "inet", "t", "finrst")
-	nstest.Exec(t, ns, "nft", "add", "rule", "inet", "t", "in", "tcp", "sport", sport, "tcp", "flags", "&", "(fin|rst)", "!=", "0", "counter", "name", "finrst")
-	nstest.Exec(t, ns, "nft", "add", "rule", "inet", "t", "in", "tcp", "dport", cport, "drop")
+	nstest.Exec(t, ns, "nft", "add", "rule", "inet", "t", "c", "tcp", "sport", sport, "tcp", "flags", "&", "(fin|rst)", "!=", "0", "counter", "name", "finrst")
+	nstest.Exec(t, ns, "nft", "add", "rule", "inet", "t", "c", "tcp", "dport", cport, "drop")
 
 	written := make(chan int, 1)
 	go func() {
@@ -555,12 +569,7 @@ func TestRoundTripAfterRestore(t *testing.T) {
 	// The client hears the server, the server not the client: the data is
 	// read but stays unacked, and the client's ACK is lost.
 	cport := strconv.Itoa(p.client.LocalAddr().(*net.TCPAddr).Port)
-	nstest.Exec(t, ns, "nft", "add", "table", "inet", "t")
-	t.Cleanup(func() {
-		nstest.Do(ns, func() error { return exec.Command("nft", "delete", "table", "inet", "t").Run() })
-	})
-	nstest.Exec(t, ns, "nft", "add", "chain", "inet", "t", "in", "{ type filter hook input priority 0; }")
-	nstest.Exec(t, ns, "nft", "add", "rule", "inet", "t", "in", "tcp", "sport", cport, "drop")
+	firewall(t, ns, "input", "tcp sport "+cport+" drop")
 	msg := stream(3, 1000)
 	if _, err := p.server.Write(msg); err != nil {
 		t.Fatal(err)
@@ -966,6 +975,26 @@ func TestListenBesideRestored(t *testing.T) {
 	pingPong(t, p.client, nc, 1)
 }
 
+// TestRestoreWindowUpdatedPastItsEdge restores a state whose send window
+// was last updated by a segment past the receive window's edge, as a
+// socket whose window shrank to zero is dumped (seen in a soak): the kernel
+// refuses such a snd_wl1, and the restore must not fail on it.
+func TestRestoreWindowUpdatedPastItsEdge(t *testing.T) {
+	ns := nstest.NewNS(t, "rpwl1")
+	p := newPair(t, ns, 0)
+	pingPong(t, p.client, p.server, 1)
+	s := takeOut(t, p.server)
+	s.Window.SndWl1 = s.RecvSeq + uint32(len(s.RecvQueue)) + s.Window.RcvWnd + 2048
+	var r *Restored
+	inNS(t, ns, func() (err error) { r, err = Restore(s, nil); return err })
+	nc, err := r.Activate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	pingPong(t, p.client, nc, 2)
+}
+
 // TestRestoreBesideAClosingCopy restores a connection on a host that still
 // holds a closing copy of it (the same addresses, closed by an application
 // and stuck in FIN_WAIT1 since its FIN never got through): the copy is
@@ -991,12 +1020,7 @@ func TestRestoreBesideAClosingCopy(t *testing.T) {
 	// The server's FIN never reaches the client, which still has the
 	// connection as dumped.
 	sport := strconv.Itoa(int(s.Local.Port()))
-	nstest.Exec(t, ns, "nft", "add", "table", "inet", "t")
-	t.Cleanup(func() {
-		nstest.Do(ns, func() error { return exec.Command("nft", "delete", "table", "inet", "t").Run() })
-	})
-	nstest.Exec(t, ns, "nft", "add", "chain", "inet", "t", "out", "{ type filter hook output priority 0; }")
-	nstest.Exec(t, ns, "nft", "add", "rule", "inet", "t", "out", "tcp", "sport", sport, "drop")
+	firewall(t, ns, "output", "tcp sport "+sport+" drop")
 	if err := p.server.Close(); err != nil {
 		t.Fatal(err)
 	}
