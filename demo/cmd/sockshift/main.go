@@ -177,8 +177,8 @@ func runClient(ctx context.Context, args []string) error {
 			fmt.Println(string(b))
 			return
 		}
-		fmt.Printf("%6.1fs %s: %d bytes verified, %d pings, %d errors, rtt %dus (max %dus), worst gap %dus, %d retransmits\n",
-			float64(st.ElapsedMS)/1000, st.Mode, st.Bytes, st.Pings, st.Errors, st.LastRTTus, st.MaxRTTus, st.WorstGapUS, st.Retransmits)
+		fmt.Printf("%6.1fs %s: %d bytes verified, %d pings, %d errors, rtt %dus (max %dus), worst gap %dus, %d retransmits, %d timeouts\n",
+			float64(st.ElapsedMS)/1000, st.Mode, st.Bytes, st.Pings, st.Errors, st.LastRTTus, st.MaxRTTus, st.WorstGapUS, st.Retransmits, st.RTOs)
 	}
 	cfg.Every = show
 	st, err := client.Run(ctx, cfg)
