@@ -28,24 +28,21 @@ func TestWaitingConnectionsKeepSmallStacks(t *testing.T) {
 func waitingStackPerConn(t *testing.T) int {
 	const n = 300
 	l := serve(t, nil)
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	for range n {
-		c, err := net.Dial("tcp4", l.addr)
-		if err != nil {
-			t.Fatal(err)
+	return childtest.StackGrowth(func() {
+		for range n {
+			c, err := net.Dial("tcp4", l.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
 		}
-		defer c.Close()
-	}
-	// A client that sent nothing yet: its reader sits in Read.
-	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() < 2*n; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines for %d connections", runtime.NumGoroutine(), n)
+		// A client that sent nothing yet: its reader sits in Read.
+		for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() < 2*n; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d goroutines for %d connections", runtime.NumGoroutine(), n)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond)
-	runtime.ReadMemStats(&after)
-	return int(after.StackInuse-before.StackInuse) / n
+		time.Sleep(50 * time.Millisecond)
+	}) / n
 }

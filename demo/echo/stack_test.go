@@ -6,7 +6,6 @@ package echo
 
 import (
 	"net"
-	"runtime"
 	"testing"
 	"time"
 
@@ -28,26 +27,23 @@ func TestIdleConnectionsKeepSmallStacks(t *testing.T) {
 func idleStackPerConn(t *testing.T) int {
 	const n = 500
 	s, addr := listen(t)
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	conns := make([]net.Conn, n)
-	for i := range conns {
-		c, err := net.Dial("tcp4", addr)
-		if err != nil {
-			t.Fatal(err)
+	return childtest.StackGrowth(func() {
+		conns := make([]net.Conn, n)
+		for i := range conns {
+			c, err := net.Dial("tcp4", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			conns[i] = c
 		}
-		defer c.Close()
-		conns[i] = c
-	}
-	for deadline := time.Now().Add(5 * time.Second); len(s.Connections()) < n; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d connections served", len(s.Connections()), n)
+		for deadline := time.Now().Add(5 * time.Second); len(s.Connections()) < n; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d connections served", len(s.Connections()), n)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	roundTrip(t, conns[n-1], "x")
-	time.Sleep(50 * time.Millisecond) // every loop blocked in its read again
-	runtime.ReadMemStats(&after)
-	return int(after.StackInuse-before.StackInuse) / n
+		roundTrip(t, conns[n-1], "x")
+		time.Sleep(50 * time.Millisecond) // every loop blocked in its read again
+	}) / n
 }

@@ -2,12 +2,13 @@
 // binary, for measurements that the Go runtime's history in a long test
 // binary would skew: the runtime sizes a new goroutine's first stack from
 // the stacks it has seen, so a stack measured after other tests is not the
-// stack a fresh server would have.
+// stack a fresh server would have. StackGrowth is that measurement.
 package childtest
 
 import (
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,4 +49,17 @@ func Measure(t testing.TB, measure func() int) int {
 		t.Fatalf("the child's measurement: %v\n%s", err, out)
 	}
 	return n
+}
+
+// StackGrowth returns the bytes of goroutine stack in use once grow has
+// returned, less those in use before it ran (after a collection, so that
+// stacks of goroutines already gone do not count): what the goroutines
+// that grow started, and left waiting, hold.
+func StackGrowth(grow func()) int {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	grow()
+	runtime.ReadMemStats(&after)
+	return int(after.StackInuse) - int(before.StackInuse)
 }
