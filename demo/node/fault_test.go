@@ -144,6 +144,24 @@ func stepTo(t *testing.T, env *labtest.Env, waitAt string) <-chan node.HandoffRe
 	}
 }
 
+// moveBoth hands the outside clients' two connections from one server to
+// the other; when says at what point, for the failure.
+func moveBoth(t *testing.T, env *labtest.Env, from, to, when string) {
+	t.Helper()
+	if res := env.HandOff(from, to); !res.OK || res.Connections != 2 {
+		t.Fatalf("hand-off %s->%s %s: %+v", from, to, when, res)
+	}
+}
+
+// finishBoth lets the last echoes land, then ends both outside clients,
+// which fail the test on any byte missing, wrong or doubled.
+func finishBoth(t *testing.T, outside *rawStream, pingpong *rawPingPong) {
+	t.Helper()
+	time.Sleep(50 * time.Millisecond)
+	outside.finish(t)
+	pingpong.finish(t)
+}
+
 // finishSteps releases the waiting phases of a step-mode hand-off a->b
 // until it answers on done, and returns the answer.
 func finishSteps(t *testing.T, env *labtest.Env, done <-chan node.HandoffResult) node.HandoffResult {
@@ -208,13 +226,8 @@ func TestSourceDiesAfterCommit(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	// a comes back empty, and takes the connections back.
 	env.StartNode("a", false)
-	res := env.HandOff("b", "a")
-	if !res.OK || res.Connections != 2 {
-		t.Fatalf("hand-off back to the restarted source: %+v", res)
-	}
-	time.Sleep(50 * time.Millisecond)
-	outside.finish(t)
-	pingpong.finish(t)
+	moveBoth(t, env, "b", "a", "back to the restarted source")
+	finishBoth(t, outside, pingpong)
 }
 
 // TestConcurrentHandOffsRefused asks for a second hand-off while one runs
@@ -260,13 +273,8 @@ func TestConcurrentHandOffsRefused(t *testing.T) {
 	if h := env.Holder(); h != "b" {
 		t.Fatalf("VIP on %q, want b", h)
 	}
-	res := env.HandOff("b", "a")
-	if !res.OK || res.Connections != 2 {
-		t.Fatalf("hand-off after the refusals: %+v", res)
-	}
-	time.Sleep(50 * time.Millisecond)
-	outside.finish(t)
-	pingpong.finish(t)
+	moveBoth(t, env, "b", "a", "after the refusals")
+	finishBoth(t, outside, pingpong)
 }
 
 // TestCrashedServerComesBack kills each server's process as a crash would;
@@ -284,14 +292,9 @@ func TestCrashedServerComesBack(t *testing.T) {
 		if h := env.Holder(); h != hop[0] {
 			t.Fatalf("after %s crashed and came back the VIP is on %q, want %s", hop[1], h, hop[0])
 		}
-		res := env.HandOff(hop[0], hop[1])
-		if !res.OK || res.Connections != 2 {
-			t.Fatalf("hand-off %s->%s to the restarted server: %+v", hop[0], hop[1], res)
-		}
+		moveBoth(t, env, hop[0], hop[1], "to the restarted server")
 	}
-	time.Sleep(50 * time.Millisecond)
-	outside.finish(t)
-	pingpong.finish(t)
+	finishBoth(t, outside, pingpong)
 }
 
 // cutProxy stands between a and b's hand-off channel and cuts it (a reset
