@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/sockshift/sockshift/handoff/internal/bufpool"
 	"github.com/sockshift/sockshift/handoff/repair"
 	"github.com/sockshift/sockshift/handoff/wire"
-	"github.com/sockshift/sockshift/internal/bufpool"
 )
 
 // Message types on the hand-off channel.

@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/sockshift/sockshift/handoff/catch"
+	"github.com/sockshift/sockshift/handoff/internal/bufpool"
+	"github.com/sockshift/sockshift/handoff/internal/fdtable"
 	"github.com/sockshift/sockshift/handoff/repair"
 	"github.com/sockshift/sockshift/handoff/vip"
 	"github.com/sockshift/sockshift/handoff/wire"
-	"github.com/sockshift/sockshift/internal/bufpool"
-	"github.com/sockshift/sockshift/internal/fdtable"
 	"github.com/sockshift/sockshift/internal/tcphdr"
 )
 

@@ -9,10 +9,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sockshift/sockshift/handoff/internal/fdtable"
 	"github.com/sockshift/sockshift/handoff/repair"
 	"github.com/sockshift/sockshift/handoff/vip"
 	"github.com/sockshift/sockshift/handoff/wire"
-	"github.com/sockshift/sockshift/internal/fdtable"
 )
 
 // restoredConn is one connection rebuilt here, still frozen.

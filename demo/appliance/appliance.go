@@ -18,9 +18,9 @@ import (
 	"github.com/sockshift/sockshift/demo/capture"
 	"github.com/sockshift/sockshift/demo/client"
 	"github.com/sockshift/sockshift/demo/cluster"
+	"github.com/sockshift/sockshift/demo/internal/procgroup"
 	"github.com/sockshift/sockshift/demo/lab"
 	"github.com/sockshift/sockshift/demo/labview"
-	"github.com/sockshift/sockshift/internal/procgroup"
 	"github.com/sockshift/sockshift/web"
 )
 

@@ -28,7 +28,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/sockshift/sockshift/demo/appliance"
-	"github.com/sockshift/sockshift/internal/labtest"
+	"github.com/sockshift/sockshift/demo/internal/labtest"
 	"github.com/sockshift/sockshift/internal/nstest"
 )
 

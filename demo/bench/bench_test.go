@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/sockshift/sockshift/demo/bench"
-	"github.com/sockshift/sockshift/internal/labtest"
+	"github.com/sockshift/sockshift/demo/internal/labtest"
 )
 
 func TestTinyBench(t *testing.T) {

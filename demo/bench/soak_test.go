@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/sockshift/sockshift/demo/bench"
-	"github.com/sockshift/sockshift/internal/labtest"
+	"github.com/sockshift/sockshift/demo/internal/labtest"
 )
 
 // TestShortSoak is the soak's CI version: 50 hand-offs back to back with

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/sockshift/sockshift/demo/chat"
+	"github.com/sockshift/sockshift/demo/internal/labtest"
 	"github.com/sockshift/sockshift/demo/lab"
-	"github.com/sockshift/sockshift/internal/labtest"
 	"github.com/sockshift/sockshift/internal/nstest"
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockshift/sockshift/internal/childtest"
+	"github.com/sockshift/sockshift/demo/internal/childtest"
 )
 
 // TestWaitingConnectionsKeepSmallStacks checks that a connection waiting

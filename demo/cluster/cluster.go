@@ -15,11 +15,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sockshift/sockshift/demo/internal/procgroup"
 	"github.com/sockshift/sockshift/demo/lab"
 	"github.com/sockshift/sockshift/demo/node"
 	"github.com/sockshift/sockshift/handoff/wire"
 	"github.com/sockshift/sockshift/internal/nsexec"
-	"github.com/sockshift/sockshift/internal/procgroup"
 )
 
 // Config describes a cluster. Zero fields take the defaults noted.

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/sockshift/sockshift/demo/cluster"
-	"github.com/sockshift/sockshift/internal/labtest"
+	"github.com/sockshift/sockshift/demo/internal/labtest"
 )
 
 func TestRestartsAServerThatDies(t *testing.T) {

@@ -15,9 +15,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sockshift/sockshift/demo/internal/flagfile"
 	"github.com/sockshift/sockshift/demo/labview"
 	"github.com/sockshift/sockshift/demo/node"
-	"github.com/sockshift/sockshift/internal/flagfile"
 	"github.com/sockshift/sockshift/web"
 )
 

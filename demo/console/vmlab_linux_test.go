@@ -22,9 +22,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sockshift/sockshift/demo/internal/labtest"
 	"github.com/sockshift/sockshift/demo/lab"
 	"github.com/sockshift/sockshift/handoff/wire"
-	"github.com/sockshift/sockshift/internal/labtest"
 	"github.com/sockshift/sockshift/internal/nsexec"
 	"github.com/sockshift/sockshift/internal/nstest"
 	"github.com/sockshift/sockshift/web"

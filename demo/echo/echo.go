@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sockshift/sockshift/demo/internal/tcpserve"
 	"github.com/sockshift/sockshift/handoff"
 	"github.com/sockshift/sockshift/handoff/wire"
-	"github.com/sockshift/sockshift/internal/tcpserve"
 )
 
 // Name is the service's name in hand-offs.

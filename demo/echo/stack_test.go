@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockshift/sockshift/internal/childtest"
+	"github.com/sockshift/sockshift/demo/internal/childtest"
 )
 
 // TestIdleConnectionsKeepSmallStacks checks that a connection waiting for

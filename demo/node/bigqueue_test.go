@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockshift/sockshift/internal/labtest"
+	"github.com/sockshift/sockshift/demo/internal/labtest"
 )
 
 // TestLargeQueuesMove hands off an echo connection whose server holds

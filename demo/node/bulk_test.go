@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockshift/sockshift/internal/fdtable"
-	"github.com/sockshift/sockshift/internal/labtest"
+	"github.com/sockshift/sockshift/demo/internal/labtest"
+	"github.com/sockshift/sockshift/internal/procstatus"
 )
 
 // TestBulkHandOff moves a few hundred connections at once, back and forth,
@@ -98,7 +98,7 @@ func TestTargetMakesRoomBeforeTheFreeze(t *testing.T) {
 // fdSize reads the size of a process's descriptor table.
 func fdSize(t *testing.T, pid int) int {
 	t.Helper()
-	n, err := fdtable.Size(pid)
+	n, err := procstatus.Int(pid, "FDSize")
 	if err != nil {
 		t.Fatal(err)
 	}

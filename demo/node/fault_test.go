@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/sockshift/sockshift/demo/cluster"
+	"github.com/sockshift/sockshift/demo/internal/labtest"
 	"github.com/sockshift/sockshift/demo/node"
-	"github.com/sockshift/sockshift/internal/labtest"
 	"github.com/sockshift/sockshift/internal/nstest"
 )
 

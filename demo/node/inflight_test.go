@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/sockshift/sockshift/demo/client"
+	"github.com/sockshift/sockshift/demo/internal/labtest"
 	"github.com/sockshift/sockshift/demo/lab"
-	"github.com/sockshift/sockshift/internal/labtest"
 )
 
 // TestNoPacketLostDuringSwitch keeps clients sending without pause, so

@@ -19,9 +19,9 @@ import (
 
 	"github.com/sockshift/sockshift/demo/chat"
 	"github.com/sockshift/sockshift/demo/echo"
+	"github.com/sockshift/sockshift/demo/internal/flagfile"
 	"github.com/sockshift/sockshift/handoff"
 	"github.com/sockshift/sockshift/handoff/wire"
-	"github.com/sockshift/sockshift/internal/flagfile"
 )
 
 // Main is the `sockshift node` program.

@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/sockshift/sockshift/demo/client"
+	"github.com/sockshift/sockshift/demo/internal/labtest"
 	"github.com/sockshift/sockshift/demo/lab"
 	"github.com/sockshift/sockshift/handoff/wire"
-	"github.com/sockshift/sockshift/internal/labtest"
 )
 
 // rawStream is an outside client, written here with plain sockets and not

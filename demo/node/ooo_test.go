@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockshift/sockshift/internal/labtest"
+	"github.com/sockshift/sockshift/demo/internal/labtest"
 	"github.com/sockshift/sockshift/internal/nstest"
 )
 

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sockshift/sockshift/demo/internal/labtest"
 	"github.com/sockshift/sockshift/demo/node"
 	"github.com/sockshift/sockshift/handoff"
-	"github.com/sockshift/sockshift/internal/labtest"
 )
 
 // stepThrough runs a step-mode hand-off a->b, releasing each phase as it

@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"unsafe"
 
-	"github.com/sockshift/sockshift/internal/bufpool"
+	"github.com/sockshift/sockshift/handoff/internal/bufpool"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )

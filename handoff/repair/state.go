@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/sockshift/sockshift/internal/bufpool"
+	"github.com/sockshift/sockshift/handoff/internal/bufpool"
 )
 
 // MaxQueue bounds each queue of a State, on encoding and decoding: far above

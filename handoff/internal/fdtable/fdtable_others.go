@@ -14,6 +14,3 @@ func Next() (int, error) { return 0, errUnsupported }
 
 // Reserve does nothing here: only Linux's table growth is known to stall.
 func Reserve(n int) error { return nil }
-
-// Size is not implemented here.
-func Size(pid int) (int, error) { return 0, errUnsupported }

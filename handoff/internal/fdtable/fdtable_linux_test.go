@@ -5,11 +5,13 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sockshift/sockshift/internal/procstatus"
 )
 
 func fdSize(t *testing.T) int {
 	t.Helper()
-	n, err := Size(0)
+	n, err := procstatus.Int(0, "FDSize")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -17,6 +19,12 @@ func fdSize(t *testing.T) int {
 }
 
 func TestReserveGrowsTheTable(t *testing.T) {
+	// The runtime opens its poller's descriptors on first use: before we
+	// count, not between the counts.
+	if r, w, err := os.Pipe(); err == nil {
+		r.Close()
+		w.Close()
+	}
 	next, err := Next()
 	if err != nil {
 		t.Fatal(err)
@@ -75,11 +83,5 @@ func TestReserveStopsAtTheLimit(t *testing.T) {
 	}
 	if err := Reserve(0); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestSizeOfAMissingProcess(t *testing.T) {
-	if n, err := Size(1 << 30); err == nil {
-		t.Fatalf("Size of a process that cannot exist: %d, no error", n)
 	}
 }

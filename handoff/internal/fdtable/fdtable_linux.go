@@ -1,11 +1,8 @@
 package fdtable
 
 import (
-	"bufio"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -51,32 +48,4 @@ func Reserve(n int) error {
 		return fmt.Errorf("fdtable: reserve %d descriptors: %w", n, os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err))
 	}
 	return unix.Close(hi)
-}
-
-// Size returns how many descriptors a process's table holds now (FDSize
-// in /proc/PID/status); pid 0 means this process.
-func Size(pid int) (int, error) {
-	name := "/proc/self/status"
-	if pid != 0 {
-		name = "/proc/" + strconv.Itoa(pid) + "/status"
-	}
-	f, err := os.Open(name)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "FDSize:"); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil {
-				return 0, fmt.Errorf("fdtable: %s: FDSize %q: %w", name, v, err)
-			}
-			return n, nil
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("fdtable: %s: %w", name, err)
-	}
-	return 0, fmt.Errorf("fdtable: %s has no FDSize", name)
 }
