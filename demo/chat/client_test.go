@@ -23,7 +23,7 @@ type ircClient struct {
 	wmu    sync.Mutex
 	mu     sync.Mutex
 	got    []chat.Message
-	raw    []string // got's lines as sent, without CR LF
+	raw    []string    // got's lines as sent, without CR LF
 	pings  []time.Time // server PINGs, when they came
 	err    error       // the read that ended the client
 	cursor int
