@@ -131,3 +131,18 @@ func TestStringTrailing(t *testing.T) {
 		}
 	}
 }
+
+func TestGlobMatch(t *testing.T) {
+	for _, tc := range []struct {
+		p, s string
+		want bool
+	}{
+		{"eva*", "evan", true}, {"*", "", true}, {"e?an", "evan", true}, {"*n", "evan", true},
+		{"e*a*n", "evaaan", true}, {"[a]*", "[a]b", true}, {"eva", "evan", false}, {"*x", "evan", false},
+		{"?", "", false}, {"a*b", "acbd", false},
+	} {
+		if got := globMatch(tc.p, tc.s); got != tc.want {
+			t.Errorf("globMatch(%q, %q) = %v, want %v", tc.p, tc.s, got, tc.want)
+		}
+	}
+}

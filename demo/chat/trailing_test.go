@@ -35,7 +35,7 @@ func TestOneWordTextIsTrailing(t *testing.T) {
 	a.expectRaw(":robert!bob@127.0.0.1 QUIT :Quit: gone")
 	b.expectRaw("ERROR :Closing Link: 127.0.0.1 (Quit: gone)")
 	a.send("MODE #lab")
-	a.expectRaw(":sockshift 324 alice #lab +nt")
+	a.expectRaw(":sockshift 324 alice #lab +n")
 	a.send("FROB")
 	a.expectRaw(":sockshift 421 alice FROB :Unknown command")
 }
