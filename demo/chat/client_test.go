@@ -160,13 +160,15 @@ func (ic *ircClient) readErr() error {
 	return ic.err
 }
 
-// register sends NICK and USER and waits for the welcome.
+// register sends NICK and USER and waits for the whole welcome.
 func (ic *ircClient) register() {
 	ic.t.Helper()
 	ic.send("NICK %s", ic.nick)
 	ic.send("USER %s 0 * :%s test", ic.nick, ic.nick)
 	ic.expect("001", ic.nick)
 	ic.expect("004")
+	ic.expect("005")
+	ic.expect("422") // the end of the welcome
 }
 
 // join joins ch and waits for the end of its NAMES.
@@ -181,4 +183,44 @@ func (ic *ircClient) roundTrip(token string) {
 	ic.t.Helper()
 	ic.send("PING :%s", token)
 	ic.expect("PONG", "sockshift", token)
+}
+
+// sync sends a PING and returns what arrived before its PONG, so a test
+// can check that nothing else came (irctest's getMessages).
+func (ic *ircClient) sync() []chat.Message {
+	ic.t.Helper()
+	token := fmt.Sprintf("sync%d", time.Now().UnixNano())
+	ic.send("PING :%s", token)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ic.mu.Lock()
+		for i := ic.cursor; i < len(ic.got); i++ {
+			if m := ic.got[i]; m.Command == "PONG" && m.Params[len(m.Params)-1] == token {
+				var out []chat.Message
+				for _, m := range ic.got[ic.cursor:i] {
+					if m.Command != "PING" { // the server's own keepalive
+						out = append(out, m)
+					}
+				}
+				ic.cursor = i + 1
+				ic.mu.Unlock()
+				return out
+			}
+		}
+		err := ic.err
+		ic.mu.Unlock()
+		if err != nil || time.Now().After(deadline) {
+			ic.t.Fatalf("%s: no PONG %s (%v); last: %v", ic.nick, token, err, ic.tail(8))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// commands lists the commands of ms.
+func commands(ms []chat.Message) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Command)
+	}
+	return out
 }

@@ -521,8 +521,17 @@ func (s *Server) cmdWho(c *conn, m Message) bool {
 
 func (s *Server) cmdList(c *conn, m Message) bool {
 	names := make([]string, 0, len(s.chans))
-	for _, ch := range s.chans {
-		names = append(names, ch.name)
+	if len(m.Params) > 0 && m.Params[0] != "" {
+		// LIST #a,#b: only those that exist (irctest testListNonexistent).
+		for _, n := range strings.Split(m.Params[0], ",")[:min(maxTargets, strings.Count(m.Params[0], ",")+1)] {
+			if ch := s.chans[fold(n)]; ch != nil && !slices.Contains(names, ch.name) {
+				names = append(names, ch.name)
+			}
+		}
+	} else {
+		for _, ch := range s.chans {
+			names = append(names, ch.name)
+		}
 	}
 	slices.Sort(names)
 	for _, n := range names {
