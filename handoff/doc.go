@@ -32,6 +32,23 @@
 // connections at a clean point, snapshot their state, and adopt restored
 // connections on the other side.
 //
+// # Which connections move
+//
+// Each service has a service address (Config.VIP, or its own in
+// Config.ServiceAddrs), and a hand-off moves addresses: every service
+// whose address this node holds, or those named in Options.Services. A
+// connection moves with its service's address, and only then:
+//
+//   - a connection to another address (a server's own: a monitoring
+//     probe, an operator's session) stays here and is served on;
+//   - a connection the service keeps (PausedConn.Stay), or that the target
+//     cannot rebuild, keeps its whole address here, since no connection
+//     can outlive its address: its service stays, the others move;
+//   - a connection that was closing when frozen is closed.
+//
+// The service learns the outcome once, in Paused.Settle: forget what
+// moved, resume the rest. Report.Stayed says what stayed and why.
+//
 // Typical usage:
 //
 //	n, err := handoff.NewNode(handoff.Config{Name: "a", Addr: addr, Interface: "eth0",

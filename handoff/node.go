@@ -7,12 +7,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/sockshift/sockshift/handoff/announce"
-	"github.com/sockshift/sockshift/handoff/catch"
 	"github.com/sockshift/sockshift/handoff/vip"
 )
 
@@ -30,6 +30,11 @@ type Config struct {
 	VIP       netip.Addr // the service address that moves
 	Key       []byte     // the lab's shared key (wire.KeySize bytes)
 	Services  []Service
+
+	// ServiceAddrs gives services an address of their own, by name, so
+	// that each can be handed off alone; the others live on VIP. Services
+	// that share an address move together.
+	ServiceAddrs map[string]netip.Addr
 
 	Port           uint16        // channel port; 0 means DefaultPort
 	Timeout        time.Duration // deadline of one whole hand-off; 0 means 5 s
@@ -50,11 +55,11 @@ type Node struct {
 
 	mu   sync.Mutex
 	busy bool
-	// forwarding is the catcher of our last hand-off as source, still
-	// forwarding stragglers to the target for a grace period. It must stop
-	// as soon as the VIP comes back here, or frames would loop between
-	// the hosts.
-	forwarding *catch.Catcher
+	// forwarding are the catchers of our last hand-off as source, still
+	// forwarding stragglers to the target for a grace period. They must
+	// stop as soon as an address comes back here, or frames would loop
+	// between the hosts.
+	forwarding catchers
 }
 
 // stopForwarding ends the grace period of our last hand-off's catcher.
@@ -63,12 +68,10 @@ func (n *Node) stopForwarding() {
 	c := n.forwarding
 	n.forwarding = nil
 	n.mu.Unlock()
-	if c != nil {
-		c.Stop()
-	}
+	c.stop()
 }
 
-func (n *Node) setForwarding(c *catch.Catcher) {
+func (n *Node) setForwarding(c catchers) {
 	n.mu.Lock()
 	n.forwarding = c
 	n.mu.Unlock()
@@ -105,6 +108,14 @@ func NewNode(cfg Config) (*Node, error) {
 		}
 		names[s.Name()] = true
 	}
+	for name, a := range cfg.ServiceAddrs {
+		if !names[name] {
+			return nil, fmt.Errorf("handoff: ServiceAddrs names %q, which is not a service", name)
+		}
+		if !a.Is4() || a == cfg.Addr {
+			return nil, fmt.Errorf("handoff: service %s's address %v is not a service address (IPv4, not the node's own)", name, a)
+		}
+	}
 	ann, err := announce.New(cfg.Interface)
 	if errors.Is(err, os.ErrPermission) {
 		return nil, fmt.Errorf("handoff: node %s needs CAP_NET_RAW and CAP_NET_ADMIN (run it as root, or grant them): %w", cfg.Name, err)
@@ -126,20 +137,66 @@ func (n *Node) ChannelAddr() string {
 	return net.JoinHostPort(n.cfg.Addr.String(), strconv.Itoa(int(n.cfg.Port)))
 }
 
-// TakeVIP assigns the VIP here and announces it.
-func (n *Node) TakeVIP() error {
-	n.stopForwarding()
-	if err := vip.Add(n.cfg.Interface, n.cfg.VIP); err != nil {
-		return err
+// AddrOf returns a service's address: its own, or the VIP.
+func (n *Node) AddrOf(service string) netip.Addr {
+	if a, ok := n.cfg.ServiceAddrs[service]; ok {
+		return a
 	}
-	return n.ann.Announce(n.cfg.VIP)
+	return n.cfg.VIP
 }
 
-// DropVIP removes the VIP from this host, if present.
-func (n *Node) DropVIP() error { return vip.Remove(n.cfg.Interface, n.cfg.VIP) }
+// Addrs lists the service addresses, the VIP first, each once.
+func (n *Node) Addrs() []netip.Addr {
+	out := []netip.Addr{n.cfg.VIP}
+	for _, s := range n.cfg.Services {
+		if a := n.AddrOf(s.Name()); !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// TakeVIP assigns every service address here and announces them (ip addr
+// add ADDR/32 dev IFACE, then gratuitous ARP).
+func (n *Node) TakeVIP() error { return n.Take(n.Addrs()...) }
+
+// Take assigns the given service addresses here and announces them.
+func (n *Node) Take(addrs ...netip.Addr) error {
+	n.stopForwarding()
+	for _, a := range addrs {
+		if err := vip.Add(n.cfg.Interface, a); err != nil {
+			return err
+		}
+		if err := n.ann.Announce(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DropVIP removes every service address from this host, where present.
+func (n *Node) DropVIP() error {
+	var errs []error
+	for _, a := range n.Addrs() {
+		errs = append(errs, vip.Remove(n.cfg.Interface, a))
+	}
+	return errors.Join(errs...)
+}
 
 // HoldsVIP reports whether this host has the VIP.
 func (n *Node) HoldsVIP() (bool, error) { return vip.Held(n.cfg.Interface, n.cfg.VIP) }
+
+// Holds reports whether this host has a service address.
+func (n *Node) Holds(addr netip.Addr) (bool, error) { return vip.Held(n.cfg.Interface, addr) }
+
+// ServiceNames lists the node's services, in the Config's order.
+func (n *Node) ServiceNames() []string {
+	out := make([]string, len(n.cfg.Services))
+	for i, s := range n.cfg.Services {
+		out[i] = s.Name()
+	}
+	return out
+}
 
 // Busy reports whether a hand-off is running on this node.
 func (n *Node) Busy() bool {
@@ -246,6 +303,14 @@ type Report struct {
 	// Caught counts client frames that reached the source during the
 	// switch and were delivered to the target.
 	Caught int
+	// Services names the services that moved, and Addrs their addresses.
+	Services []string
+	Addrs    []netip.Addr
+	// Stayed lists the connections that stayed on the source, and why.
+	Stayed []StayedConn
+	// Closed counts connections that were closing when frozen: they
+	// could not move and were closed with their address gone.
+	Closed int
 }
 
 // Error is a failed hand-off.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,9 +35,11 @@ type target struct {
 	held     [][]byte                // step mode: batches kept until the restore step
 	wanted   map[netip.AddrPort]bool // clients to read back for the report
 	services []Service               // index as the source numbered them
+	addrs    []netip.Addr            // each service's address, same index
 	shared   [][]byte
-	vipAdded bool
-	incoming int // connections the services announced
+	coming   []bool       // per service: its state came, so it moves
+	added    []netip.Addr // service addresses added here
+	incoming int          // connections the services announced
 	received int
 
 	jobs chan connEntry // to the restore workers
@@ -44,7 +47,8 @@ type target struct {
 
 	mu       sync.Mutex
 	restored []restoredConn
-	failed   error // first failure; later messages are drained
+	failed   error                 // first failure; later messages are drained
+	refused  map[netip.Addr]string // addresses we will not take, and why
 }
 
 // serveSession runs the target side of one hand-off.
@@ -84,17 +88,23 @@ func (t *target) run(ctx context.Context) error {
 	defer end()
 	// The VIP may come back here: our last catcher must stop forwarding.
 	t.n.stopForwarding()
-	if prep.VIP != t.n.cfg.VIP {
-		return t.refuse(fmt.Errorf("VIP %v is not ours (%v)", prep.VIP, t.n.cfg.VIP))
+	if len(prep.Addrs) != len(prep.Services) {
+		return t.refuse(fmt.Errorf("%d services with %d addresses", len(prep.Services), len(prep.Addrs)))
 	}
-	for _, name := range prep.Services {
+	for i, name := range prep.Services {
 		svc, ok := t.n.service(name)
 		if !ok {
 			return t.refuse(fmt.Errorf("no service %q here", name))
 		}
+		if a := prep.Addrs[i].Unmap(); a != t.n.AddrOf(name) {
+			return t.refuse(fmt.Errorf("service %s: address %v is not its address here (%v)", name, a, t.n.AddrOf(name)))
+		}
 		t.services = append(t.services, svc)
+		t.addrs = append(t.addrs, t.n.AddrOf(name))
 	}
 	t.shared = make([][]byte, len(t.services))
+	t.coming = make([]bool, len(t.services))
+	t.refused = map[netip.Addr]string{}
 	t.flags = prep.Flags
 	// Room for every socket that may come, now, while the clients are
 	// still served: growing the descriptor table during the restore
@@ -149,6 +159,7 @@ func (t *target) run(ctx context.Context) error {
 		}
 	}
 	t.waitRestorers()
+	t.dropRefused()
 	// The VIP comes with the rebuilt sockets (with none, here), before we
 	// say they are ready: that keeps the decision's window short, and plain
 	// (not transparent) sockets measured steadier under back-to-back
@@ -157,7 +168,7 @@ func (t *target) run(ctx context.Context) error {
 	// answer the client's ARP, then its packets with RSTs), so there it is
 	// taken at the commit, and the sockets are transparent until then.
 	if t.failed == nil && t.flags&flagStep == 0 {
-		t.addVIP()
+		t.addAddrs()
 	}
 	restored := time.Since(restoreStart)
 
@@ -170,7 +181,7 @@ func (t *target) run(ctx context.Context) error {
 		return t.failed
 	}
 	if err := t.ch.sendResult(msgRestored, resultMsg{OK: true, Conns: uint32(len(t.restored)),
-		Timing: []uint64{uint64(restored.Microseconds())}, Extra: encodeAfter(t.readBack())}); err != nil {
+		Timing: []uint64{uint64(restored.Microseconds())}, Extra: encodeAfter(t.readBack()), Refused: t.refusals()}); err != nil {
 		t.discard()
 		return err
 	}
@@ -197,12 +208,14 @@ func (t *target) run(ctx context.Context) error {
 	// not to the old MAC.
 	start := time.Now()
 	var errs []error
-	if !t.addVIP() {
+	if !t.addAddrs() {
 		errs = append(errs, t.failed)
 	}
 	if t.flags&flagSkipAnnounce == 0 {
-		if err := t.n.ann.Announce(t.n.cfg.VIP); err != nil {
-			errs = append(errs, fmt.Errorf("announce: %w", err))
+		for _, a := range t.added {
+			if err := t.n.ann.Announce(a); err != nil {
+				errs = append(errs, fmt.Errorf("announce: %w", err))
+			}
 		}
 	}
 	announced := time.Since(start)
@@ -263,6 +276,7 @@ func (t *target) onService(payload []byte) {
 		return
 	}
 	t.shared[m.Index] = m.Shared
+	t.coming[m.Index] = true
 	t.incoming += int(m.Conns)
 }
 
@@ -282,13 +296,13 @@ func (t *target) onConns(payload []byte) {
 	t.received += len(entries)
 	// Plain sockets bind the VIP, so it must be ours first; in step mode
 	// they are transparent and the VIP waits for the commit.
-	if t.flags&flagStep == 0 && !t.addVIP() {
+	if t.flags&flagStep == 0 && !t.addAddrs() {
 		return
 	}
 	t.startRestorers()
 	for _, e := range entries {
-		if int(e.Service) >= len(t.services) {
-			t.fail(fmt.Errorf("service index %d out of range", e.Service))
+		if int(e.Service) >= len(t.services) || !t.coming[e.Service] {
+			t.fail(fmt.Errorf("connection of service index %d, whose state did not come", e.Service))
 			return
 		}
 		t.jobs <- e
@@ -317,7 +331,14 @@ func (t *target) startRestorers() {
 				}
 				r, st, err := t.restoreOne(e)
 				t.mu.Lock()
-				if err != nil && t.failed == nil {
+				var refusal *refusedConn
+				switch {
+				case errors.As(err, &refusal):
+					addr := t.addrs[e.Service]
+					if t.refused[addr] == "" {
+						t.refused[addr] = refusal.Error()
+					}
+				case err != nil && t.failed == nil:
 					t.failed = err
 				}
 				if err == nil {
@@ -344,13 +365,16 @@ func (t *target) restoreOne(e connEntry) (*repair.Restored, *repair.State, error
 	if err != nil {
 		return nil, nil, err
 	}
-	if st.Local.Addr() != t.n.cfg.VIP {
-		return nil, nil, fmt.Errorf("connection %v is not on the VIP", st.Local)
+	if addr := t.addrs[e.Service]; st.Local.Addr() != addr {
+		return nil, nil, &refusedConn{st.Remote, fmt.Errorf("connected to %v, not to its service's address %v", st.Local, addr)}
+	}
+	if err := t.n.fault("restore " + st.Remote.String()); err != nil {
+		return nil, nil, &refusedConn{st.Remote, err}
 	}
 	// In step mode the VIP comes only at the commit: rebuild transparent.
 	r, err := repair.Restore(st, &repair.RestoreOptions{Transparent: t.flags&flagStep != 0})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, &refusedConn{st.Remote, err}
 	}
 	return r, st, nil
 }
@@ -361,16 +385,80 @@ func (t *target) failedYet() bool {
 	return t.failed != nil
 }
 
-func (t *target) addVIP() bool {
-	if t.vipAdded {
-		return true
+// addAddrs adds the addresses of the services that move, once each.
+func (t *target) addAddrs() bool {
+	for i, a := range t.addrs {
+		if !t.coming[i] || slices.Contains(t.added, a) || t.isRefused(a) {
+			continue
+		}
+		if err := vip.Add(t.n.cfg.Interface, a); err != nil {
+			t.fail(err)
+			return false
+		}
+		t.added = append(t.added, a)
 	}
-	if err := vip.Add(t.n.cfg.Interface, t.n.cfg.VIP); err != nil {
-		t.fail(err)
-		return false
-	}
-	t.vipAdded = true
 	return true
+}
+
+func (t *target) isRefused(a netip.Addr) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.refused[a] != ""
+}
+
+// refusedConn is a connection this target will not take: its address
+// stays with the source, and the rest of the hand-off goes on.
+type refusedConn struct {
+	client netip.AddrPort
+	err    error
+}
+
+func (r *refusedConn) Error() string { return fmt.Sprintf("connection %v: %v", r.client, r.err) }
+func (r *refusedConn) Unwrap() error { return r.err }
+
+// dropRefused discards what was rebuilt on refused addresses and lets the
+// addresses go, before the source takes them back. With every address
+// refused, the hand-off fails.
+func (t *target) dropRefused() {
+	if len(t.refused) == 0 {
+		return
+	}
+	kept := t.restored[:0]
+	for _, r := range t.restored {
+		if t.refused[t.addrs[r.svc]] == "" {
+			kept = append(kept, r)
+			continue
+		}
+		if err := r.restored.Discard(); err != nil {
+			t.n.logf("discard: %v", err)
+		}
+	}
+	clear(t.restored[len(kept):])
+	t.restored = kept
+	t.added = slices.DeleteFunc(t.added, func(a netip.Addr) bool {
+		if t.refused[a] == "" {
+			return false
+		}
+		if err := vip.Remove(t.n.cfg.Interface, a); err != nil {
+			t.n.logf("refused %v: %v", a, err)
+		}
+		return true
+	})
+	for i, a := range t.addrs {
+		if t.coming[i] && t.refused[a] == "" {
+			return // something still moves
+		}
+	}
+	t.fail(fmt.Errorf("every service address refused: %v", t.refused))
+}
+
+// refusals lists the refused addresses for the source.
+func (t *target) refusals() []refusal {
+	var out []refusal
+	for a, why := range t.refused {
+		out = append(out, refusal{Addr: a, Reason: why})
+	}
+	return out
 }
 
 func (t *target) fail(err error) {
@@ -385,14 +473,14 @@ func (t *target) fail(err error) {
 // repair mode) and the VIP goes.
 func (t *target) discard() {
 	t.waitRestorers()
-	// The VIP goes first: with the address still here and the sockets gone,
-	// a client segment that reached us would be answered with a RST.
-	if t.vipAdded {
-		if err := vip.Remove(t.n.cfg.Interface, t.n.cfg.VIP); err != nil {
+	// The addresses go first: with an address still here and the sockets
+	// gone, a client segment that reached us would be answered with a RST.
+	for _, a := range t.added {
+		if err := vip.Remove(t.n.cfg.Interface, a); err != nil {
 			t.n.logf("rollback: %v", err)
 		}
-		t.vipAdded = false
 	}
+	t.added = nil
 	for _, r := range t.restored {
 		if err := r.restored.Discard(); err != nil {
 			t.n.logf("discard: %v", err)
@@ -417,6 +505,9 @@ func (t *target) resume() error {
 		}
 	}
 	for i, svc := range t.services {
+		if !t.coming[i] || t.refused[t.addrs[i]] != "" {
+			continue
+		}
 		if err := svc.Adopt(t.shared[i], byService[i]); err != nil {
 			errs = append(errs, fmt.Errorf("service %s: %w", svc.Name(), err))
 		}

@@ -311,3 +311,47 @@ func TestReportJSONShape(t *testing.T) {
 		}
 	}
 }
+
+// TestHandOffOneService: a selection of services reaches the lab as asked;
+// an unknown service or an empty selection is refused with the list of
+// what exists, and nothing is handed off.
+func TestHandOffOneService(t *testing.T) {
+	lab := &fakeClassroom{fakeLab: &fakeLab{state: sampleState()}}
+	_, ts := newTestServer(t, Config{Lab: lab})
+	r := do(t, http.MethodPost, ts.URL+"/api/handoff", `{"services":["chat"]}`, nil)
+	if r.code != http.StatusOK {
+		t.Fatalf("chat alone: status %d: %s", r.code, r.body)
+	}
+	lab.mu.Lock()
+	reqs := slices.Clone(lab.reqs)
+	lab.mu.Unlock()
+	if len(reqs) != 1 || !slices.Equal(reqs[0].Services, []string{"chat"}) {
+		t.Fatalf("the lab was asked %+v, want chat alone", reqs)
+	}
+	for body, want := range map[string]string{
+		`{"services":["nosuch"]}`:        `unknown service "nosuch" in "services": this lab has echo, chat`,
+		`{"services":["chat","nosuch"]}`: `unknown service "nosuch"`,
+		`{"services":[]}`:                `empty "services": name one or more of: echo, chat`,
+	} {
+		msg := wantJSONError(t, do(t, http.MethodPost, ts.URL+"/api/handoff", body, nil), http.StatusBadRequest)
+		if !strings.Contains(msg, want) {
+			t.Errorf("%s: error %q, want it to say %q", body, msg, want)
+		}
+	}
+	lab.mu.Lock()
+	defer lab.mu.Unlock()
+	if len(lab.reqs) != 1 {
+		t.Errorf("bad selections reached the lab: %+v", lab.reqs[1:])
+	}
+}
+
+// TestServicesNeedAClassroom: a lab that only hands off everything says
+// so for a selection.
+func TestServicesNeedAClassroom(t *testing.T) {
+	lab := &fakeLab{state: sampleState()}
+	_, ts := newTestServer(t, Config{Lab: lab})
+	msg := wantJSONError(t, do(t, http.MethodPost, ts.URL+"/api/handoff", `{"services":["chat"]}`, nil), http.StatusBadRequest)
+	if !strings.Contains(msg, "every service at once") || len(lab.calls()) != 0 {
+		t.Errorf("error %q, calls %v", msg, lab.calls())
+	}
+}

@@ -197,7 +197,7 @@ func (cc *chatClient) alive(i int) error {
 // openChat connects and registers n chat clients.
 func (b *bench) openChat(ctx context.Context, n int) ([]*chatClient, error) {
 	clients := make([]*chatClient, n)
-	addr := net.JoinHostPort(lab.VIP.String(), "6667")
+	addr := net.JoinHostPort(lab.ChatVIP.String(), "6667")
 	_, err := parallel(ctx, n, func(i int) error {
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		c, err := b.c.Dial(dctx, "tcp4", addr)

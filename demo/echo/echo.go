@@ -43,6 +43,7 @@ var _ handoff.Service = (*Server)(nil)
 // ConnInfo describes one live connection.
 type ConnInfo struct {
 	Client   string
+	Local    string // the address the client connected to
 	BytesIn  uint64 // read from the client
 	BytesOut uint64 // echoed back
 }
@@ -88,7 +89,7 @@ func (s *Server) Connections() []ConnInfo {
 	out := make([]ConnInfo, 0, len(s.conns))
 	for c := range s.conns {
 		c.mu.Lock()
-		out = append(out, ConnInfo{Client: c.c.RemoteAddr().String(), BytesIn: c.in, BytesOut: c.out})
+		out = append(out, ConnInfo{Client: c.c.RemoteAddr().String(), Local: c.c.LocalAddr().String(), BytesIn: c.in, BytesOut: c.out})
 		c.mu.Unlock()
 	}
 	return out
@@ -259,13 +260,11 @@ func (p *paused) Conns() []handoff.PausedConn {
 	return out
 }
 
-func (p *paused) Resume() { p.finish(true) }
-
-func (p *paused) Release() { p.finish(false) }
-
-func (p *paused) finish(stay bool) {
+// Settle implements handoff.Paused: what moved is forgotten (its loop
+// returns without touching the socket), the rest goes on here.
+func (p *paused) Settle(moved func(*net.TCPConn) bool) {
 	for _, c := range p.conns {
-		c.unpause(stay)
+		c.unpause(!moved(c.c))
 	}
 	p.conns = nil
 }

@@ -11,12 +11,23 @@ type State struct {
 	Busy        bool         `json:"busy"`
 	Step        *StepState   `json:"step,omitempty"`
 	Connections []Connection `json:"connections"`
+	Services    []Service    `json:"services"`
+}
+
+// Service is one service of the node, its address, and whether the node
+// holds that address now.
+type Service struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Port    int    `json:"port"`
+	Holds   bool   `json:"holds"`
 }
 
 // Connection is one live connection on the node.
 type Connection struct {
 	Service  string `json:"service"`
 	Client   string `json:"client"`
+	Local    string `json:"local"`
 	BytesIn  uint64 `json:"bytes_in"`
 	BytesOut uint64 `json:"bytes_out"`
 }
@@ -24,6 +35,9 @@ type Connection struct {
 // HandoffRequest is the body of POST /handoff.
 type HandoffRequest struct {
 	To string `json:"to"` // a peer's name
+	// Services names the services to move; none means every service
+	// whose address this node holds.
+	Services []string `json:"services,omitempty"`
 	// Step runs the hand-off one phase at a time: each waits for POST /step.
 	Step bool `json:"step,omitempty"`
 	// Break toggles, for teaching: what goes wrong without a step.
@@ -60,6 +74,20 @@ type HandoffResult struct {
 	RolledBack  bool    `json:"rolled_back,omitempty"`
 	Caught      int     `json:"caught"` // client frames caught during the switch and delivered
 	Moved       []Moved `json:"moved,omitempty"`
+	// Services and Addresses moved; Stayed are the connections that
+	// stayed on the source, and why.
+	Services  []string `json:"services"`
+	Addresses []string `json:"addresses"`
+	Stayed    []Stayed `json:"stayed"`
+	Closed    int      `json:"closed,omitempty"` // were closing: closed, not moved
+}
+
+// Stayed is a connection that stayed on the source of a hand-off.
+type Stayed struct {
+	Service string `json:"service"`
+	Client  string `json:"client"`
+	Local   string `json:"local"`
+	Reason  string `json:"reason"`
 }
 
 // Moved is one connection's TCP state as dumped on the source (before)
