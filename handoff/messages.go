@@ -28,8 +28,7 @@ const (
 
 // Prepare flags.
 const (
-	flagStep         uint8 = 1 << iota // one phase at a time: long deadlines, hold after announce
-	flagSkipAnnounce                   // break it: no gratuitous ARP
+	flagPaced uint8 = 1 << iota // a person steps through: long deadlines, hold after announce
 )
 
 // Bounds on what a peer may send; the wire layer bounds each frame too.

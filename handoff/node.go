@@ -42,10 +42,10 @@ type Config struct {
 
 	// Logf, if set, receives one line per notable event.
 	Logf func(format string, args ...any)
-	// Fault, if set, is called on both sides at each phase boundary with
-	// the phase's name; an error fails the hand-off there. Tests use it to
-	// prove rollback at every step.
-	Fault func(phase string) error
+	// Hook, if set, steers every hand-off of this node, as source and as
+	// target: tests inject faults with it, a lab breaks hand-offs on
+	// purpose. See Hook.
+	Hook Hook
 }
 
 // Node is one server taking part in hand-offs, as source or as target.
@@ -225,16 +225,6 @@ func (n *Node) logf(format string, args ...any) {
 	if n.cfg.Logf != nil {
 		n.cfg.Logf(format, args...)
 	}
-}
-
-func (n *Node) fault(phase string) error {
-	if n.cfg.Fault == nil {
-		return nil
-	}
-	if err := n.cfg.Fault(phase); err != nil {
-		return fmt.Errorf("fault injected at %s: %w", phase, err)
-	}
-	return nil
 }
 
 func (n *Node) service(name string) (Service, bool) {

@@ -64,25 +64,13 @@ type Options struct {
 	// means every service whose address this node holds. Services that
 	// share an address move together: name them all.
 	Services []string
-	// Step, if set, runs the hand-off one phase at a time, for teaching:
-	// it is called before each of quiesce, freeze, release, dump, transfer,
-	// restore, announce and resume, and the phase runs once it returns nil.
-	// An error before announce rolls back like any failure; announce is
-	// the commit. Deadlines are then StepTimeout, not seconds.
-	Step func(ctx context.Context, phase string) error
-	// SkipAnnounce breaks the hand-off on purpose: the target sends no
-	// gratuitous ARP, so the client keeps sending to the old host. Lab only.
-	SkipAnnounce bool
-	// KeepVIP breaks the hand-off on purpose: the source keeps the VIP, so
-	// once its sockets are gone it answers the client with RSTs. Lab only.
-	KeepVIP bool
+	// Hook, if set, steers this hand-off (before the node's own Hook).
+	Hook Hook
+	// Paced says a person steps through the hand-off with Hook.At, for
+	// teaching: deadlines are PacedTimeout, not seconds, and the target
+	// holds between announce and resume until the source's hook lets it.
+	Paced bool
 }
-
-// StepTimeout bounds a hand-off run one phase at a time.
-const StepTimeout = 10 * time.Minute
-
-// StepPhases are the phases Options.Step is called for, in order.
-var StepPhases = []string{"quiesce", "freeze", "release", "dump", "transfer", "restore", "announce", "resume"}
 
 // HandOff moves the node's services (those named in opts, or every one
 // whose address is here), their connections and their addresses, to the
@@ -104,8 +92,8 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 		return rep, &Error{Phase: "start", RolledBack: true, Err: err}
 	}
 	timeout := n.cfg.Timeout
-	if opts.Step != nil {
-		timeout = StepTimeout
+	if opts.Paced {
+		timeout = PacedTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -135,21 +123,19 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 		if err := ph.run(ctx); err != nil {
 			return s.fail(err)
 		}
-		if err := s.n.fault(ph.name); err != nil {
-			return s.fail(err)
-		}
 		s.clock.mark(ph.name)
 	}
 	return s.commit(ctx)
 }
 
-// begin starts a phase: in step mode it waits for the go-ahead.
+// begin starts a phase: the hooks first (a paced hand-off waits there
+// for the go-ahead).
 func (s *source) begin(ctx context.Context, name string) error {
 	s.phase = name
-	if s.opts.Step == nil || !slices.Contains(StepPhases, name) {
+	if !slices.Contains(Steps, name) {
 		return nil
 	}
-	err := s.opts.Step(ctx, name)
+	err := at(ctx, name, s.opts.Hook, s.n.cfg.Hook)
 	s.clock.last = time.Now() // waiting for a click is no part of the phase
 	return err
 }
@@ -190,11 +176,8 @@ func (s *source) prepare(ctx context.Context) error {
 		prep.Services = append(prep.Services, svc.Name())
 		prep.Addrs = append(prep.Addrs, n.AddrOf(svc.Name()))
 	}
-	if s.opts.Step != nil {
-		prep.Flags |= flagStep
-	}
-	if s.opts.SkipAnnounce {
-		prep.Flags |= flagSkipAnnounce
+	if s.opts.Paced {
+		prep.Flags |= flagPaced
 	}
 	// Our open descriptors bound the connections we can move (when few
 	// were closed below the highest): the target's hint for room.
@@ -226,7 +209,7 @@ func (s *source) prepare(ctx context.Context) error {
 	// round trip (the client's fast retransmit fills it), so what arrives
 	// in the minCatch before the freeze is caught, and DropEarly keeps it
 	// for the target. The services still run meanwhile: no client waits.
-	if s.opts.Step == nil {
+	if !s.opts.Paced {
 		time.Sleep(minCatch)
 	}
 	return nil
@@ -341,7 +324,7 @@ func isNotEstablished(err error) bool {
 // release removes the addresses that move. From here on, packets for them
 // are dropped by our IP layer, never answered with a RST.
 func (s *source) release(context.Context) error {
-	if s.opts.KeepVIP {
+	if skip("release", s.opts.Hook, s.n.cfg.Hook) {
 		return nil
 	}
 	for i, svc := range s.services {
@@ -360,8 +343,8 @@ func (s *source) release(context.Context) error {
 // awaitRestored waits for the target's verdict. Addresses it refused stay
 // here with their connections; the rest goes on.
 func (s *source) awaitRestored(context.Context) error {
-	if s.opts.Step != nil {
-		// In step mode the target restores only now.
+	if s.opts.Paced {
+		// A paced target restores only now.
 		if err := s.ch.send(msgTransferDone, s.summarized()); err != nil {
 			return err
 		}
@@ -481,7 +464,7 @@ func (s *source) commit(ctx context.Context) (*Report, error) {
 // awaitResumed waits, after the commit, for the target to serve. In step
 // mode it first holds between announce and resume for the go-ahead.
 func (s *source) awaitResumed(ctx context.Context) error {
-	if s.opts.Step != nil {
+	if s.opts.Paced {
 		// The target announced and holds; after the commit only forward, so
 		// a failed step still resumes.
 		_, _, err := s.ch.result(msgAnnounced)
@@ -489,8 +472,8 @@ func (s *source) awaitResumed(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if serr := s.opts.Step(ctx, "resume"); serr != nil {
-			s.n.logf("step: %v; resuming anyway, the hand-off is committed", serr)
+		if serr := at(ctx, "resume", s.opts.Hook, s.n.cfg.Hook); serr != nil {
+			s.n.logf("%v; resuming anyway, the hand-off is committed", serr)
 		}
 		s.clock.last = time.Now()
 		if err := s.ch.send(msgResume, nil); err != nil {
@@ -502,7 +485,7 @@ func (s *source) awaitResumed(ctx context.Context) error {
 		err = errors.New(resumed.Reason)
 	}
 	s.rep.Total = time.Since(s.frozeAt)
-	if len(resumed.Timing) == 2 && s.opts.Step == nil {
+	if len(resumed.Timing) == 2 && !s.opts.Paced {
 		announced := time.Duration(resumed.Timing[0]) * time.Microsecond
 		s.clock.add("announce", announced)
 		s.clock.last = s.clock.last.Add(announced)

@@ -24,7 +24,7 @@ func (s *source) transfer(context.Context) error {
 	if err := s.batch.flush(); err != nil {
 		return err
 	}
-	if s.opts.Step != nil {
+	if s.opts.Paced {
 		return nil
 	}
 	return s.ch.send(msgTransferDone, s.summarized())

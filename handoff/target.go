@@ -112,11 +112,11 @@ func (t *target) run(ctx context.Context) error {
 	if err := fdtable.Reserve(min(int(prep.Conns), MaxConns)); err != nil {
 		t.n.logf("incoming hand-off: %v", err)
 	}
-	if t.flags&flagStep != 0 {
+	if t.flags&flagPaced != 0 {
 		// A person clicks through the phases: minutes, not seconds.
-		t.raw.SetDeadline(time.Now().Add(StepTimeout))
+		t.raw.SetDeadline(time.Now().Add(PacedTimeout))
 	}
-	if err := t.n.fault("target-prepare"); err != nil {
+	if err := at(ctx, "target-prepare", t.n.cfg.Hook); err != nil {
 		return t.refuse(err)
 	}
 	if err := t.ch.sendResult(msgReady, resultMsg{OK: true, Name: t.n.cfg.Name, MAC: t.n.HardwareAddr()}); err != nil {
@@ -137,7 +137,7 @@ func (t *target) run(ctx context.Context) error {
 		case msgService:
 			t.onService(payload)
 		case msgConns:
-			if t.flags&flagStep != 0 {
+			if t.flags&flagPaced != 0 {
 				t.held = append(t.held, payload) // restored at the restore step
 				continue
 			}
@@ -167,13 +167,13 @@ func (t *target) run(ctx context.Context) error {
 	// target dying then must not leave the address behind (its kernel would
 	// answer the client's ARP, then its packets with RSTs), so there it is
 	// taken at the commit, and the sockets are transparent until then.
-	if t.failed == nil && t.flags&flagStep == 0 {
+	if t.failed == nil && t.flags&flagPaced == 0 {
 		t.addAddrs()
 	}
 	restored := time.Since(restoreStart)
 
 	if t.failed == nil {
-		t.failed = t.n.fault("target-restore")
+		t.failed = at(ctx, "target-restore", t.n.cfg.Hook)
 	}
 	if t.failed != nil {
 		t.discard()
@@ -211,7 +211,7 @@ func (t *target) run(ctx context.Context) error {
 	if !t.addAddrs() {
 		errs = append(errs, t.failed)
 	}
-	if t.flags&flagSkipAnnounce == 0 {
+	if !skip("announce", t.n.cfg.Hook) {
 		for _, a := range t.added {
 			if err := t.n.ann.Announce(a); err != nil {
 				errs = append(errs, fmt.Errorf("announce: %w", err))
@@ -219,7 +219,7 @@ func (t *target) run(ctx context.Context) error {
 		}
 	}
 	announced := time.Since(start)
-	if t.flags&flagStep != 0 {
+	if t.flags&flagPaced != 0 {
 		// Hold after the announce until the source says resume; committed,
 		// so a lost source still ends in a resume.
 		t.ch.sendResult(msgAnnounced, resultMsg{OK: true})
@@ -296,7 +296,7 @@ func (t *target) onConns(payload []byte) {
 	t.received += len(entries)
 	// Plain sockets bind the VIP, so it must be ours first; in step mode
 	// they are transparent and the VIP waits for the commit.
-	if t.flags&flagStep == 0 && !t.addAddrs() {
+	if t.flags&flagPaced == 0 && !t.addAddrs() {
 		return
 	}
 	t.startRestorers()
@@ -368,11 +368,11 @@ func (t *target) restoreOne(e connEntry) (*repair.Restored, *repair.State, error
 	if addr := t.addrs[e.Service]; st.Local.Addr() != addr {
 		return nil, nil, &refusedConn{st.Remote, fmt.Errorf("connected to %v, not to its service's address %v", st.Local, addr)}
 	}
-	if err := t.n.fault("restore " + st.Remote.String()); err != nil {
+	if err := at(context.Background(), "restore "+st.Remote.String(), t.n.cfg.Hook); err != nil {
 		return nil, nil, &refusedConn{st.Remote, err}
 	}
 	// In step mode the VIP comes only at the commit: rebuild transparent.
-	r, err := repair.Restore(st, &repair.RestoreOptions{Transparent: t.flags&flagStep != 0})
+	r, err := repair.Restore(st, &repair.RestoreOptions{Transparent: t.flags&flagPaced != 0})
 	if err != nil {
 		return nil, nil, &refusedConn{st.Remote, err}
 	}

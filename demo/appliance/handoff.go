@@ -66,7 +66,10 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 	}
 	nreq := node.HandoffRequest{To: to, Step: req.Step, Services: sources[0].Services}
 	if brk != nil {
-		nreq.SkipAnnounce, nreq.KeepVIP = brk.SkipAnnounce, brk.KeepVIP
+		nreq.KeepVIP = brk.KeepVIP
+		if err := a.cluster.Control(to).Break(ctx, node.BreakRequest{SkipAnnounce: brk.SkipAnnounce}); err != nil {
+			return web.Report{From: from, To: to, Error: err.Error()}, err
+		}
 	}
 	if req.Step {
 		a.stepMu.Lock()

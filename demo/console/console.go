@@ -254,7 +254,10 @@ func (l *Lab) HandOffWith(ctx context.Context, req web.HandOffRequest) (web.Repo
 	from := sources[0].From
 	nreq := node.HandoffRequest{To: to, Step: req.Step, Services: sources[0].Services}
 	if req.Break != nil {
-		nreq.SkipAnnounce, nreq.KeepVIP = req.Break.SkipAnnounce, req.Break.KeepVIP
+		nreq.KeepVIP = req.Break.KeepVIP
+		if err := l.nodes[to].Break(ctx, node.BreakRequest{SkipAnnounce: req.Break.SkipAnnounce}); err != nil {
+			return web.Report{From: from, To: to, Error: err.Error()}, err
+		}
 	}
 	if req.Step {
 		l.mu.Lock()

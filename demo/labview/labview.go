@@ -24,7 +24,7 @@ type StepRun struct {
 // State is the console's view of the run, with the source's step state
 // (nil before the source reported one).
 func (r *StepRun) State(ns *node.StepState) *web.StepState {
-	st := &web.StepState{From: r.From, To: r.To, Phases: handoff.StepPhases, Done: []string{}, Break: r.Break}
+	st := &web.StepState{From: r.From, To: r.To, Phases: handoff.Steps, Done: []string{}, Break: r.Break}
 	if ns != nil {
 		st.Waiting, st.Done = ns.Waiting, slices.Clone(ns.Done)
 	}

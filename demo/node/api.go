@@ -40,9 +40,16 @@ type HandoffRequest struct {
 	Services []string `json:"services,omitempty"`
 	// Step runs the hand-off one phase at a time: each waits for POST /step.
 	Step bool `json:"step,omitempty"`
-	// Break toggles, for teaching: what goes wrong without a step.
-	SkipAnnounce bool `json:"skip_announce,omitempty"`
-	KeepVIP      bool `json:"keep_vip,omitempty"`
+	// KeepVIP breaks the hand-off on purpose, for teaching: the source
+	// keeps the addresses. (To skip the announce, arm the target with
+	// POST /break.)
+	KeepVIP bool `json:"keep_vip,omitempty"`
+}
+
+// BreakRequest is the body of POST /break: it arms the node's next
+// incoming hand-off to leave a step out on purpose, for teaching.
+type BreakRequest struct {
+	SkipAnnounce bool `json:"skip_announce"` // send no gratuitous ARP
 }
 
 // StepRequest is the body of POST /step.

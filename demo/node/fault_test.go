@@ -63,7 +63,7 @@ func TestRollbackAtEveryPhase(t *testing.T) {
 	// the sockets: the rollback that once left a client stuck (the target's
 	// read-back sent a window update, whose ARP from the VIP turned the
 	// client to it).
-	for _, p := range []string{"prepare", "quiesce", "freeze", "release", "dump", "transfer", "restore"} {
+	for _, p := range []string{"quiesce", "freeze", "release", "dump", "transfer", "restore", "announce"} {
 		cases = append(cases, tc{"a", p})
 	}
 	for _, p := range []string{"target-prepare", "target-restore"} {

@@ -127,19 +127,12 @@ func (m *Main) Run(ctx context.Context) error {
 		Services: []handoff.Service{es, cs}, Timeout: m.Timeout, Logf: m.Log.Printf,
 		ServiceAddrs: map[string]netip.Addr{chat.Name: m.chatVIP()},
 	}
-	if m.Fault != "" {
-		phase, hang := strings.CutPrefix(m.Fault, "hang:")
-		cfg.Fault = func(p string) error {
-			if p != phase {
-				return nil
-			}
-			if hang {
-				m.Log.Printf("--fault %s: hanging until killed", m.Fault)
-				select {}
-			}
-			return errors.New("--fault " + phase)
-		}
+	hk := &nodeHook{log: m.Log}
+	hk.fault, hk.hang = m.Fault, false
+	if phase, ok := strings.CutPrefix(m.Fault, "hang:"); ok {
+		hk.fault, hk.hang = phase, true
 	}
+	cfg.Hook = hk
 	n, err := handoff.NewNode(cfg)
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
@@ -183,7 +176,7 @@ func (m *Main) Run(ctx context.Context) error {
 		chanLn.Close()
 		return err
 	}
-	handler := m.handler(n, es, cs)
+	handler := m.handler(n, es, cs, hk)
 	if !isUnixControl(m.Control) {
 		handler = requireToken(ControlToken(key), handler)
 	}
@@ -213,9 +206,18 @@ func listenControl(where string) (net.Listener, error) {
 	return ln, nil
 }
 
-func (m *Main) handler(n *handoff.Node, es *echo.Server, cs *chat.Server) http.Handler {
+func (m *Main) handler(n *handoff.Node, es *echo.Server, cs *chat.Server, hk *nodeHook) http.Handler {
 	mux := http.NewServeMux()
 	st := &stepper{}
+	mux.HandleFunc("POST /break", func(w http.ResponseWriter, r *http.Request) {
+		var req BreakRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad JSON: " + err.Error()})
+			return
+		}
+		hk.arm(req.SkipAnnounce)
+		writeJSON(w, http.StatusOK, req)
+	})
 	mux.HandleFunc("POST /step", func(w http.ResponseWriter, r *http.Request) {
 		var req StepRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
@@ -268,9 +270,10 @@ func (m *Main) handler(n *handoff.Node, es *echo.Server, cs *chat.Server) http.H
 			writeJSON(w, http.StatusBadRequest, HandoffResult{From: m.Name, Error: fmt.Sprintf("no peer named %q", req.To)})
 			return
 		}
-		opts := &handoff.Options{Services: req.Services, SkipAnnounce: req.SkipAnnounce, KeepVIP: req.KeepVIP}
+		hh := &handOffHook{keepVIP: req.KeepVIP}
+		opts := &handoff.Options{Services: req.Services, Hook: hh, Paced: req.Step}
 		if req.Step {
-			opts.Step = st.wait
+			hh.step = st
 			defer st.reset()
 		}
 		rep, err := n.HandOff(r.Context(), peer, opts)
@@ -343,7 +346,7 @@ type stepper struct {
 	next    chan bool // true: abort
 }
 
-// wait is handoff.Options.Step: it blocks until POST /step.
+// wait blocks a paced hand-off's step until POST /step.
 func (s *stepper) wait(ctx context.Context, phase string) error {
 	next := make(chan bool, 1)
 	s.mu.Lock()
@@ -403,3 +406,65 @@ func (m *Main) chatVIP() netip.Addr {
 	}
 	return m.VIP
 }
+
+// nodeHook is the node's handoff.Hook: --fault, and the break-it toggle
+// that POST /break arms for the next hand-off this node takes.
+type nodeHook struct {
+	log   *log.Logger
+	fault string // fail at this step
+	hang  bool   // block there instead
+
+	mu           sync.Mutex
+	armed        bool // POST /break: skip the next incoming announce
+	skipAnnounce bool // armed for the hand-off under way
+}
+
+func (h *nodeHook) arm(skipAnnounce bool) {
+	h.mu.Lock()
+	h.armed = skipAnnounce
+	h.mu.Unlock()
+}
+
+func (h *nodeHook) At(ctx context.Context, step string) error {
+	if step == "target-prepare" {
+		// What POST /break armed applies to this hand-off, and only to it.
+		h.mu.Lock()
+		h.skipAnnounce, h.armed = h.armed, false
+		h.mu.Unlock()
+	}
+	if h.fault == "" || step != h.fault {
+		return nil
+	}
+	if h.hang {
+		h.log.Printf("--fault hang:%s: hanging until killed", step)
+		select {}
+	}
+	return errors.New("--fault " + step)
+}
+
+func (h *nodeHook) Skip(step string) bool {
+	if step != "announce" {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	skip := h.skipAnnounce
+	h.skipAnnounce = false
+	return skip
+}
+
+// handOffHook steers one hand-off asked for through POST /handoff: step
+// mode and the keep-the-address toggle.
+type handOffHook struct {
+	step    *stepper // step mode: each step waits for POST /step
+	keepVIP bool
+}
+
+func (h *handOffHook) At(ctx context.Context, step string) error {
+	if h.step == nil {
+		return nil
+	}
+	return h.step.wait(ctx, step)
+}
+
+func (h *handOffHook) Skip(step string) bool { return step == "release" && h.keepVIP }
