@@ -32,7 +32,7 @@ type target struct {
 	ch       channel
 	raw      net.Conn
 	flags    uint8
-	held     [][]byte                // step mode: batches kept until the restore step
+	held     [][]byte                // paced: batches kept until the restore step
 	wanted   map[netip.AddrPort]bool // clients to read back for the report
 	services []Service               // index as the source numbered them
 	addrs    []netip.Addr            // each service's address, same index
@@ -49,6 +49,9 @@ type target struct {
 	restored []restoredConn
 	failed   error                 // first failure; later messages are drained
 	refused  map[netip.Addr]string // addresses we will not take, and why
+
+	end          func() // frees the node for the next hand-off (once)
+	restoreStart time.Time
 }
 
 // serveSession runs the target side of one hand-off.
@@ -67,37 +70,77 @@ func (n *Node) serveSession(ctx context.Context, raw net.Conn) {
 	}
 }
 
+// run is the target's side, in order: prepare, receive (restoring as the
+// states come), report what was rebuilt, wait for the decision, then, once
+// committed, announce and resume. Until the commit every failure discards
+// what was rebuilt here.
 func (t *target) run(ctx context.Context) error {
-	typ, payload, err := t.ch.Recv()
+	end, err := t.prepare(ctx)
 	if err != nil {
 		return err
 	}
+	defer end()
+	t.end = end
+	aborted, err := t.receive()
+	if err != nil || aborted {
+		return err
+	}
+	if err := t.reportRestored(ctx); err != nil {
+		return err
+	}
+	if aborted, err := t.decision(); err != nil || aborted {
+		return err
+	}
+	return t.commit()
+}
+
+// prepare reads the source's Prepare, checks it against this node, makes
+// room for the sockets and answers Ready. end frees the node for the next
+// hand-off.
+func (t *target) prepare(ctx context.Context) (end func(), err error) {
+	typ, payload, err := t.ch.Recv()
+	if err != nil {
+		return nil, err
+	}
 	if typ != msgPrepare {
-		return fmt.Errorf("expected prepare, got %s", msgName(typ))
+		return nil, fmt.Errorf("expected prepare, got %s", msgName(typ))
 	}
 	var prep prepareMsg
 	if err := prep.decode(payload); err != nil {
-		return t.refuse(err)
+		return nil, t.refuse(err)
 	}
 	if !t.n.begin() {
-		return t.refuse(ErrBusy)
+		return nil, t.refuse(ErrBusy)
 	}
 	// Free before the last answer, so the source may start the next
 	// hand-off (even back to us) as soon as it has it.
-	end := sync.OnceFunc(t.n.end)
-	defer end()
-	// The VIP may come back here: our last catcher must stop forwarding.
+	end = sync.OnceFunc(t.n.end)
+	if err := t.accept(ctx, prep); err != nil {
+		end()
+		return nil, t.refuse(err)
+	}
+	if err := t.ch.sendResult(msgReady, resultMsg{OK: true, Name: t.n.cfg.Name, MAC: t.n.HardwareAddr()}); err != nil {
+		end()
+		return nil, err
+	}
+	return end, nil
+}
+
+// accept takes on what the source proposes: services this node has, on
+// the addresses they have here.
+func (t *target) accept(ctx context.Context, prep prepareMsg) error {
+	// An address may come back here: our last catcher must stop forwarding.
 	t.n.stopForwarding()
 	if len(prep.Addrs) != len(prep.Services) {
-		return t.refuse(fmt.Errorf("%d services with %d addresses", len(prep.Services), len(prep.Addrs)))
+		return fmt.Errorf("%d services with %d addresses", len(prep.Services), len(prep.Addrs))
 	}
 	for i, name := range prep.Services {
 		svc, ok := t.n.service(name)
 		if !ok {
-			return t.refuse(fmt.Errorf("no service %q here", name))
+			return fmt.Errorf("no service %q here", name)
 		}
 		if a := prep.Addrs[i].Unmap(); a != t.n.AddrOf(name) {
-			return t.refuse(fmt.Errorf("service %s: address %v is not its address here (%v)", name, a, t.n.AddrOf(name)))
+			return fmt.Errorf("service %s: address %v is not its address here (%v)", name, a, t.n.AddrOf(name))
 		}
 		t.services = append(t.services, svc)
 		t.addrs = append(t.addrs, t.n.AddrOf(name))
@@ -116,22 +159,20 @@ func (t *target) run(ctx context.Context) error {
 		// A person clicks through the phases: minutes, not seconds.
 		t.raw.SetDeadline(time.Now().Add(PacedTimeout))
 	}
-	if err := at(ctx, "target-prepare", t.n.cfg.Hook); err != nil {
-		return t.refuse(err)
-	}
-	if err := t.ch.sendResult(msgReady, resultMsg{OK: true, Name: t.n.cfg.Name, MAC: t.n.HardwareAddr()}); err != nil {
-		return err
-	}
+	return at(ctx, "target-prepare", t.n.cfg.Hook)
+}
 
-	restoreStart := time.Time{}
-	for done := false; !done; {
+// receive takes the services' states and the connections, restoring them
+// as they come, until the transfer is done (or the source aborts).
+func (t *target) receive() (aborted bool, err error) {
+	for {
 		typ, payload, err := t.ch.Recv()
 		if err != nil {
 			t.discard()
-			return fmt.Errorf("during transfer: %w", err)
+			return false, fmt.Errorf("during transfer: %w", err)
 		}
-		if restoreStart.IsZero() {
-			restoreStart = time.Now()
+		if t.restoreStart.IsZero() {
+			t.restoreStart = time.Now()
 		}
 		switch typ {
 		case msgService:
@@ -148,30 +189,40 @@ func (t *target) run(ctx context.Context) error {
 				t.onConns(p)
 			}
 			t.held = nil
-			done = true
+			return false, nil
 		case msgAbort:
-			t.discard()
-			end()
-			return t.ch.sendResult(msgAborted, resultMsg{OK: true})
+			return true, t.abort()
 		default:
 			t.discard()
-			return fmt.Errorf("unexpected %s during transfer", msgName(typ))
+			return false, fmt.Errorf("unexpected %s during transfer", msgName(typ))
 		}
 	}
+}
+
+// abort discards what was rebuilt and tells the source.
+func (t *target) abort() error {
+	t.discard()
+	t.end()
+	return t.ch.sendResult(msgAborted, resultMsg{OK: true})
+}
+
+// reportRestored finishes the restore and says to the source what was
+// rebuilt (still frozen) and which addresses are refused.
+func (t *target) reportRestored(ctx context.Context) error {
 	t.waitRestorers()
 	t.dropRefused()
-	// The VIP comes with the rebuilt sockets (with none, here), before we
-	// say they are ready: that keeps the decision's window short, and plain
-	// (not transparent) sockets measured steadier under back-to-back
-	// hand-offs. In step mode a person may hold the decision for minutes; a
-	// target dying then must not leave the address behind (its kernel would
-	// answer the client's ARP, then its packets with RSTs), so there it is
-	// taken at the commit, and the sockets are transparent until then.
+	// The addresses come with the rebuilt sockets (with none, here),
+	// before we say they are ready: that keeps the decision's window short,
+	// and plain (not transparent) sockets measured steadier under
+	// back-to-back hand-offs. In a paced hand-off a person may hold the
+	// decision for minutes; a target dying then must not leave an address
+	// behind (its kernel would answer the client's ARP, then its packets
+	// with RSTs), so there they are taken at the commit, and the sockets
+	// are transparent until then.
 	if t.failed == nil && t.flags&flagPaced == 0 {
 		t.addAddrs()
 	}
-	restored := time.Since(restoreStart)
-
+	restored := time.Since(t.restoreStart)
 	if t.failed == nil {
 		t.failed = at(ctx, "target-restore", t.n.cfg.Hook)
 	}
@@ -180,32 +231,37 @@ func (t *target) run(ctx context.Context) error {
 		t.ch.sendResult(msgRestored, resultMsg{Reason: t.failed.Error()})
 		return t.failed
 	}
-	if err := t.ch.sendResult(msgRestored, resultMsg{OK: true, Conns: uint32(len(t.restored)),
-		Timing: []uint64{uint64(restored.Microseconds())}, Extra: encodeAfter(t.readBack()), Refused: t.refusals()}); err != nil {
+	err := t.ch.sendResult(msgRestored, resultMsg{OK: true, Conns: uint32(len(t.restored)),
+		Timing: []uint64{uint64(restored.Microseconds())}, Extra: encodeAfter(t.readBack()), Refused: t.refusals()})
+	if err != nil {
 		t.discard()
-		return err
 	}
+	return err
+}
 
-	typ, _, err = t.ch.Recv()
+// decision waits for the source's Commit or Abort.
+func (t *target) decision() (aborted bool, err error) {
+	typ, _, err := t.ch.Recv()
 	switch {
 	case err != nil:
 		t.discard()
-		return fmt.Errorf("waiting for the decision: %w", err)
+		return false, fmt.Errorf("waiting for the decision: %w", err)
 	case typ == msgAbort:
-		t.discard()
-		end()
-		return t.ch.sendResult(msgAborted, resultMsg{OK: true})
+		return true, t.abort()
 	case typ != msgCommit:
 		t.discard()
-		return fmt.Errorf("unexpected %s while waiting for the decision", msgName(typ))
+		return false, fmt.Errorf("unexpected %s while waiting for the decision", msgName(typ))
 	}
+	return false, nil
+}
 
-	// Committed: only forward from here. The VIP is announced only now
-	// (and, in step mode, taken): a target that dies before the decision
-	// must not leave the clients pointed at a host whose kernel would answer
-	// them with RSTs. And it is announced before any socket leaves repair
-	// mode, so the window probe that repair-off sends draws its answer here,
-	// not to the old MAC.
+// commit goes forward only. The addresses are announced only now (and,
+// paced, taken): a target that dies before the decision must not leave
+// the clients pointed at a host whose kernel would answer them with RSTs.
+// And they are announced before any socket leaves repair mode, so the
+// window probe that repair-off sends draws its answer here, not to the
+// old MAC.
+func (t *target) commit() error {
 	start := time.Now()
 	var errs []error
 	if !t.addAddrs() {
@@ -224,18 +280,18 @@ func (t *target) run(ctx context.Context) error {
 		// so a lost source still ends in a resume.
 		t.ch.sendResult(msgAnnounced, resultMsg{OK: true})
 		if typ, _, err := t.ch.Recv(); err != nil || typ != msgResume {
-			t.n.logf("step mode: no resume from the source (%v); resuming, the hand-off is committed", err)
+			t.n.logf("paced hand-off: no resume from the source (%v); resuming, the hand-off is committed", err)
 		}
 		start = time.Now()
 	}
 	errs = append(errs, t.resume())
-	err = errors.Join(errs...)
+	err := errors.Join(errs...)
 	res := resultMsg{OK: err == nil, Conns: uint32(len(t.restored)),
 		Timing: []uint64{uint64(announced.Microseconds()), uint64((time.Since(start) - announced).Microseconds())}}
 	if err != nil {
 		res.Reason = err.Error()
 	}
-	end()
+	t.end()
 	if serr := t.ch.sendResult(msgResumed, res); serr != nil {
 		t.n.logf("report resume to source: %v", serr)
 	}
