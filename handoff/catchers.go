@@ -10,13 +10,13 @@ import (
 
 // catchers are the catchers of one hand-off, one per service address that
 // moves. A nil or empty set does nothing.
-type catchers map[netip.Addr]*catch.Catcher
+type catchers map[netip.Addr]catcher
 
 // armCatchers arms a catcher for each address; on failure none stays armed.
-func armCatchers(ifname string, addrs []netip.Addr) (catchers, error) {
+func armCatchers(hn hostNet, addrs []netip.Addr) (catchers, error) {
 	cs := catchers{}
 	for _, a := range addrs {
-		c, err := catch.Arm(ifname, a, nil)
+		c, err := hn.Catch(a)
 		if err != nil {
 			cs.stop()
 			return nil, err

@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sockshift/sockshift/handoff/announce"
-	"github.com/sockshift/sockshift/handoff/vip"
 )
 
 // DefaultPort is the hand-off channel's TCP port on each server's address.
@@ -51,7 +49,7 @@ type Config struct {
 // Node is one server taking part in hand-offs, as source or as target.
 type Node struct {
 	cfg Config
-	ann *announce.Announcer
+	net hostNet
 
 	mu   sync.Mutex
 	busy bool
@@ -80,17 +78,33 @@ func (n *Node) setForwarding(c catchers) {
 // NewNode checks cfg and opens what a hand-off needs on the critical path
 // (the packet socket for gratuitous ARP).
 func NewNode(cfg Config) (*Node, error) {
+	cfg, err := cfg.check()
+	if err != nil {
+		return nil, err
+	}
+	hn, err := openLinkNet(cfg.Interface)
+	if errors.Is(err, os.ErrPermission) {
+		return nil, fmt.Errorf("handoff: node %s needs CAP_NET_RAW and CAP_NET_ADMIN (run it as root, or grant them): %w", cfg.Name, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("handoff: node %s: %w", cfg.Name, err)
+	}
+	return &Node{cfg: cfg, net: hn}, nil
+}
+
+// check returns cfg with its defaults, or what is wrong with it.
+func (cfg Config) check() (Config, error) {
 	switch {
 	case cfg.Name == "":
-		return nil, errors.New("handoff: config needs a Name")
+		return cfg, errors.New("handoff: config needs a Name")
 	case !cfg.Addr.Is4():
-		return nil, fmt.Errorf("handoff: node address %v is not IPv4", cfg.Addr)
+		return cfg, fmt.Errorf("handoff: node address %v is not IPv4", cfg.Addr)
 	case !cfg.VIP.Is4():
-		return nil, fmt.Errorf("handoff: VIP %v is not IPv4", cfg.VIP)
+		return cfg, fmt.Errorf("handoff: VIP %v is not IPv4", cfg.VIP)
 	case cfg.Interface == "":
-		return nil, errors.New("handoff: config needs an Interface")
+		return cfg, errors.New("handoff: config needs an Interface")
 	case len(cfg.Key) < 16:
-		return nil, errors.New("handoff: config needs the lab's shared Key")
+		return cfg, errors.New("handoff: config needs the lab's shared Key")
 	}
 	if cfg.Port == 0 {
 		cfg.Port = DefaultPort
@@ -104,33 +118,26 @@ func NewNode(cfg Config) (*Node, error) {
 	names := map[string]bool{}
 	for _, s := range cfg.Services {
 		if names[s.Name()] {
-			return nil, fmt.Errorf("handoff: two services named %q", s.Name())
+			return cfg, fmt.Errorf("handoff: two services named %q", s.Name())
 		}
 		names[s.Name()] = true
 	}
 	for name, a := range cfg.ServiceAddrs {
 		if !names[name] {
-			return nil, fmt.Errorf("handoff: ServiceAddrs names %q, which is not a service", name)
+			return cfg, fmt.Errorf("handoff: ServiceAddrs names %q, which is not a service", name)
 		}
 		if !a.Is4() || a == cfg.Addr {
-			return nil, fmt.Errorf("handoff: service %s's address %v is not a service address (IPv4, not the node's own)", name, a)
+			return cfg, fmt.Errorf("handoff: service %s's address %v is not a service address (IPv4, not the node's own)", name, a)
 		}
 	}
-	ann, err := announce.New(cfg.Interface)
-	if errors.Is(err, os.ErrPermission) {
-		return nil, fmt.Errorf("handoff: node %s needs CAP_NET_RAW and CAP_NET_ADMIN (run it as root, or grant them): %w", cfg.Name, err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("handoff: node %s: %w", cfg.Name, err)
-	}
-	return &Node{cfg: cfg, ann: ann}, nil
+	return cfg, nil
 }
 
 // Close releases the node's packet socket. It does not touch the VIP.
-func (n *Node) Close() error { return n.ann.Close() }
+func (n *Node) Close() error { return n.net.Close() }
 
 // HardwareAddr is the MAC the node announces the VIP with.
-func (n *Node) HardwareAddr() net.HardwareAddr { return n.ann.HardwareAddr() }
+func (n *Node) HardwareAddr() net.HardwareAddr { return n.net.HardwareAddr() }
 
 // ChannelAddr is where the node's hand-off channel listens.
 func (n *Node) ChannelAddr() string {
@@ -164,10 +171,10 @@ func (n *Node) TakeVIP() error { return n.Take(n.Addrs()...) }
 func (n *Node) Take(addrs ...netip.Addr) error {
 	n.stopForwarding()
 	for _, a := range addrs {
-		if err := vip.Add(n.cfg.Interface, a); err != nil {
+		if err := n.net.Add(a); err != nil {
 			return err
 		}
-		if err := n.ann.Announce(a); err != nil {
+		if err := n.net.Announce(a); err != nil {
 			return err
 		}
 	}
@@ -178,16 +185,16 @@ func (n *Node) Take(addrs ...netip.Addr) error {
 func (n *Node) DropVIP() error {
 	var errs []error
 	for _, a := range n.Addrs() {
-		errs = append(errs, vip.Remove(n.cfg.Interface, a))
+		errs = append(errs, n.net.Remove(a))
 	}
 	return errors.Join(errs...)
 }
 
 // HoldsVIP reports whether this host has the VIP.
-func (n *Node) HoldsVIP() (bool, error) { return vip.Held(n.cfg.Interface, n.cfg.VIP) }
+func (n *Node) HoldsVIP() (bool, error) { return n.net.Held(n.cfg.VIP) }
 
 // Holds reports whether this host has a service address.
-func (n *Node) Holds(addr netip.Addr) (bool, error) { return vip.Held(n.cfg.Interface, addr) }
+func (n *Node) Holds(addr netip.Addr) (bool, error) { return n.net.Held(addr) }
 
 // ServiceNames lists the node's services, in the Config's order.
 func (n *Node) ServiceNames() []string {

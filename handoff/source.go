@@ -13,7 +13,6 @@ import (
 
 	"github.com/sockshift/sockshift/handoff/internal/fdtable"
 	"github.com/sockshift/sockshift/handoff/repair"
-	"github.com/sockshift/sockshift/handoff/vip"
 	"github.com/sockshift/sockshift/handoff/wire"
 	"github.com/sockshift/sockshift/internal/tcphdr"
 )
@@ -198,7 +197,7 @@ func (s *source) prepare(ctx context.Context) error {
 	// From before the freeze until the target's sockets are live, client
 	// packets that still reach us are kept, then handed to the target.
 	n.stopForwarding()
-	if s.catchers, err = armCatchers(n.cfg.Interface, s.plan.addrs); err != nil {
+	if s.catchers, err = armCatchers(n.net, s.plan.addrs); err != nil {
 		return err
 	}
 	// Out-of-order data at the freeze (bytes past a hole the client has
@@ -332,7 +331,7 @@ func (s *source) release(context.Context) error {
 		if !s.moving[i] || slices.Contains(s.released, a) {
 			continue
 		}
-		if err := vip.Remove(s.n.cfg.Interface, a); err != nil {
+		if err := s.n.net.Remove(a); err != nil {
 			return err
 		}
 		s.released = append(s.released, a)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/sockshift/sockshift/handoff/internal/fdtable"
 	"github.com/sockshift/sockshift/handoff/repair"
-	"github.com/sockshift/sockshift/handoff/vip"
 	"github.com/sockshift/sockshift/handoff/wire"
 )
 
@@ -269,7 +268,7 @@ func (t *target) commit() error {
 	}
 	if !skip("announce", t.n.cfg.Hook) {
 		for _, a := range t.added {
-			if err := t.n.ann.Announce(a); err != nil {
+			if err := t.n.net.Announce(a); err != nil {
 				errs = append(errs, fmt.Errorf("announce: %w", err))
 			}
 		}
@@ -447,7 +446,7 @@ func (t *target) addAddrs() bool {
 		if !t.coming[i] || slices.Contains(t.added, a) || t.isRefused(a) {
 			continue
 		}
-		if err := vip.Add(t.n.cfg.Interface, a); err != nil {
+		if err := t.n.net.Add(a); err != nil {
 			t.fail(err)
 			return false
 		}
@@ -495,7 +494,7 @@ func (t *target) dropRefused() {
 		if t.refused[a] == "" {
 			return false
 		}
-		if err := vip.Remove(t.n.cfg.Interface, a); err != nil {
+		if err := t.n.net.Remove(a); err != nil {
 			t.n.logf("refused %v: %v", a, err)
 		}
 		return true
@@ -532,7 +531,7 @@ func (t *target) discard() {
 	// The addresses go first: with an address still here and the sockets
 	// gone, a client segment that reached us would be answered with a RST.
 	for _, a := range t.added {
-		if err := vip.Remove(t.n.cfg.Interface, a); err != nil {
+		if err := t.n.net.Remove(a); err != nil {
 			t.n.logf("rollback: %v", err)
 		}
 	}
