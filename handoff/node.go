@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
 )
 
 // DefaultPort is the hand-off channel's TCP port on each server's address.

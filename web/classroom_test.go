@@ -294,7 +294,7 @@ func TestHandOffFiles(t *testing.T) {
 // The JSON a hand-off report carries for the page.
 func TestReportJSONShape(t *testing.T) {
 	rep := Report{OK: true, From: "a", To: "b", Phases: []Phase{}, GapUS: 812, Caught: 2,
-		Moved:     []Moved{{Client: "192.0.2.10:40000", Before: TCPState{SendSeq: 7, MSS: 1448}, After: TCPState{SendSeq: 7, MSS: 1448}}},
+		Moved:     []Moved{{Client: "192.0.2.10:40000", Before: map[string]int{"send_seq": 7}, After: map[string]int{"send_seq": 7}}},
 		ARPBefore: "192.0.2.100 dev eth0 lladdr 02:00:00:00:00:01 REACHABLE", Capture: &Capture{Frames: 40, ARP: 1, Announced: true}}
 	b, _ := json.Marshal(rep)
 	var raw map[string]any
@@ -304,11 +304,8 @@ func TestReportJSONShape(t *testing.T) {
 			t.Errorf("report lacks %q: %s", k, b)
 		}
 	}
-	mv := raw["moved"].([]any)[0].(map[string]any)["before"].(map[string]any)
-	for _, k := range []string{"send_seq", "recv_seq", "snd_wnd", "rcv_wnd", "snd_wscale", "rcv_wscale", "mss", "timestamp", "sack", "timestamps", "recv_queue", "unacked", "unsent", "sndbuf", "rcvbuf"} {
-		if _, ok := mv[k]; !ok {
-			t.Errorf("TCP state lacks %q", k)
-		}
+	if mv := raw["moved"].([]any)[0].(map[string]any)["before"].(map[string]any); mv["send_seq"] != 7.0 {
+		t.Errorf("moved before: %v", mv)
 	}
 }
 

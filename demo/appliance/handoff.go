@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sockshift/sockshift/demo/internal/wait"
 	"net"
 	"net/netip"
 	"slices"
@@ -111,11 +112,11 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 	if err == nil && brk != nil {
 		settle = breakShow
 	}
-	sleep(ctx, settle)
+	wait.Sleep(ctx, settle)
 	if err == nil && brk != nil {
 		rep.Note = a.repair(ctx, from, to, brk)
 		end = time.Now()
-		sleep(ctx, captureAfter)
+		wait.Sleep(ctx, captureAfter)
 	}
 	if req.Step && !a.cfg.NoClient {
 		rep.Note = strings.TrimSpace(rep.Note + " The built-in demo clients were paused for step mode (they give up after 10 s without an answer); the console's own ping client moved.")
@@ -204,13 +205,6 @@ func serverName(role string) string {
 		return "server A"
 	}
 	return "server B"
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
 }
 
 // lastHandOff is what the latest hand-off did, for the connections list.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/sockshift/sockshift/demo/internal/wait"
 	"log"
 	"net"
 	"net/netip"
@@ -285,7 +286,7 @@ func (l *Lab) HandOffWith(ctx context.Context, req web.HandOffRequest) (web.Repo
 		err = errors.New(res.Error)
 	}
 	if err == nil && req.Break != nil {
-		sleep(ctx, breakShow)
+		wait.Sleep(ctx, breakShow)
 		rep.Note = l.repair(ctx, from, to, req.Break)
 	}
 	rep.ARPBefore = arpBefore
@@ -324,11 +325,4 @@ func (l *Lab) repair(ctx context.Context, from, to string, brk *web.Break) strin
 		note += " (Putting it right failed: " + err.Error() + ")"
 	}
 	return note
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
 }

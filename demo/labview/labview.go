@@ -38,11 +38,9 @@ func Report(from, to string, req web.HandOffRequest, res node.HandoffResult, sta
 	rep := web.Report{OK: res.OK, From: from, To: to, Connections: res.Connections, TotalUS: res.TotalUS, Error: res.Error,
 		StartedMS: start.UnixMilli(), EndedMS: end.UnixMilli(), Caught: res.Caught, RolledBack: res.RolledBack,
 		Step: req.Step, Break: req.Break}
-	for _, p := range res.Phases {
-		rep.Phases = append(rep.Phases, web.Phase{Name: p.Name, US: p.US})
-	}
+	rep.Phases = res.Phases
 	for _, m := range res.Moved {
-		rep.Moved = append(rep.Moved, web.Moved{Client: m.Client, Before: TCPState(m.Before), After: TCPState(m.After)})
+		rep.Moved = append(rep.Moved, web.Moved{Client: m.Client, Before: m.Before, After: m.After})
 	}
 	rep.Services, rep.Addresses = res.Services, res.Addresses
 	for _, s := range res.Stayed {
@@ -58,13 +56,6 @@ func Connections(server string, cs []node.Connection) []web.Connection {
 		out = append(out, web.Connection{Service: c.Service, Client: c.Client, Local: c.Local, Node: server, BytesIn: c.BytesIn, BytesOut: c.BytesOut})
 	}
 	return out
-}
-
-// TCPState is a dumped TCP state as the console shows it.
-func TCPState(s handoff.TCPSummary) web.TCPState {
-	return web.TCPState{SendSeq: s.SendSeq, RecvSeq: s.RecvSeq, SndWnd: s.SndWnd, RcvWnd: s.RcvWnd,
-		SndWscale: s.SndWscale, RcvWscale: s.RcvWscale, MSS: s.MSS, Timestamp: s.Timestamp, SACK: s.SACK,
-		Timestamps: s.Timestamps, RecvQueue: s.RecvQueue, Unacked: s.Unacked, Unsent: s.Unsent, SndBuf: s.SndBuf, RcvBuf: s.RcvBuf}
 }
 
 // Other is the other server of the lab's two.

@@ -1,6 +1,9 @@
 package node
 
-import "github.com/sockshift/sockshift/handoff"
+import (
+	"github.com/sockshift/sockshift/handoff"
+	"github.com/sockshift/sockshift/web"
+)
 
 // State is what GET /state answers.
 type State struct {
@@ -63,11 +66,8 @@ type StepState struct {
 	Done    []string `json:"done"`    // phases already run
 }
 
-// Phase is one step of a hand-off.
-type Phase struct {
-	Name string `json:"name"`
-	US   int64  `json:"us"`
-}
+// Phase is one step of a hand-off, as the console shows it.
+type Phase = web.Phase
 
 // HandoffResult is what POST /handoff answers.
 type HandoffResult struct {
