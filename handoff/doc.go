@@ -49,10 +49,18 @@
 // The service learns the outcome once, in Paused.Settle: forget what
 // moved, resume the rest. Report.Stayed says what stayed and why.
 //
-// Typical usage:
+// Typical usage, on each server (Example has a whole service):
 //
 //	n, err := handoff.NewNode(handoff.Config{Name: "a", Addr: addr, Interface: "eth0",
-//		VIP: vip, Key: key, Services: []handoff.Service{echoServer}})
-//	go n.Serve(ctx)                       // accept hand-offs from peers
+//		VIP: vip, Key: key, Services: []handoff.Service{svc}})
+//	go n.Serve(ctx)                          // accept hand-offs from peers
 //	report, err := n.HandOff(ctx, peer, nil) // or hand ours to a peer
+//
+// A server with one goroutine per connection implements Quiesce with a
+// Pauser: each goroutine passes its Read and Write errors to its Gate,
+// which parks it at a clean point and later says whether it moved.
+//
+// Tests, a class and a lab reach into a hand-off only through a Hook:
+// pacing it step by step (Options.Paced), failing it at a step, leaving a
+// step out on purpose.
 package handoff
