@@ -490,7 +490,8 @@ func (s *Server) drop(c *conn, reason string) {
 		// holds stays, so that it can account for it.
 		c.out = c.out[:c.writing:c.writing]
 	}
-	c.out = append(c.out, "ERROR :Closing Link: "+c.host+" ("+reason+")\r\n"...)
+	bye := Message{Command: "ERROR", Params: []string{"Closing Link: " + c.host + " (" + reason + ")"}}
+	c.out = append(append(c.out, bye.String()...), '\r', '\n')
 	notify(c.wake)
 	notify(c.kick)
 }
