@@ -293,6 +293,8 @@ type Server struct {
 	handingOff atomic.Bool
 	// background counts step-mode hand-offs running without a request.
 	background sync.WaitGroup
+	// latest is the last hand-off's report, for a page loaded after it.
+	latest atomic.Pointer[Report]
 }
 
 // New checks cfg and builds the console. It refuses a Listen address that

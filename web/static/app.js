@@ -606,6 +606,16 @@
     while (ul.children.length > 12) ul.firstElementChild.remove();
   }
 
+  // A page loaded after a hand-off shows it; a live one that came first wins.
+  async function latestReport() {
+    try {
+      const res = await fetch("/api/handoffs/latest.json", { cache: "no-store" });
+      if (!res.ok) return;
+      const r = await res.json();
+      if (!report) renderReport(r);
+    } catch (e) { /* none yet, or the console is gone: the events say so */ }
+  }
+
   function connect() {
     const live = $("live");
     const es = new EventSource("/api/events");
@@ -652,5 +662,6 @@
     window.addEventListener("resize", drawGraph);
     drawGraph();
     connect();
+    latestReport();
   });
 })();
