@@ -345,11 +345,12 @@ func (s *Server) getHandOffFile(c *gin.Context) {
 
 // getLatestReport answers GET /api/handoffs/latest.json: the last
 // hand-off's report, as its "handoff" event carried it, so a page loaded
-// (or reloaded) after it shows it; 404 before the first.
+// (or reloaded) after it shows it; 204 No Content before the first.
 func (s *Server) getLatestReport(c *gin.Context) {
 	rep := s.latest.Load()
 	if rep == nil {
-		abortJSON(c, http.StatusNotFound, "no hand-off yet")
+		// Not an error: a page loaded before any hand-off asks too.
+		c.Status(http.StatusNoContent)
 		return
 	}
 	c.Header("Cache-Control", "no-cache")

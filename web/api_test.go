@@ -357,7 +357,7 @@ func TestLatestReportSurvivesAReload(t *testing.T) {
 	_, ts := newTestServer(t, Config{Lab: lab})
 	latest := ts.URL + "/api/handoffs/latest.json"
 
-	if r := do(t, http.MethodGet, latest, "", nil); r.code != http.StatusNotFound {
+	if r := do(t, http.MethodGet, latest, "", nil); r.code != http.StatusNoContent {
 		t.Fatalf("before any hand-off: status %d: %s", r.code, r.body)
 	}
 	posted := do(t, http.MethodPost, ts.URL+"/api/handoff", "{}", nil)

@@ -243,7 +243,7 @@ func (a *Appliance) resumeClients() {
 
 func (a *Appliance) runClientOnce(ctx context.Context, mode string) {
 	args := []string{"netns", "exec", a.cluster.Lab.Client.Namespace, a.cfg.Exe, "client", "--json",
-		"--addr", net.JoinHostPort(lab.VIP.String(), "7"), "--mode", mode}
+		"--addr", net.JoinHostPort(lab.VIP.String(), "7"), "--mode", mode, "--stall", "10s"}
 	if mode == client.Stream {
 		args = append(args, "--rate", "262144")
 	} else {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -242,6 +243,7 @@ func TestConsoleInChromium(t *testing.T) {
 			break
 		}
 		phases = append(phases, strings.TrimPrefix(name, "Next: "))
+		checkStepCommands(t, name, b.eval(t, text("stepcmd")))
 		if name == "Next: Release the address" {
 			// The README's screenshot: the last hand-off, and a class in
 			// step mode about to remove the address from the source.
@@ -252,7 +254,7 @@ func TestConsoleInChromium(t *testing.T) {
 			waitJS(fmt.Sprintf(`document.getElementById("stepper").hidden || %s !== %q`, text("stepname"), name)))
 	}
 	b.run(t, "step mode ends", waitJS(text("message")+`.startsWith("Step-mode hand-off")`))
-	want := []string{"Quiesce", "Freeze", "Release the address", "Dump", "Transfer", "Restore", "Announce", "Resume"}
+	want := []string{"Quiesce", "Freeze", "Release the address", "Dump", "Transfer", "Restore", "Commit and announce", "Resume"}
 	if !slices.Equal(phases, want) {
 		t.Fatalf("phases stepped through: %v, want %v; %s", phases, want, b.eval(t, text("message")))
 	}
@@ -260,6 +262,12 @@ func TestConsoleInChromium(t *testing.T) {
 		waitJS(text("message")+` === "Step-mode hand-off complete."`),
 		waitJS(text("holder")+` === "Server A"`),
 		waitJS(`window.__loadedOnce === true`),
+	)
+	// A reload still shows the latest hand-off (the step-mode one, to A).
+	b.run(t, "reload shows the latest hand-off",
+		chromedp.Reload(),
+		waitJS(`window.__loadedOnce === undefined`),
+		waitJS(text("report")+`.includes("→  Server A")`),
 	)
 
 	if p := b.report(); len(p) > 0 {
@@ -274,6 +282,46 @@ func TestConsoleInChromium(t *testing.T) {
 	for _, u := range reqs {
 		if !strings.HasPrefix(u, base+"/") && !strings.HasPrefix(u, "data:") {
 			t.Errorf("the page made an external request: %s", u)
+		}
+	}
+}
+
+// checkStepCommands runs the shell commands a step shows (those that only
+// look: ss, ip addr show, ip neigh show) as the page shows them, and checks
+// that what the step's text says matches what they see: in step mode the
+// target takes the VIP only at the commit, with its sockets already
+// rebuilt.
+func checkStepCommands(t *testing.T, step, shown string) {
+	t.Helper()
+	outputs := map[string]string{}
+	for line := range strings.Lines(shown) {
+		cmd, ok := strings.CutPrefix(strings.TrimSpace(line), "$ ")
+		if !ok {
+			t.Errorf("%s: the command line %q does not start with $", step, line)
+			continue
+		}
+		if i := strings.Index(cmd, "    #"); i >= 0 {
+			cmd = strings.TrimSpace(cmd[:i])
+		}
+		if strings.Contains(cmd, "addr add") || strings.Contains(cmd, "addr del") || strings.Contains(cmd, "arping") {
+			continue // they change the lab: the step itself does that
+		}
+		out, err := exec.Command("sh", "-c", cmd).CombinedOutput()
+		if err != nil {
+			t.Errorf("%s: `%s` as the page shows it: %v\n%s", step, cmd, err, out)
+		}
+		outputs[cmd] = string(out)
+	}
+	for cmd, out := range outputs {
+		switch {
+		case step == "Next: Commit and announce" && strings.Contains(cmd, "addr show"):
+			if strings.Contains(out, "192.0.2.100") {
+				t.Errorf("before the commit the target already holds the VIP:\n%s", out)
+			}
+		case step == "Next: Commit and announce" && strings.Contains(cmd, " ss "):
+			if !strings.Contains(out, "192.0.2.100:7 ") {
+				t.Errorf("before the commit `%s` should list the rebuilt sockets:\n%s", cmd, out)
+			}
 		}
 	}
 }

@@ -445,11 +445,11 @@
       "The source sends the dumped states and the services' snapshots to the target over the hand-off channel (TCP 7070). Every message carries a MAC under the lab's shared key and a sequence number, so nothing forged or replayed is ever restored.",
       "ip netns exec {dst} ss -tn '( sport = :7070 )'    # the authenticated channel"],
     restore: ["Restore",
-      "The target adds the VIP and rebuilds each socket in repair mode: bind to the VIP and port, set the sequence numbers and queues, “connect” without a SYN, then the options and windows. The client cannot tell it from the original.",
-      "ip -n {dst} addr add {vip}/32 dev {if}"],
-    announce: ["Announce",
-      "The target sends a gratuitous ARP: “{vip} is at my MAC”. The client updates its ARP entry, and its next segments go to the target's MAC.",
-      "ip netns exec {dst} arping -U -c 1 -I {if} {vip}\nip -n {cl} neigh show {vip}    # the client's entry now names the target"],
+      "The target rebuilds each socket in repair mode: bind to the VIP and port, set the sequence numbers and queues, “connect” without a SYN, then the options and windows. In step mode it does not take the VIP yet: a target that died while the class talks must leave no address behind, so the sockets are rebuilt transparent (they may bind an address the host does not have) and the VIP comes at the commit. The console counts them once they resume; ss lists them now.",
+      "ip netns exec {dst} ss -tn state established '( sport = :7 or sport = :6667 )'    # rebuilt, frozen\nip -n {dst} addr show dev {if}    # no {vip} yet"],
+    announce: ["Commit and announce",
+      "The source commits: the point of no return. The target takes the VIP and sends a gratuitous ARP: “{vip} is at my MAC”. The client updates its ARP entry, and its next segments go to the target's MAC.",
+      "ip -n {dst} addr add {vip}/32 dev {if}\nip netns exec {dst} arping -U -c 1 -I {if} {vip}\nip -n {cl} neigh show {vip}    # the client's entry now names the target"],
     resume: ["Resume",
       "The target leaves repair mode and the services carry on from their snapshots; the source closes its frozen sockets silently and hands over the client frames it caught meanwhile. No reconnect, no byte lost or repeated.",
       "ip netns exec {dst} ss -tni '( sport = :7 )'"],
@@ -610,7 +610,7 @@
   async function latestReport() {
     try {
       const res = await fetch("/api/handoffs/latest.json", { cache: "no-store" });
-      if (!res.ok) return;
+      if (res.status !== 200) return; // 204: none yet
       const r = await res.json();
       if (!report) renderReport(r);
     } catch (e) { /* none yet, or the console is gone: the events say so */ }
