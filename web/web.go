@@ -183,6 +183,7 @@ type Report struct {
 	// Note explains what a break-it hand-off did and how the lab was put
 	// right afterwards.
 	Note string `json:"note,omitempty"`
+	Fate *Fate  `json:"fate,omitempty"` // what the client's frames show happened
 }
 
 // Moved is one connection's TCP state as the source dumped it and as the

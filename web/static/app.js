@@ -308,18 +308,33 @@
     report = r;
     const box = $("report");
     box.replaceChildren();
-    const head = r.ok
-      ? server(r.from) + "  →  " + server(r.to) + ":  " + int(r.connections) + " connection" +
-        (r.connections === 1 ? "" : "s") + " moved"
-      : "Hand-off " + (r.from ? server(r.from) + " → " + server(r.to) + " " : "") + "failed: " + (r.error || "unknown error");
-    box.append(el("div", "title " + (r.ok ? "ok" : "bad"), head));
+    // The headline says what the client's frames show (r.fate), not what
+    // the servers meant to do: a reset connection did not move.
+    const f = r.fate;
+    const lost = (f && f.reset) || 0;
+    const plural = (n, w) => int(n) + " " + w + (n === 1 ? "" : "s");
+    let head;
+    if (!r.ok) {
+      head = "Hand-off " + (r.from ? server(r.from) + " → " + server(r.to) + " " : "") + "failed: " + (r.error || "unknown error") +
+        (r.rolled_back ? " — nothing moved; the connections stay on " + server(r.from) : "");
+    } else if (lost) {
+      head = server(r.from) + "  →  " + server(r.to) + ":  " + plural(lost, "connection") + " reset (lost)" +
+        (f.moved ? ", " + int(f.moved) + " answered by " + server(r.to) : "");
+    } else {
+      head = server(r.from) + "  →  " + server(r.to) + ":  " + plural(r.connections, "connection") + " moved" +
+        (f && f.stalled && !r.step ? ", stalled up to " + us(f.worst_stall_ms * 1000) : "");
+    }
+    box.append(el("div", "title " + (r.ok && !lost ? "ok" : "bad"), head));
     const chips = el("div", "chips");
     const chip = (k, v, cls) => {
       const s = el("div", "stat" + (cls ? " " + cls : ""));
       s.append(el("div", "v", v), el("div", "k", k));
       chips.append(s);
     };
-    chip("connections moved", int(r.connections));
+    if (r.ok) chip("connections moved", int(Math.max(0, r.connections - lost)));
+    else chip("stayed on " + server(r.from), int((r.remaining || []).length));
+    if (lost) chip("connections reset", int(lost), "bad");
+    if (f && f.stalled) chip("longest stall (client waited for an answer)", us(f.worst_stall_ms * 1000), "bad");
     chip("freeze to resume", us(r.total_us));
     if (r.gap_us) chip("client-visible gap (worst round trip)", us(r.gap_us), "accent");
     chip("client frames caught and delivered", int(r.caught));
