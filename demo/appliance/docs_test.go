@@ -41,9 +41,77 @@ var docs = []string{"../../README.md", "../../docs/classroom.md"}
 
 // notRunHere are the commands of the guides this test does not run.
 var notRunHere = map[string]string{
-	"scripts/test":                 "the test suite itself (CI runs it)",
-	"cd vagrant && vagrant up":     "the VM lab: needs VMs; scripts/ci-vagrant checks it without (vagrant validate)",
+	"scripts/test":             "the test suite itself (CI runs it)",
+	"cd vagrant && vagrant up": "the VM lab: needs VMs; scripts/ci-vagrant checks it without (vagrant validate)",
 	"sudo bin/sockshift bench --handoffs 200 --bulk 1,100,1000,2000,10000 --svg docs/bench.svg": "minutes of benchmark; scripts/test runs the same command with --quick",
+}
+
+// inlineNotRun are the commands written inline in the guides' prose that
+// this test does not run, and why: most belong to the VM lab, and some are
+// forms ("sudo CMD") rather than commands.
+var inlineNotRun = map[string]string{
+	"sudo apt-get install iproute2":                                           "installs a package (.ci/run installs what the tests need)",
+	"sudo scripts/demo":                                                       "run above, from the README's block",
+	"scripts/demo --listen 0.0.0.0:8080 --token SECRET":                       "would listen on every address of a shared machine; TestToken (web) checks the token rule",
+	"ip -n ss-a addr del 192.0.2.100/32 dev eth0":                             "what the Release step does; TestConsoleInChromium checks the step's commands and effect",
+	"scripts/demo --no-client":                                                "a second demo; the chat commands above run beside the demo's own clients",
+	"vagrant/provision/host-prepare.sh && vagrant rsync && vagrant provision": "the VM lab",
+	"vagrant ssh client":                                                      "the VM lab",
+	"sockshift client --addr 192.168.56.100:7 --mode ping --interval 100ms":   "the VM lab (the classroom's form of it runs above)",
+	"nc 192.168.56.100 7":                                                     "the VM lab (nc VIP 7 runs above)",
+	"sudo tcpdump -ni eth1 'arp or host 192.168.56.100'":                      "the VM lab (the classroom's tcpdump runs above)",
+	"vagrant provision":                                                       "the VM lab",
+	"vagrant validate --ignore-provider":                                      "the VM lab's checks (scripts/ci-vagrant runs it)",
+	"sudo scripts/rcvbuf-probe":                                               "minutes of full-speed streaming",
+	"cd vagrant && vagrant up":                                                "the VM lab",
+	"sudo ip netns exec ss-X CMD":                                             "a form: the classroom's commands run above in this form",
+	"vagrant ssh X -c 'sudo CMD'":                                             "a form for the VM lab",
+	"vagrant ssh X":                                                           "a form for the VM lab",
+	"sudo CMD":                                                                "a form",
+	"sudo ip netns exec ss-client":                                            "a prefix: the classroom's commands run above with it",
+	"ip netns exec":                                                           "a prefix",
+	"sockshift handoff --console 127.0.0.1:8080 --token TOKEN":                "the VM lab's console, which wants a token",
+	"irssi -c VIP -p 6667 -n linus":                                           "the README's irssi line runs above (the same client, nick and server)",
+	"ping -c1 192.168.56.10":                                                  "the VM lab",
+	"sudo systemctl kill -s KILL sockshift-node":                              "the VM lab",
+	"systemctl status sockshift-node":                                         "the VM lab",
+	"systemctl cat sockshift-node":                                            "the VM lab",
+	"grep Cap /proc/$(pgrep -f 'sockshift node')/status":                      "the VM lab (in the one-host lab the servers run as root)",
+	"curl http://192.168.56.11:7071/state":                                    "the VM lab",
+	"sudo bin/sockshift lab down":                                             "the `lab up|status|down` line runs it, with a prefix of the test's own",
+	"vagrant ssh server-b -c 'sudo systemctl restart sockshift-node'":         "the VM lab",
+	"rm vagrant/.lab/key vagrant/.lab/console-token":                          "the VM lab's secrets",
+	"vagrant destroy -f && vagrant up":                                        "the VM lab",
+	"vagrant up":                                                              "the VM lab",
+	"vagrant rsync":                                                           "the VM lab",
+	"sockshift bench --soak N":                                                "a form; TestShortSoak runs a soak",
+}
+
+// inlineCommandRe finds commands written inline in prose: a code span that
+// starts with a command the guides use and has arguments.
+var inlineCommandRe = regexp.MustCompile("`((?:sudo|ip|nc|curl|bin/sockshift|scripts/[a-z-]+|sockshift (?:handoff|client|bench|lab)|vagrant(?:/provision/[a-z-]+\\.sh)?|systemctl|tcpdump|irssi|ping|grep|rm|cd) [^`]*)`")
+
+// readInlineCommands lists the commands written inline in the guides'
+// prose (outside code blocks), spaces normalized.
+func readInlineCommands(t *testing.T) []docCommand {
+	t.Helper()
+	var out []docCommand
+	for _, path := range docs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prose := regexp.MustCompile("(?s)```.*?```").ReplaceAllString(string(b), "")
+		prose = regexp.MustCompile(`\s*\n\s*`).ReplaceAllString(prose, " ")
+		for _, m := range inlineCommandRe.FindAllStringSubmatch(prose, -1) {
+			text := strings.Join(strings.Fields(m[1]), " ")
+			if f := strings.Fields(text); f[0] == "sockshift" && len(f) < 3 {
+				continue // a name ("sockshift client"), not a command
+			}
+			out = append(out, docCommand{file: filepath.Base(path), text: text})
+		}
+	}
+	return out
 }
 
 // docCommand is one command of a guide, with its context.
@@ -409,6 +477,55 @@ func TestDocsCommandsRunAsWritten(t *testing.T) {
 		l.clientAcrossHandOff(c, c.where[0])
 	})
 
+	t.Run("inline commands", func(t *testing.T) {
+		l.t = t
+		inline := readInlineCommands(t)
+		done := map[string]bool{}
+		for _, c := range inline {
+			if _, ok := inlineNotRun[c.text]; ok || done[c.text] {
+				continue
+			}
+			done[c.text] = true
+			switch c.text {
+			case "bin/sockshift handoff [--to a|b]":
+				first := "a"
+				if l.holder() == "a" {
+					first = "b"
+				}
+				for _, to := range []string{first, otherRole(first)} {
+					l.run(c.text, strings.Replace(l.shell(c, ""), "[--to a|b]", "--to "+to, 1))
+					if h := l.holder(); h != to {
+						t.Errorf("`%s` with --to %s: the VIP is on %s", c.text, to, h)
+					}
+				}
+			case "nc VIP 7":
+				nc := l.start(l.shell(c, "client"))
+				fmt.Fprintln(nc.in, "inline")
+				nc.await(t, c.text, "inline\n")
+			case "nc VIP 6667":
+				nc := l.start(l.shell(c, "client"))
+				fmt.Fprint(nc.in, "NICK grace2\r\nUSER grace2 0 * :Grace\r\n")
+				nc.await(t, c.text, " 001 grace2 ")
+			case "ip addr show dev IF":
+				if out := l.run(c.text, l.shell(c, l.holder())); !strings.Contains(out, "192.0.2.100/32") {
+					t.Errorf("`%s` on the holder shows no VIP:\n%s", c.text, out)
+				}
+			case "ip -br addr":
+				if out := l.run(c.text, l.shell(c, "a")); !strings.Contains(out, "eth0") || !strings.Contains(out, "192.0.2.1/24") {
+					t.Errorf("`%s` on server A:\n%s", c.text, out)
+				}
+			case "sudo scripts/demo":
+			default:
+				t.Errorf("%s: `%s` is not run by this test: run it here, or say in inlineNotRun why not", c.file, c.text)
+			}
+		}
+		for text := range inlineNotRun {
+			if !slices.ContainsFunc(inline, func(c docCommand) bool { return c.text == text }) {
+				t.Errorf("inlineNotRun lists `%s`, which the guides no longer have: remove it", text)
+			}
+		}
+	})
+
 	for i, c := range cmds {
 		if !ran[i] {
 			t.Errorf("%s:%d: `%s` is not run by this test: run it here, or say in notRunHere why not", c.file, c.line, c.text)
@@ -462,4 +579,11 @@ func leftoversOf(prefix string) []string {
 		}
 	}
 	return left
+}
+
+func otherRole(r string) string {
+	if r == "a" {
+		return "b"
+	}
+	return "a"
 }
