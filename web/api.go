@@ -253,6 +253,7 @@ func (s *Server) finishHandOff(rep Report, err error) Report {
 	} else if !rep.OK && rep.Error == "" {
 		rep.Error = "hand-off failed"
 	}
+	s.latest.Store(&rep)
 	s.Publish(Event{Type: "handoff", Data: rep})
 	s.events.pollNow() // show where the connections are now, not in 500 ms
 	return rep
@@ -357,6 +358,10 @@ var handOffFiles = map[string]string{
 
 func (s *Server) getHandOffFile(c *gin.Context) {
 	name := c.Param("file")
+	if name == "latest.json" {
+		s.getLatestReport(c)
+		return
+	}
 	download, known := handOffFiles[name]
 	rec, ok := s.lab.(Recorder)
 	if !known || !ok {
@@ -380,6 +385,20 @@ func (s *Server) getHandOffFile(c *gin.Context) {
 		c.Header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
 	}
 	c.Data(http.StatusOK, contentType, data)
+}
+
+// getLatestReport answers GET /api/handoffs/latest.json: the last
+// hand-off's report, as its "handoff" event carried it, so a page loaded
+// (or reloaded) after it shows it; 204 No Content before the first.
+func (s *Server) getLatestReport(c *gin.Context) {
+	rep := s.latest.Load()
+	if rep == nil {
+		// Not an error: a page loaded before any hand-off asks too.
+		c.Status(http.StatusNoContent)
+		return
+	}
+	c.Header("Cache-Control", "no-cache")
+	c.JSON(http.StatusOK, rep)
 }
 
 // readJSONBody decodes a bounded body: empty (the zero value), or one JSON

@@ -348,3 +348,32 @@ func TestNewConfig(t *testing.T) {
 		t.Error("New accepted a negative StatePeriod")
 	}
 }
+
+// A page loaded after a hand-off shows it: the console keeps the last
+// report (a failed one too) and serves it as the page fetches it on load.
+func TestLatestReportSurvivesAReload(t *testing.T) {
+	fail := false
+	lab := &fakeLab{state: sampleState(), handOff: func(_ context.Context, to string) (Report, error) {
+		if fail {
+			return Report{From: "b", To: "a"}, errors.New("restore on a: connection refused")
+		}
+		return okReport("b"), nil
+	}}
+	_, ts := newTestServer(t, Config{Lab: lab})
+	latest := ts.URL + "/api/handoffs/latest.json"
+
+	if r := do(t, http.MethodGet, latest, "", nil); r.code != http.StatusNoContent {
+		t.Fatalf("before any hand-off: status %d: %s", r.code, r.body)
+	}
+	posted := do(t, http.MethodPost, ts.URL+"/api/handoff", "{}", nil)
+	r := do(t, http.MethodGet, latest, "", nil)
+	if r.code != http.StatusOK || string(r.body) != string(posted.body) {
+		t.Fatalf("after a hand-off: status %d: %s; want what POST answered: %s", r.code, r.body, posted.body)
+	}
+	fail = true
+	do(t, http.MethodPost, ts.URL+"/api/handoff", "{}", nil)
+	got := decode[Report](t, do(t, http.MethodGet, latest, "", nil).body)
+	if got.OK || got.From != "b" || got.Error == "" {
+		t.Errorf("after a failed hand-off the latest report is %+v; want that failure", got)
+	}
+}

@@ -218,6 +218,7 @@ type Report struct {
 	// Note explains what a break-it hand-off did and how the lab was put
 	// right afterwards.
 	Note string `json:"note,omitempty"`
+	Fate *Fate  `json:"fate,omitempty"` // what the client's frames show happened
 }
 
 // Moved is one connection's TCP state as the source dumped it and as the
@@ -310,6 +311,8 @@ type Server struct {
 	handingOff atomic.Bool
 	// background counts step-mode hand-offs running without a request.
 	background sync.WaitGroup
+	// latest is the last hand-off's report, for a page loaded after it.
+	latest atomic.Pointer[Report]
 }
 
 // New checks cfg and builds the console. It refuses a Listen address that

@@ -244,7 +244,7 @@ func (a *Appliance) resumeClients() {
 
 func (a *Appliance) runClientOnce(ctx context.Context, mode string) {
 	args := []string{"netns", "exec", a.cluster.Lab.Client.Namespace, a.cfg.Exe, "client", "--json",
-		"--addr", net.JoinHostPort(lab.VIP.String(), "7"), "--mode", mode}
+		"--addr", net.JoinHostPort(lab.VIP.String(), "7"), "--mode", mode, "--stall", "10s"}
 	if mode == client.Stream {
 		args = append(args, "--rate", "262144")
 	} else {
@@ -310,7 +310,7 @@ func (a *Appliance) State(ctx context.Context) (web.State, error) {
 		st.Step = run.State(nil)
 	}
 	for i := range st.Connections {
-		a.fate(&st.Connections[i], addrs)
+		a.lastHandOffOf(&st.Connections[i], addrs)
 	}
 	cl := a.cluster.Lab.Client
 	st.ClientHost = &web.ClientHost{Address: cl.Addr.Addr().String(), MAC: cl.MAC.String(), Namespace: cl.Namespace, Interface: cl.Interface}

@@ -113,13 +113,18 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 		settle = breakShow
 	}
 	wait.Sleep(ctx, settle)
+	var putRight string
 	if err == nil && brk != nil {
-		rep.Note = a.repair(ctx, from, to, brk)
+		putRight = a.repair(ctx, from, to, brk)
+		if !brk.KeepVIP {
+			a.awaitReResolve(ctx, from, to, start, done, 5*time.Second)
+		}
 		end = time.Now()
 		wait.Sleep(ctx, captureAfter)
 	}
-	if req.Step && !a.cfg.NoClient {
-		rep.Note = strings.TrimSpace(rep.Note + " The built-in demo clients were paused for step mode (they give up after 10 s without an answer); the console's own ping client moved.")
+	if err != nil {
+		// Nothing moved: the report must not say so.
+		rep.Connections, rep.Moved = 0, nil
 	}
 	if err != nil && brk != nil && brk.KeepVIP && res.RolledBack {
 		rep.Note = fmt.Sprintf("With the address kept, the client's segments still reached %s's frozen sockets and changed them while they were dumped; the hand-off noticed and rolled back, so the connections stay on %s. Releasing the address first is what keeps the sockets still.",
@@ -134,6 +139,17 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 	rep.ARPAfter, _ = a.clientARP(ctx)
 	if a.sniffer != nil {
 		rep.Capture = a.record(start, end, done)
+		rep.Fate = a.fate(from, to, start, end, done)
+	}
+	if err == nil && brk != nil {
+		rep.Note = noteFromFate(from, to, brk, rep.Fate, putRight)
+	}
+	if req.Step && !a.cfg.NoClient {
+		fate := "stayed on " + serverName(from)
+		if err == nil {
+			fate = "moved with the hand-off"
+		}
+		rep.Note = strings.TrimSpace(rep.Note + " The built-in demo clients were paused for step mode (they give up after 10 s without an answer); the console's own ping client " + fate + ".")
 	}
 	if err != nil {
 		if rep.Error == "" {
@@ -151,28 +167,29 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 const breakShow = 2 * time.Second
 
 // repair puts the lab right after a hand-off broken on purpose and says,
-// for the report, what went wrong and what was done.
+// for the report, what it did; what went wrong is read from the client's
+// frames (noteFromFate).
 func (a *Appliance) repair(ctx context.Context, from, to string, brk *web.Break) string {
 	A, B := serverName(from), serverName(to)
 	switch {
 	case brk.KeepVIP && brk.SkipAnnounce:
 		// The client still sends to the source, which has the address but
-		// no socket: its kernel resets the connection.
+		// no socket: its kernel resets the connections. The target keeps
+		// sockets no client can reach any more: close them, or their
+		// services keep them (a chat nick would collide later).
 		_, err := a.cluster.Control(to).SetVIP(ctx, node.VIPRequest{Hold: false, CloseConnections: true})
-		return fmt.Sprintf("%s kept the address and the client kept sending to it: %s's kernel had no socket for the connection and answered with a reset (RST), so the connection was lost. Put right: %s dropped the address again%s; the demo clients reconnect to %s.",
-			A, A, B, errNote(err), A)
+		n, derr := a.dropOrphans(ctx, to)
+		return fmt.Sprintf("Put right: %s dropped the address again%s and closed the %d connections it had taken over, which no client could reach any more%s; the demo clients reconnect to %s.",
+			B, errNote(err), n, errNote(derr), A)
 	case brk.KeepVIP:
 		// Both servers hold the address; the client follows the announce.
 		_, err := a.cluster.Control(from).SetVIP(ctx, node.VIPRequest{Hold: false})
 		return fmt.Sprintf("%s kept the address while %s announced it: two hosts answered for one address, and the next ARP query would have had two answers. Put right: %s dropped it%s.",
 			A, B, A, errNote(err))
 	case brk.SkipAnnounce:
-		// The client sends to the source's MAC, where the address is gone:
-		// dropped, retransmitted, dropped. The announce that was skipped
-		// brings the client over.
+		// The announce that was skipped brings the client over.
 		_, err := a.cluster.Control(to).SetVIP(ctx, node.VIPRequest{Hold: true})
-		return fmt.Sprintf("Without the announce the client kept sending to %s's MAC; %s had released the address and dropped every segment, and the client retransmitted into the void. Put right after %v: %s sent the gratuitous ARP it had skipped%s, and the connections went on from where they stalled.",
-			A, A, breakShow, B, errNote(err))
+		return fmt.Sprintf("Put right after %v: %s sent the gratuitous ARP it had skipped%s.", breakShow, B, errNote(err))
 	}
 	return ""
 }
@@ -224,9 +241,9 @@ func (a *Appliance) noteHandOff(to string, res node.HandoffResult) {
 	a.recMu.Unlock()
 }
 
-// fate says what the latest hand-off did with a connection: it stayed
+// lastHandOffOf says what the latest hand-off did with a connection: it stayed
 // (and why), or it moved (it is on the target, on its service's address).
-func (a *Appliance) fate(c *web.Connection, addrs map[string]string) {
+func (a *Appliance) lastHandOffOf(c *web.Connection, addrs map[string]string) {
 	a.recMu.Lock()
 	l := a.last
 	a.recMu.Unlock()

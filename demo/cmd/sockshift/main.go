@@ -167,7 +167,9 @@ func runClient(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.Interval, "interval", 10*time.Millisecond, "ping: pause between pings")
 	fs.IntVar(&cfg.Size, "size", 64, "ping: message size in bytes")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "how long to run (0: until Ctrl-C)")
-	fs.DurationVar(&cfg.Stall, "stall", 10*time.Second, "how long to wait for owed data before counting an error")
+	// A class in step mode holds the connection frozen while it talks
+	// (minutes); a person's client must outlast that.
+	fs.DurationVar(&cfg.Stall, "stall", 10*time.Minute, "how long to wait for owed data before counting an error (a step-mode hand-off holds the connection frozen as long as the class takes)")
 	asJSON := fs.Bool("json", false, "print one JSON line a second and at the end")
 	if err := fs.Parse(args); err != nil {
 		return err
