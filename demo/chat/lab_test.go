@@ -3,7 +3,6 @@ package chat_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -27,25 +26,12 @@ func startLab(t *testing.T) *labtest.Env {
 
 func labUser(t *testing.T, env *labtest.Env, nick string, chans ...string) *ircClient {
 	t.Helper()
-	ic := newClient(t, dialChat(t, env), nick)
+	ic := newClient(t, env.DialChat(), nick)
 	ic.register()
 	for _, ch := range chans {
 		ic.join(ch)
 	}
 	return ic
-}
-
-// dialChat connects to the chat from the client's namespace.
-func dialChat(t *testing.T, env *labtest.Env) net.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := env.Dial(ctx, "tcp4", net.JoinHostPort(chatHost(env), strconv.Itoa(chatPort)))
-	if err != nil {
-		t.Fatalf("dial the chat: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
 }
 
 // chatState lists a server's chat connections, from its GET /state.

@@ -12,10 +12,9 @@ import (
 	"github.com/sockshift/sockshift/demo/lab"
 )
 
-// chatHost is the address clients dial for the chat. Today the chat shares
-// the VIP with echo; when services get addresses of their own it is the
-// chat's (192.0.2.101), changed here alone.
-func chatHost(*labtest.Env) string { return lab.VIP.String() }
+// chatHost is the address the real clients dial for the chat: its own
+// service address (labUser dials the same through env.DialChat).
+func chatHost(*labtest.Env) string { return lab.ChatVIP.String() }
 
 // realClient is an IRC program from Debian, driven as its user would:
 // lines typed into #lab, commands, and what it shows for #lab.
