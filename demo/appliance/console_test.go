@@ -271,6 +271,28 @@ func TestConsoleInChromium(t *testing.T) {
 		waitJS(text("report")+`.includes("→  Server A")`),
 	)
 
+	// Abort at Restore: the report says the hand-off failed and nothing
+	// moved, never "N connections moved".
+	b.run(t, "step mode, aborted at restore", click("stepmode"), click("handoff"),
+		waitJS(`!document.getElementById("stepper").hidden && !document.getElementById("stepnext").disabled`))
+	for i := 0; ; i++ {
+		name := b.eval(t, text("stepname"))
+		if name == "Next: Restore" {
+			break
+		}
+		if i > 8 {
+			t.Fatalf("step mode never reached Restore: %s", name)
+		}
+		b.run(t, "step "+name, click("stepnext"),
+			waitJS(fmt.Sprintf(`%s !== %q && !document.getElementById("stepnext").disabled`, text("stepname"), name)))
+	}
+	b.run(t, "abort", click("stepabort"), waitJS(text("message")+`.startsWith("Step-mode hand-off ended")`))
+	title := b.eval(t, `document.querySelector("#report .title").textContent`)
+	chips := b.eval(t, `document.querySelector("#report .chips").textContent`)
+	if !strings.Contains(title, "failed") || !strings.Contains(title, "nothing moved") || strings.Contains(chips, "connections moved") {
+		t.Errorf("an aborted hand-off's report reads %q / %q", title, chips)
+	}
+
 	if p := b.report(); len(p) > 0 {
 		t.Errorf("the page reported problems:\n%s", strings.Join(p, "\n"))
 	}
