@@ -477,6 +477,8 @@ func TestDocsCommandsRunAsWritten(t *testing.T) {
 		}
 		_, c = find("sockshift client --addr VIP:7 --mode ping --interval 100ms")
 		l.clientAcrossHandOff(c, c.where[0])
+		_, c = find("sockshift client --addr VIP:7 --mode stream --rate 10000")
+		l.clientAcrossHandOff(c, c.where[0])
 	})
 
 	t.Run("inline commands", func(t *testing.T) {
