@@ -43,7 +43,12 @@ func TestStateJSONShape(t *testing.T) {
 	if err := json.Unmarshal(r.body, &raw); err != nil {
 		t.Fatal(err)
 	}
-	wantKeys(t, "state", raw, "holder", "vip", "nodes", "connections", "client", "features")
+	wantKeys(t, "state", raw, "holder", "vip", "services", "nodes", "connections", "client", "features")
+	svc := raw["services"].([]any)[1].(map[string]any)
+	wantKeys(t, "service", svc, "name", "address", "port", "holder")
+	if svc["name"] != "chat" || svc["address"] != "192.0.2.101" || svc["port"] != 6667.0 || svc["holder"] != "a" {
+		t.Errorf("service = %v", svc)
+	}
 	if raw["holder"] != "a" || raw["vip"] != "192.0.2.100" {
 		t.Errorf("holder/vip = %v/%v", raw["holder"], raw["vip"])
 	}
@@ -73,7 +78,7 @@ func TestStateEmptyListsAndNoClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Lists are arrays, never null; no client means no "client" key.
-	wantKeys(t, "state", raw, "holder", "vip", "nodes", "connections", "features")
+	wantKeys(t, "state", raw, "holder", "vip", "services", "nodes", "connections", "features")
 	if _, ok := raw["nodes"].([]any); !ok {
 		t.Errorf("nodes = %#v, want []", raw["nodes"])
 	}

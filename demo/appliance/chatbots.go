@@ -20,7 +20,7 @@ var botNicks = [...]string{"ada", "bob"}
 // bot says and hears goes to the console as "chat" events.
 func (a *Appliance) runChatBots(ctx context.Context) {
 	dial := func(ctx context.Context) (net.Conn, error) {
-		return a.cluster.Dial(ctx, "tcp4", net.JoinHostPort(lab.VIP.String(), "6667"))
+		return a.cluster.Dial(ctx, "tcp4", net.JoinHostPort(lab.ChatVIP.String(), "6667"))
 	}
 	bots := []*chat.Bot{
 		{Nick: botNicks[0], Interval: 1500 * time.Millisecond, OnLine: a.publishChat(botNicks[0])},

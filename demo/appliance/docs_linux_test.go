@@ -72,7 +72,7 @@ var inlineNotRun = map[string]string{
 	"sudo ip netns exec ss-client":                                            "a prefix: the classroom's commands run above with it",
 	"ip netns exec":                                                           "a prefix",
 	"sockshift handoff --console 127.0.0.1:8080 --token TOKEN":                "the VM lab's console, which wants a token",
-	"irssi -c VIP -p 6667 -n linus":                                           "the README's irssi line runs above (the same client, nick and server)",
+	"irssi -c CHATVIP -p 6667 -n linus":                                       "the README's irssi line runs above (the same client, nick and server)",
 	"ping -c1 192.168.56.10":                                                  "the VM lab",
 	"sudo systemctl kill -s KILL sockshift-node":                              "the VM lab",
 	"systemctl status sockshift-node":                                         "the VM lab",
@@ -195,6 +195,7 @@ func (l *docLab) shell(c docCommand, role string) string {
 	}
 	if c.file == "classroom.md" {
 		s = regexp.MustCompile(`\bVIP\b`).ReplaceAllString(s, "192.0.2.100")
+		s = regexp.MustCompile(`\bCHATVIP\b`).ReplaceAllString(s, "192.0.2.101")
 		s = regexp.MustCompile(`\bIF\b`).ReplaceAllString(s, "eth0")
 	}
 	if role != "" {
@@ -282,14 +283,26 @@ func (l *docLab) handOff() {
 
 func (l *docLab) holder() string {
 	l.t.Helper()
+	return l.holders()["echo"]
+}
+
+// holders says which server holds each service's address.
+func (l *docLab) holders() map[string]string {
+	l.t.Helper()
 	resp, err := http.Get("http://" + l.console + "/api/state")
 	if err != nil {
 		l.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var st struct{ Holder string }
+	var st struct {
+		Services []struct{ Name, Holder string }
+	}
 	json.NewDecoder(resp.Body).Decode(&st)
-	return st.Holder
+	out := map[string]string{}
+	for _, s := range st.Services {
+		out[s.Name] = s.Holder
+	}
+	return out
 }
 
 func TestDocsCommandsRunAsWritten(t *testing.T) {
@@ -397,19 +410,19 @@ func TestDocsCommandsRunAsWritten(t *testing.T) {
 		// ii first: it watches #lab for the others' lines.
 		_, c := find("sudo ip netns exec ss-client ii ")
 		ii := l.start(strings.TrimSuffix(l.shell(c, ""), " &"))
-		in := filepath.Join(l.tmp, "irc/192.0.2.100/in")
+		in := filepath.Join(l.tmp, "irc/192.0.2.101/in")
 		waitFile(t, in)
 		_, c = find("echo '/j #lab'")
 		l.run(c.text, l.shell(c, ""))
-		waitFile(t, filepath.Join(l.tmp, "irc/192.0.2.100/#lab/in"))
+		waitFile(t, filepath.Join(l.tmp, "irc/192.0.2.101/#lab/in"))
 		_, c = find("echo 'hello'")
 		l.run(c.text, l.shell(c, ""))
-		_, c = find("tail -f '/tmp/irc/192.0.2.100/#lab/out'")
+		_, c = find("tail -f '/tmp/irc/192.0.2.101/#lab/out'")
 		tail := l.start(l.shell(c, ""))
 		tail.await(t, "ii's own line in #lab", "<alan> hello")
 		_ = ii
 
-		_, c = find("sudo ip netns exec ss-client nc 192.0.2.100 6667")
+		_, c = find("sudo ip netns exec ss-client nc 192.0.2.101 6667")
 		nc := l.start(l.shell(c, ""))
 		for _, line := range c.typed {
 			fmt.Fprintln(nc.in, line)
@@ -491,13 +504,22 @@ func TestDocsCommandsRunAsWritten(t *testing.T) {
 			}
 			done[c.text] = true
 			switch c.text {
-			case "bin/sockshift handoff [--to a|b]":
+			case "bin/sockshift handoff --service chat":
+				before := l.holders()
+				l.run(c.text, l.shell(c, ""))
+				after := l.holders()
+				if after["chat"] == before["chat"] || after["echo"] != before["echo"] {
+					t.Errorf("`%s`: holders %v before, %v after; want chat moved alone", c.text, before, after)
+				}
+				// Together again, for what follows.
+				l.run(c.text, l.shell(c, "")+" --to "+after["echo"])
+			case "bin/sockshift handoff [--to a|b] [--service chat]", "bin/sockshift handoff [--to a|b]":
 				first := "a"
 				if l.holder() == "a" {
 					first = "b"
 				}
 				for _, to := range []string{first, otherRole(first)} {
-					l.run(c.text, strings.Replace(l.shell(c, ""), "[--to a|b]", "--to "+to, 1))
+					l.run(c.text, strings.NewReplacer("[--to a|b]", "--to "+to, "[--service chat]", "").Replace(l.shell(c, "")))
 					if h := l.holder(); h != to {
 						t.Errorf("`%s` with --to %s: the VIP is on %s", c.text, to, h)
 					}
@@ -506,7 +528,7 @@ func TestDocsCommandsRunAsWritten(t *testing.T) {
 				nc := l.start(l.shell(c, "client"))
 				fmt.Fprintln(nc.in, "inline")
 				nc.await(t, c.text, "inline\n")
-			case "nc VIP 6667":
+			case "nc CHATVIP 6667":
 				nc := l.start(l.shell(c, "client"))
 				fmt.Fprint(nc.in, "NICK grace2\r\nUSER grace2 0 * :Grace\r\n")
 				nc.await(t, c.text, " 001 grace2 ")

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/sockshift/sockshift/demo/internal/wait"
 	"net"
 	"net/netip"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,10 +25,10 @@ const stallAt = 100 * time.Millisecond
 type macs struct{ source, target net.HardwareAddr }
 
 // readFate reads, from the client's frames of a hand-off's window, what
-// happened to each of its connections to vip. switchAt is when the hand-off
+// happened to each of its connections to the service addresses vips. switchAt is when the hand-off
 // ended: after it, a connection is answered by the target (moved), by the
 // source (stayed), by nobody (silent), or reset.
-func readFate(frames []capture.Frame, vip netip.Addr, m macs, roleOf func(net.HardwareAddr) string, switchAt time.Time) *web.Fate {
+func readFate(frames []capture.Frame, vips []netip.Addr, m macs, roleOf func(net.HardwareAddr) string, switchAt time.Time) *web.Fate {
 	type conn struct {
 		reset        bool
 		lastAnswerBy net.HardwareAddr // after the switch: who sent the last frame
@@ -46,16 +48,16 @@ func readFate(frames []capture.Frame, vip netip.Addr, m macs, roleOf func(net.Ha
 		}
 		end = p.Time
 		if p.ARP != nil {
-			if p.ARP.Gratuitous() && p.ARP.SenderIP == vip && f.AnnouncedMS < 0 && bytes.Equal(p.ARP.SenderMAC, m.target) {
+			if p.ARP.Gratuitous() && slices.Contains(vips, p.ARP.SenderIP) && f.AnnouncedMS < 0 && bytes.Equal(p.ARP.SenderMAC, m.target) {
 				f.AnnouncedMS = since(p.Time)
 			}
 			continue
 		}
 		t := p.TCP
-		fromClient := t.Dst.Addr() == vip
+		fromClient := slices.Contains(vips, t.Dst.Addr())
 		client := t.Src
 		if !fromClient {
-			if t.Src.Addr() != vip {
+			if !slices.Contains(vips, t.Src.Addr()) {
 				continue
 			}
 			client = t.Dst
@@ -146,7 +148,7 @@ func (a *Appliance) fate(from, to string, start, end, switchAt time.Time) *web.F
 		return ""
 	}
 	frames := a.ring.Window(start.Add(-captureBefore), end.Add(captureAfter))
-	return readFate(frames, lab.VIP, macs{source: src.MAC, target: dst.MAC}, roleOf, switchAt)
+	return readFate(frames, serviceAddrs, macs{source: src.MAC, target: dst.MAC}, roleOf, switchAt)
 }
 
 // awaitReResolve waits, up to limit, until the client sends to the
@@ -158,7 +160,7 @@ func (a *Appliance) awaitReResolve(ctx context.Context, from, to string, start, 
 		if f := a.fate(from, to, start, time.Now(), switchAt); f == nil || f.ReResolvedMS >= 0 {
 			return
 		}
-		sleep(ctx, 100*time.Millisecond)
+		wait.Sleep(ctx, 100*time.Millisecond)
 	}
 }
 
@@ -217,25 +219,43 @@ func ms(n int64) string {
 	return fmt.Sprintf("%d ms", n)
 }
 
-// dropOrphans closes the connections on the VIP that server role still
-// has although it no longer holds the VIP: no client can reach them, yet
-// their services keep them, and their state (a chat nick) would collide
-// with the client's new connections on a later hand-off. It returns how
-// many it closed. Equivalent to
-// `ip netns exec NS ss -K state established src VIP`.
+// dropOrphans closes the connections on service addresses that server
+// role still has although it no longer holds the address: no client can
+// reach them, yet their services keep them, and their state (a chat nick)
+// would collide with the client's new connections on a later hand-off. It
+// returns how many it closed. Equivalent, per such address, to
+// `ip netns exec NS ss -K state established src ADDR`.
 func (a *Appliance) dropOrphans(ctx context.Context, role string) (int, error) {
 	h, _ := a.cluster.Host(role)
-	peers, err := establishedPeers(ctx, h.Namespace, lab.VIP)
-	if err != nil || len(peers) == 0 {
+	st, err := a.cluster.Control(role).State(ctx)
+	if err != nil {
 		return 0, err
 	}
-	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", h.Namespace, "ss", "-K", "-tn",
-		"state", "established", "src", lab.VIP.String()).CombinedOutput()
-	if err != nil {
-		return 0, fmt.Errorf("ss -K in %s: %v: %s", h.Namespace, err, bytes.TrimSpace(out))
+	closed := 0
+	for _, sv := range st.Services {
+		addr, err := netip.ParseAddr(sv.Address)
+		if err != nil || sv.Holds {
+			continue
+		}
+		peers, err := establishedPeers(ctx, h.Namespace, addr)
+		if err != nil {
+			return closed, err
+		}
+		if len(peers) == 0 {
+			continue // and look at the next service's address
+		}
+		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", h.Namespace, "ss", "-K", "-tn",
+			"state", "established", "src", addr.String()).CombinedOutput()
+		if err != nil {
+			return closed, fmt.Errorf("ss -K in %s: %v: %s", h.Namespace, err, bytes.TrimSpace(out))
+		}
+		left, err := establishedPeers(ctx, h.Namespace, addr)
+		closed += len(peers) - len(left)
+		if err != nil {
+			return closed, err
+		}
 	}
-	left, err := establishedPeers(ctx, h.Namespace, lab.VIP)
-	return len(peers) - len(left), err
+	return closed, nil
 }
 
 // establishedPeers lists, in namespace ns, the remote ends of established
@@ -256,3 +276,7 @@ func establishedPeers(ctx context.Context, ns string, vip netip.Addr) ([]netip.A
 	}
 	return peers, nil
 }
+
+// serviceAddrs are the lab's service addresses: echo's (the VIP) and
+// chat's.
+var serviceAddrs = []netip.Addr{lab.VIP, lab.ChatVIP}

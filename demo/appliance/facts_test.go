@@ -96,7 +96,7 @@ func (f *frames) fate() *web.Fate {
 		}
 		return ""
 	}
-	return readFate(f.fs, fVIP, macs{source: fMacA, target: fMacB}, roleOf, f.t0)
+	return readFate(f.fs, []netip.Addr{fVIP}, macs{source: fMacA, target: fMacB}, roleOf, f.t0)
 }
 
 // The report is written from what the client's frames show, for each way a

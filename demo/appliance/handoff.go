@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sockshift/sockshift/demo/internal/wait"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,17 +49,13 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 	if err != nil {
 		return web.Report{Error: err.Error()}, err
 	}
-	from := st.Holder
-	if from == "" {
-		err := errors.New("no server holds the VIP")
-		return web.Report{Error: err.Error()}, err
+	to, sources, err := labview.PlanHandOff(st, req)
+	if err != nil {
+		return web.Report{To: to, Error: err.Error()}, err
 	}
-	to := req.To
-	if to == "" {
-		to = labview.Other(from)
-	}
-	if to == from {
-		err := fmt.Errorf("server %s already holds the VIP", to)
+	from := sources[0].From
+	if len(sources) > 1 && (req.Step || req.Break != nil) {
+		err := fmt.Errorf("the services are on both servers: step mode and break-it move from one server; move %s first", strings.Join(sources[1].Services, ", "))
 		return web.Report{From: from, To: to, Error: err.Error()}, err
 	}
 	brk := req.Break
@@ -67,9 +65,12 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 		// after all, and the skipped announce shows nothing.
 		a.introduce(ctx, to)
 	}
-	nreq := node.HandoffRequest{To: to, Step: req.Step}
+	nreq := node.HandoffRequest{To: to, Step: req.Step, Services: sources[0].Services}
 	if brk != nil {
-		nreq.SkipAnnounce, nreq.KeepVIP = brk.SkipAnnounce, brk.KeepVIP
+		nreq.KeepVIP = brk.KeepVIP
+		if err := a.cluster.Control(to).Break(ctx, node.BreakRequest{SkipAnnounce: brk.SkipAnnounce}); err != nil {
+			return web.Report{From: from, To: to, Error: err.Error()}, err
+		}
 	}
 	if req.Step {
 		a.stepMu.Lock()
@@ -81,7 +82,18 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 	arpBefore, _ := a.clientARP(ctx)
 	start := time.Now()
 	res, err := a.cluster.Control(from).HandOffWith(ctx, nreq)
+	for _, src := range sources[1:] {
+		if err != nil || !res.OK {
+			break
+		}
+		var more node.HandoffResult
+		more, err = a.cluster.Control(src.From).HandOffWith(ctx, node.HandoffRequest{To: to, Services: src.Services})
+		res = labview.MergeResults(res, more)
+	}
 	end := time.Now()
+	if err == nil {
+		a.noteHandOff(to, res)
+	}
 	done := end
 	if req.Step {
 		a.stepMu.Lock()
@@ -100,7 +112,7 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 	if err == nil && brk != nil {
 		settle = breakShow
 	}
-	sleep(ctx, settle)
+	wait.Sleep(ctx, settle)
 	var putRight string
 	if err == nil && brk != nil {
 		putRight = a.repair(ctx, from, to, brk)
@@ -108,7 +120,7 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 			a.awaitReResolve(ctx, from, to, start, done, 5*time.Second)
 		}
 		end = time.Now()
-		sleep(ctx, captureAfter)
+		wait.Sleep(ctx, captureAfter)
 	}
 	if err != nil {
 		// Nothing moved: the report must not say so.
@@ -216,9 +228,38 @@ func serverName(role string) string {
 	return "server B"
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
+// lastHandOff is what the latest hand-off did, for the connections list.
+type lastHandOff struct {
+	to       string
+	services []string
+	stayed   map[string]string // client address -> why it stayed
+}
+
+func (a *Appliance) noteHandOff(to string, res node.HandoffResult) {
+	l := &lastHandOff{to: to, services: res.Services, stayed: map[string]string{}}
+	for _, s := range res.Stayed {
+		l.stayed[s.Client] = s.Reason
+	}
+	a.recMu.Lock()
+	a.last = l
+	a.recMu.Unlock()
+}
+
+// lastHandOffOf says what the latest hand-off did with a connection: it stayed
+// (and why), or it moved (it is on the target, on its service's address).
+func (a *Appliance) lastHandOffOf(c *web.Connection, addrs map[string]string) {
+	a.recMu.Lock()
+	l := a.last
+	a.recMu.Unlock()
+	if l == nil {
+		return
+	}
+	if why, ok := l.stayed[c.Client]; ok {
+		c.HandOff, c.Reason = "stayed", why
+		return
+	}
+	host, _, _ := net.SplitHostPort(c.Local)
+	if c.Node == l.to && slices.Contains(l.services, c.Service) && host == addrs[c.Service] {
+		c.HandOff = "moved"
 	}
 }

@@ -20,6 +20,10 @@ const DefaultPrefix = "ss"
 // Treat it as a constant.
 var VIP = netip.MustParseAddr("192.0.2.100")
 
+// ChatVIP is the chat service's own address, 192.0.2.101, so that chat can
+// be handed off alone; echo keeps VIP. Treat it as a constant.
+var ChatVIP = netip.MustParseAddr("192.0.2.101")
+
 var (
 	// ErrExists is wrapped by Up when a complete lab with the prefix is
 	// already up; Up returns that lab with it.

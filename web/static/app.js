@@ -122,6 +122,7 @@
     $("vip").textContent = st.vip || "–";
     $("holder").textContent = server(st.holder);
     renderTopo(st);
+    renderServices(st.services || []);
 
     const rows = $("connections");
     rows.replaceChildren();
@@ -129,13 +130,15 @@
     for (const c of conns) {
       const tr = el("tr");
       tr.append(el("td", "", c.service), el("td", "", c.client), el("td", "", server(c.node)),
-        el("td", "num", int(c.bytes_in)), el("td", "num", int(c.bytes_out)));
+        el("td", "num", int(c.bytes_in)), el("td", "num", int(c.bytes_out)),
+        el("td", c.handoff === "stayed" ? "stayed" : "", c.handoff ? c.handoff + (c.reason ? ": " + c.reason : "") : ""));
+      if (c.local) tr.title = "connected to " + c.local;
       rows.append(tr);
     }
     if (conns.length === 0) {
       const tr = el("tr");
       const td = el("td", "muted", "no connections");
-      td.colSpan = 5;
+      td.colSpan = 6;
       tr.append(td);
       rows.append(tr);
     }
@@ -146,6 +149,30 @@
     $("direction").textContent = st.holder && to ? server(st.holder) + "  →  " + server(to) : "";
     $("classroom").hidden = !(st.features && st.features.step);
     renderStep(st.step || null);
+  }
+
+  // Each service's address and its holder; the picker offers each one.
+  function renderServices(svcs) {
+    const rows = $("services");
+    rows.replaceChildren();
+    for (const s of svcs) {
+      const tr = el("tr");
+      tr.append(el("td", "", s.name), el("td", "", s.address + ":" + s.port), el("td", "holder", server(s.holder)));
+      rows.append(tr);
+    }
+    const pick = $("servicepick");
+    const have = Array.from(pick.options).map((o) => o.value).filter(Boolean).join(",");
+    if (have !== svcs.map((s) => s.name).join(",")) {
+      const keep = pick.value;
+      pick.replaceChildren(el("option", "", "every service"));
+      pick.options[0].value = "";
+      for (const s of svcs) {
+        const o = el("option", "", s.name + " (" + s.address + ")");
+        o.value = s.name;
+        pick.append(o);
+      }
+      pick.value = keep;
+    }
   }
 
   // ---- The demo client ----------------------------------------------
@@ -333,6 +360,8 @@
     };
     if (r.ok) chip("connections moved", int(Math.max(0, r.connections - lost)));
     else chip("stayed on " + server(r.from), int((r.remaining || []).length));
+    if (r.ok && r.stayed && r.stayed.length) chip("stayed on the source", int(r.stayed.length));
+    if (r.services && r.services.length) chip("services moved", r.services.join(", "));
     if (lost) chip("connections reset", int(lost), "bad");
     if (f && f.stalled) chip("longest stall (client waited for an answer)", us(f.worst_stall_ms * 1000), "bad");
     chip("freeze to resume", us(r.total_us));
@@ -343,6 +372,9 @@
     if (r.break && (r.break.skip_announce || r.break.keep_vip)) {
       box.append(el("p", "breaknote", "Broken on purpose: " +
         [r.break.skip_announce ? "announce skipped" : "", r.break.keep_vip ? "address kept on the source" : ""].filter(Boolean).join(", ") + "."));
+    }
+    for (const st of r.stayed || []) {
+      box.append(el("p", "stayednote", "Stayed: " + st.service + " " + st.client + " → " + st.local + ": " + st.reason));
     }
     if (r.note) box.append(el("p", "note", r.note));
 
@@ -571,6 +603,7 @@
     try {
       const body = {};
       if (step) body.step = true;
+      if ($("servicepick").value) body.services = [$("servicepick").value];
       if (Object.keys(brk).length) body.break = brk;
       const [res, r] = await post("/api/handoff", body);
       if (res.status === 401) {
