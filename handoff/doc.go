@@ -32,10 +32,35 @@
 // connections at a clean point, snapshot their state, and adopt restored
 // connections on the other side.
 //
-// Typical usage:
+// # Which connections move
+//
+// Each service has a service address (Config.VIP, or its own in
+// Config.ServiceAddrs), and a hand-off moves addresses: every service
+// whose address this node holds, or those named in Options.Services. A
+// connection moves with its service's address, and only then:
+//
+//   - a connection to another address (a server's own: a monitoring
+//     probe, an operator's session) stays here and is served on;
+//   - a connection the service keeps (PausedConn.Stay), or that the target
+//     cannot rebuild, keeps its whole address here, since no connection
+//     can outlive its address: its service stays, the others move;
+//   - a connection that was closing when frozen is closed.
+//
+// The service learns the outcome once, in Paused.Settle: forget what
+// moved, resume the rest. Report.Stayed says what stayed and why.
+//
+// Typical usage, on each server (Example has a whole service):
 //
 //	n, err := handoff.NewNode(handoff.Config{Name: "a", Addr: addr, Interface: "eth0",
-//		VIP: vip, Key: key, Services: []handoff.Service{echoServer}})
-//	go n.Serve(ctx)                       // accept hand-offs from peers
+//		VIP: vip, Key: key, Services: []handoff.Service{svc}})
+//	go n.Serve(ctx)                          // accept hand-offs from peers
 //	report, err := n.HandOff(ctx, peer, nil) // or hand ours to a peer
+//
+// A server with one goroutine per connection implements Quiesce with a
+// Pauser: each goroutine passes its Read and Write errors to its Gate,
+// which parks it at a clean point and later says whether it moved.
+//
+// Tests, a class and a lab reach into a hand-off only through a Hook:
+// pacing it step by step (Options.Paced), failing it at a step, leaving a
+// step out on purpose.
 package handoff

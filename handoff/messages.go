@@ -28,8 +28,7 @@ const (
 
 // Prepare flags.
 const (
-	flagStep         uint8 = 1 << iota // one phase at a time: long deadlines, hold after announce
-	flagSkipAnnounce                   // break it: no gratuitous ARP
+	flagPaced uint8 = 1 << iota // a person steps through: long deadlines, hold after announce
 )
 
 // Bounds on what a peer may send; the wire layer bounds each frame too.
@@ -53,8 +52,10 @@ func msgName(t uint8) string {
 }
 
 type prepareMsg struct {
-	VIP      netip.Addr
+	// Services names the services that move, and Addrs each one's
+	// address, in the same order; the target checks both against its own.
 	Services []string
+	Addrs    []netip.Addr
 	// Conns is about how many connections may come: the source's open
 	// descriptors. The target makes room for them before the freeze.
 	Conns uint32
@@ -63,10 +64,10 @@ type prepareMsg struct {
 
 func (m prepareMsg) encode() []byte {
 	var e wire.Encoder
-	e.Bytes(m.VIP.AsSlice())
 	e.U16(uint16(len(m.Services)))
-	for _, s := range m.Services {
+	for i, s := range m.Services {
 		e.String(s)
+		e.Bytes(m.Addrs[i].AsSlice())
 	}
 	e.U32(m.Conns)
 	e.U8(m.Flags)
@@ -75,24 +76,24 @@ func (m prepareMsg) encode() []byte {
 
 func (m *prepareMsg) decode(b []byte) error {
 	d := wire.NewDecoder(b)
-	ip, ok := netip.AddrFromSlice(d.Bytes(16))
 	n := int(d.U16())
 	if n > maxServices {
 		return fmt.Errorf("prepare: %d services (at most %d): %w", n, maxServices, wire.ErrMalformed)
 	}
-	m.Services = nil
+	m.Services, m.Addrs = nil, nil
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.Services = append(m.Services, d.String(maxName))
+		ip, ok := netip.AddrFromSlice(d.Bytes(16))
+		if d.Err() == nil && !ok {
+			return fmt.Errorf("prepare: bad address of service %q: %w", m.Services[i], wire.ErrMalformed)
+		}
+		m.Addrs = append(m.Addrs, ip)
 	}
 	m.Conns = d.U32()
 	m.Flags = d.U8()
 	if err := d.Finish(); err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
-	if !ok {
-		return fmt.Errorf("prepare: bad VIP: %w", wire.ErrMalformed)
-	}
-	m.VIP = ip.Unmap()
 	return nil
 }
 
@@ -203,6 +204,15 @@ type resultMsg struct {
 	Conns  uint32   // connections handled
 	Timing []uint64 // target-side phase durations, microseconds
 	Extra  []byte   // Restored: read-back summaries (encodeAfter)
+	// Refused lists the service addresses whose connections the target
+	// would not take (Restored): they stay on the source.
+	Refused []refusal
+}
+
+// refusal is a service address the target refused, and why.
+type refusal struct {
+	Addr   netip.Addr
+	Reason string
 }
 
 func (m resultMsg) encode() []byte {
@@ -217,6 +227,11 @@ func (m resultMsg) encode() []byte {
 		e.U64(t)
 	}
 	e.Bytes(m.Extra)
+	e.U8(uint8(len(m.Refused)))
+	for _, r := range m.Refused {
+		e.Bytes(r.Addr.AsSlice())
+		e.String(r.Reason)
+	}
 	return e.Data()
 }
 
@@ -233,6 +248,19 @@ func (m *resultMsg) decode(b []byte) error {
 		m.Timing = append(m.Timing, d.U64())
 	}
 	m.Extra = d.Bytes(maxSnapshot)
+	n = int(d.U8())
+	if n > maxServices {
+		return fmt.Errorf("result: %d refusals (at most %d): %w", n, maxServices, wire.ErrMalformed)
+	}
+	m.Refused = nil
+	for i := 0; i < n && d.Err() == nil; i++ {
+		ip, ok := netip.AddrFromSlice(d.Bytes(16))
+		reason := d.String(maxReason)
+		if d.Err() == nil && !ok {
+			return fmt.Errorf("result: bad refused address: %w", wire.ErrMalformed)
+		}
+		m.Refused = append(m.Refused, refusal{Addr: ip, Reason: reason})
+	}
 	if err := d.Finish(); err != nil {
 		return fmt.Errorf("result: %w", err)
 	}

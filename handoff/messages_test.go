@@ -11,7 +11,7 @@ import (
 )
 
 func TestMessagesRoundTrip(t *testing.T) {
-	p := prepareMsg{VIP: netip.MustParseAddr("192.0.2.100"), Services: []string{"echo", "chat"}, Conns: 7}
+	p := prepareMsg{Services: []string{"echo", "chat"}, Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.100"), netip.MustParseAddr("192.0.2.101")}, Conns: 7}
 	var p2 prepareMsg
 	if err := p2.decode(p.encode()); err != nil || !reflect.DeepEqual(p, p2) {
 		t.Fatalf("prepare: %+v, %v", p2, err)
@@ -26,7 +26,8 @@ func TestMessagesRoundTrip(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, entries) {
 		t.Fatalf("conns: %+v, %v", got, err)
 	}
-	r := resultMsg{OK: true, Reason: "r", Name: "b", MAC: []byte{2, 0, 0, 0, 0, 1}, Conns: 9, Timing: []uint64{1, 2}, Extra: []byte("x")}
+	r := resultMsg{OK: true, Reason: "r", Name: "b", MAC: []byte{2, 0, 0, 0, 0, 1}, Conns: 9, Timing: []uint64{1, 2}, Extra: []byte("x"),
+		Refused: []refusal{{Addr: netip.MustParseAddr("192.0.2.101"), Reason: "connection 192.0.2.10:4000 refused"}}}
 	var r2 resultMsg
 	if err := r2.decode(r.encode()); err != nil || !reflect.DeepEqual(r, r2) {
 		t.Fatalf("result: %+v, %v", r2, err)
@@ -89,10 +90,13 @@ func TestConnsCarryLargeStatesInPlace(t *testing.T) {
 
 func TestMessagesRefuseBadInput(t *testing.T) {
 	var p prepareMsg
-	if err := p.decode([]byte{0, 0, 0, 3, 1, 2, 3}); err == nil {
-		t.Error("a 3-byte VIP was accepted")
+	if err := p.decode([]byte{0, 1, 0, 1, 'x', 0, 0, 0, 3, 1, 2, 3, 0, 0, 0, 0, 0}); err == nil {
+		t.Error("a 3-byte service address was accepted")
 	}
-	many := prepareMsg{VIP: netip.MustParseAddr("192.0.2.100"), Services: make([]string, maxServices+1)}
+	many := prepareMsg{Services: make([]string, maxServices+1), Addrs: make([]netip.Addr, maxServices+1)}
+	for i := range many.Addrs {
+		many.Addrs[i] = netip.MustParseAddr("192.0.2.100")
+	}
 	if err := p.decode(many.encode()); err == nil {
 		t.Error("too many services were accepted")
 	}
@@ -112,13 +116,14 @@ func TestMessagesRefuseBadInput(t *testing.T) {
 // FuzzDecode feeds junk to every message decoder: errors, never panics, and
 // whatever decodes re-encodes to the same bytes.
 func FuzzDecode(f *testing.F) {
-	f.Add(prepareMsg{VIP: netip.MustParseAddr("192.0.2.100"), Services: []string{"echo"}}.encode())
+	f.Add(prepareMsg{Services: []string{"echo"}, Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.100")}}.encode())
+	f.Add(resultMsg{OK: true, Refused: []refusal{{Addr: netip.MustParseAddr("192.0.2.101"), Reason: "r"}}}.encode())
 	f.Add(mustEncodeConns(f, []connEntry{{TCP: []byte("x"), App: []byte("y")}}))
 	f.Add(resultMsg{OK: true, Name: "a", Timing: []uint64{5}}.encode())
 	f.Add(serviceMsg{Shared: []byte("s")}.encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var p prepareMsg
-		if p.decode(b) == nil && p.VIP.Is4() && !bytes.Equal(p.encode(), b) {
+		if p.decode(b) == nil && !bytes.Equal(p.encode(), b) {
 			t.Error("prepare: not a round trip")
 		}
 		var s serviceMsg

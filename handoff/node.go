@@ -7,13 +7,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
-
-	"github.com/sockshift/sockshift/handoff/announce"
-	"github.com/sockshift/sockshift/handoff/catch"
-	"github.com/sockshift/sockshift/handoff/vip"
 )
 
 // DefaultPort is the hand-off channel's TCP port on each server's address.
@@ -31,30 +28,35 @@ type Config struct {
 	Key       []byte     // the lab's shared key (wire.KeySize bytes)
 	Services  []Service
 
+	// ServiceAddrs gives services an address of their own, by name, so
+	// that each can be handed off alone; the others live on VIP. Services
+	// that share an address move together.
+	ServiceAddrs map[string]netip.Addr
+
 	Port           uint16        // channel port; 0 means DefaultPort
 	Timeout        time.Duration // deadline of one whole hand-off; 0 means 5 s
 	QuiesceTimeout time.Duration // how long services may take to pause; 0 means 1 s
 
 	// Logf, if set, receives one line per notable event.
 	Logf func(format string, args ...any)
-	// Fault, if set, is called on both sides at each phase boundary with
-	// the phase's name; an error fails the hand-off there. Tests use it to
-	// prove rollback at every step.
-	Fault func(phase string) error
+	// Hook, if set, steers every hand-off of this node, as source and as
+	// target: tests inject faults with it, a lab breaks hand-offs on
+	// purpose. See Hook.
+	Hook Hook
 }
 
 // Node is one server taking part in hand-offs, as source or as target.
 type Node struct {
 	cfg Config
-	ann *announce.Announcer
+	net hostNet
 
 	mu   sync.Mutex
 	busy bool
-	// forwarding is the catcher of our last hand-off as source, still
-	// forwarding stragglers to the target for a grace period. It must stop
-	// as soon as the VIP comes back here, or frames would loop between
-	// the hosts.
-	forwarding *catch.Catcher
+	// forwarding are the catchers of our last hand-off as source, still
+	// forwarding stragglers to the target for a grace period. They must
+	// stop as soon as an address comes back here, or frames would loop
+	// between the hosts.
+	forwarding catchers
 }
 
 // stopForwarding ends the grace period of our last hand-off's catcher.
@@ -63,12 +65,10 @@ func (n *Node) stopForwarding() {
 	c := n.forwarding
 	n.forwarding = nil
 	n.mu.Unlock()
-	if c != nil {
-		c.Stop()
-	}
+	c.stop()
 }
 
-func (n *Node) setForwarding(c *catch.Catcher) {
+func (n *Node) setForwarding(c catchers) {
 	n.mu.Lock()
 	n.forwarding = c
 	n.mu.Unlock()
@@ -77,17 +77,33 @@ func (n *Node) setForwarding(c *catch.Catcher) {
 // NewNode checks cfg and opens what a hand-off needs on the critical path
 // (the packet socket for gratuitous ARP).
 func NewNode(cfg Config) (*Node, error) {
+	cfg, err := cfg.check()
+	if err != nil {
+		return nil, err
+	}
+	hn, err := openLinkNet(cfg.Interface)
+	if errors.Is(err, os.ErrPermission) {
+		return nil, fmt.Errorf("handoff: node %s needs CAP_NET_RAW and CAP_NET_ADMIN (run it as root, or grant them): %w", cfg.Name, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("handoff: node %s: %w", cfg.Name, err)
+	}
+	return &Node{cfg: cfg, net: hn}, nil
+}
+
+// check returns cfg with its defaults, or what is wrong with it.
+func (cfg Config) check() (Config, error) {
 	switch {
 	case cfg.Name == "":
-		return nil, errors.New("handoff: config needs a Name")
+		return cfg, errors.New("handoff: config needs a Name")
 	case !cfg.Addr.Is4():
-		return nil, fmt.Errorf("handoff: node address %v is not IPv4", cfg.Addr)
+		return cfg, fmt.Errorf("handoff: node address %v is not IPv4", cfg.Addr)
 	case !cfg.VIP.Is4():
-		return nil, fmt.Errorf("handoff: VIP %v is not IPv4", cfg.VIP)
+		return cfg, fmt.Errorf("handoff: VIP %v is not IPv4", cfg.VIP)
 	case cfg.Interface == "":
-		return nil, errors.New("handoff: config needs an Interface")
+		return cfg, errors.New("handoff: config needs an Interface")
 	case len(cfg.Key) < 16:
-		return nil, errors.New("handoff: config needs the lab's shared Key")
+		return cfg, errors.New("handoff: config needs the lab's shared Key")
 	}
 	if cfg.Port == 0 {
 		cfg.Port = DefaultPort
@@ -101,45 +117,92 @@ func NewNode(cfg Config) (*Node, error) {
 	names := map[string]bool{}
 	for _, s := range cfg.Services {
 		if names[s.Name()] {
-			return nil, fmt.Errorf("handoff: two services named %q", s.Name())
+			return cfg, fmt.Errorf("handoff: two services named %q", s.Name())
 		}
 		names[s.Name()] = true
 	}
-	ann, err := announce.New(cfg.Interface)
-	if errors.Is(err, os.ErrPermission) {
-		return nil, fmt.Errorf("handoff: node %s needs CAP_NET_RAW and CAP_NET_ADMIN (run it as root, or grant them): %w", cfg.Name, err)
+	for name, a := range cfg.ServiceAddrs {
+		if !names[name] {
+			return cfg, fmt.Errorf("handoff: ServiceAddrs names %q, which is not a service", name)
+		}
+		if !a.Is4() || a == cfg.Addr {
+			return cfg, fmt.Errorf("handoff: service %s's address %v is not a service address (IPv4, not the node's own)", name, a)
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("handoff: node %s: %w", cfg.Name, err)
-	}
-	return &Node{cfg: cfg, ann: ann}, nil
+	return cfg, nil
 }
 
 // Close releases the node's packet socket. It does not touch the VIP.
-func (n *Node) Close() error { return n.ann.Close() }
+func (n *Node) Close() error { return n.net.Close() }
 
 // HardwareAddr is the MAC the node announces the VIP with.
-func (n *Node) HardwareAddr() net.HardwareAddr { return n.ann.HardwareAddr() }
+func (n *Node) HardwareAddr() net.HardwareAddr { return n.net.HardwareAddr() }
 
 // ChannelAddr is where the node's hand-off channel listens.
 func (n *Node) ChannelAddr() string {
 	return net.JoinHostPort(n.cfg.Addr.String(), strconv.Itoa(int(n.cfg.Port)))
 }
 
-// TakeVIP assigns the VIP here and announces it.
-func (n *Node) TakeVIP() error {
-	n.stopForwarding()
-	if err := vip.Add(n.cfg.Interface, n.cfg.VIP); err != nil {
-		return err
+// AddrOf returns a service's address: its own, or the VIP.
+func (n *Node) AddrOf(service string) netip.Addr {
+	if a, ok := n.cfg.ServiceAddrs[service]; ok {
+		return a
 	}
-	return n.ann.Announce(n.cfg.VIP)
+	return n.cfg.VIP
 }
 
-// DropVIP removes the VIP from this host, if present.
-func (n *Node) DropVIP() error { return vip.Remove(n.cfg.Interface, n.cfg.VIP) }
+// Addrs lists the service addresses, the VIP first, each once.
+func (n *Node) Addrs() []netip.Addr {
+	out := []netip.Addr{n.cfg.VIP}
+	for _, s := range n.cfg.Services {
+		if a := n.AddrOf(s.Name()); !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// TakeVIP assigns every service address here and announces them (ip addr
+// add ADDR/32 dev IFACE, then gratuitous ARP).
+func (n *Node) TakeVIP() error { return n.Take(n.Addrs()...) }
+
+// Take assigns the given service addresses here and announces them.
+func (n *Node) Take(addrs ...netip.Addr) error {
+	n.stopForwarding()
+	for _, a := range addrs {
+		if err := n.net.Add(a); err != nil {
+			return err
+		}
+		if err := n.net.Announce(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DropVIP removes every service address from this host, where present.
+func (n *Node) DropVIP() error {
+	var errs []error
+	for _, a := range n.Addrs() {
+		errs = append(errs, n.net.Remove(a))
+	}
+	return errors.Join(errs...)
+}
 
 // HoldsVIP reports whether this host has the VIP.
-func (n *Node) HoldsVIP() (bool, error) { return vip.Held(n.cfg.Interface, n.cfg.VIP) }
+func (n *Node) HoldsVIP() (bool, error) { return n.net.Held(n.cfg.VIP) }
+
+// Holds reports whether this host has a service address.
+func (n *Node) Holds(addr netip.Addr) (bool, error) { return n.net.Held(addr) }
+
+// ServiceNames lists the node's services, in the Config's order.
+func (n *Node) ServiceNames() []string {
+	out := make([]string, len(n.cfg.Services))
+	for i, s := range n.cfg.Services {
+		out[i] = s.Name()
+	}
+	return out
+}
 
 // Busy reports whether a hand-off is running on this node.
 func (n *Node) Busy() bool {
@@ -168,16 +231,6 @@ func (n *Node) logf(format string, args ...any) {
 	if n.cfg.Logf != nil {
 		n.cfg.Logf(format, args...)
 	}
-}
-
-func (n *Node) fault(phase string) error {
-	if n.cfg.Fault == nil {
-		return nil
-	}
-	if err := n.cfg.Fault(phase); err != nil {
-		return fmt.Errorf("fault injected at %s: %w", phase, err)
-	}
-	return nil
 }
 
 func (n *Node) service(name string) (Service, bool) {
@@ -246,6 +299,14 @@ type Report struct {
 	// Caught counts client frames that reached the source during the
 	// switch and were delivered to the target.
 	Caught int
+	// Services names the services that moved, and Addrs their addresses.
+	Services []string
+	Addrs    []netip.Addr
+	// Stayed lists the connections that stayed on the source, and why.
+	Stayed []StayedConn
+	// Closed counts connections that were closing when frozen: they
+	// could not move and were closed with their address gone.
+	Closed int
 }
 
 // Error is a failed hand-off.

@@ -6,22 +6,22 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/sockshift/sockshift/handoff/catch"
-	"github.com/sockshift/sockshift/handoff/internal/bufpool"
 	"github.com/sockshift/sockshift/handoff/internal/fdtable"
 	"github.com/sockshift/sockshift/handoff/repair"
-	"github.com/sockshift/sockshift/handoff/vip"
 	"github.com/sockshift/sockshift/handoff/wire"
 	"github.com/sockshift/sockshift/internal/tcphdr"
 )
 
 // frozenConn is one connection between freeze and commit or rollback.
 type frozenConn struct {
-	svc    int
+	svc    int // index into source.paused
+	conn   *net.TCPConn
+	addr   netip.Addr // its service address
 	frozen *repair.Frozen
 	app    []byte
 	client netip.AddrPort // set by the dump
@@ -32,41 +32,51 @@ type frozenConn struct {
 // source is the state of one outgoing hand-off, so rollback knows exactly
 // what to undo.
 type source struct {
-	n        *Node
-	ch       channel
-	catcher  *catch.Catcher
-	paused   []Paused
+	n     *Node
+	opts  *Options
+	rep   *Report
+	clock *phaseClock
+	peer  netip.Addr
+	phase string
+
+	raw       net.Conn
+	ch        channel
+	targetMAC net.HardwareAddr
+	catchers  catchers
+
+	plan     plan         // what was asked for
+	services []Service    // the quiesced services, index as sent to the target
+	paused   []Paused     // their pauses, same index
+	moving   []bool       // per service: its address still moves
+	movers   []PausedConn // per paused connection that moves, with its service in svcOf
+	svcOf    []int
 	frozen   []frozenConn
-	staying  []*net.TCPConn // paused but not moving: closing anyway
-	released bool
+	closing  []*net.TCPConn // paused, not established: closed after the commit
+	released []netip.Addr   // addresses removed here
+	batch    *batcher
+	frozeAt  time.Time
 }
 
 // Options tune one hand-off; nil applies the defaults.
 type Options struct {
-	// Step, if set, runs the hand-off one phase at a time, for teaching:
-	// it is called before each of quiesce, freeze, release, dump, transfer,
-	// restore, announce and resume, and the phase runs once it returns nil.
-	// An error before announce rolls back like any failure; announce is
-	// the commit. Deadlines are then StepTimeout, not seconds.
-	Step func(ctx context.Context, phase string) error
-	// SkipAnnounce breaks the hand-off on purpose: the target sends no
-	// gratuitous ARP, so the client keeps sending to the old host. Lab only.
-	SkipAnnounce bool
-	// KeepVIP breaks the hand-off on purpose: the source keeps the VIP, so
-	// once its sockets are gone it answers the client with RSTs. Lab only.
-	KeepVIP bool
+	// Services names the services to move, with their addresses; none
+	// means every service whose address this node holds. Services that
+	// share an address move together: name them all.
+	Services []string
+	// Hook, if set, steers this hand-off (before the node's own Hook).
+	Hook Hook
+	// Paced says a person steps through the hand-off with Hook.At, for
+	// teaching: deadlines are PacedTimeout, not seconds, and the target
+	// holds between announce and resume until the source's hook lets it.
+	Paced bool
 }
 
-// StepTimeout bounds a hand-off run one phase at a time.
-const StepTimeout = 10 * time.Minute
-
-// StepPhases are the phases Options.Step is called for, in order.
-var StepPhases = []string{"quiesce", "freeze", "release", "dump", "transfer", "restore", "announce", "resume"}
-
-// HandOff moves every connection of the node's services, and the VIP, to
-// the peer whose channel listens on peer (port DefaultPort unless set in
-// the Config). It returns the report; on failure the error is an *Error
-// that says whether the connections stayed here (rolled back).
+// HandOff moves the node's services (those named in opts, or every one
+// whose address is here), their connections and their addresses, to the
+// peer whose channel listens on peer (port DefaultPort unless set in the
+// Config). A connection that cannot move stays here and is served on; the
+// report says which and why. On failure the error is an *Error that says
+// whether the connections stayed here (rolled back).
 func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Report, error) {
 	if opts == nil {
 		opts = &Options{}
@@ -76,46 +86,77 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 		return rep, &Error{Phase: "start", RolledBack: true, Err: ErrBusy}
 	}
 	defer n.end()
+	p, err := n.plan(opts.Services)
+	if err != nil {
+		return rep, &Error{Phase: "start", RolledBack: true, Err: err}
+	}
 	timeout := n.cfg.Timeout
-	if opts.Step != nil {
-		timeout = StepTimeout
+	if opts.Paced {
+		timeout = PacedTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	s := &source{n: n}
-	clock := newPhaseClock(rep)
-	phase := "connect"
-	fail := func(err error) (*Report, error) {
-		n.logf("hand-off to %v failed at %s: %v; rolling back", peer, phase, err)
-		if rerr := s.rollback(); rerr != nil {
-			err = errors.Join(err, fmt.Errorf("rollback: %w", rerr))
+	s := &source{n: n, opts: opts, rep: rep, clock: newPhaseClock(rep), peer: peer, plan: p, phase: "connect"}
+	defer func() {
+		if s.ch.Conn != nil {
+			s.ch.Close()
 		}
-		return rep, &Error{Phase: phase, RolledBack: true, Err: err}
+	}()
+	phases := []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"prepare", s.prepare},
+		{"quiesce", s.quiesce},
+		{"freeze", s.freeze},
+		{"release", s.release},
+		{"dump", s.dump},
+		{"transfer", s.transfer},
+		{"restore", s.awaitRestored},
 	}
-	// begin starts a phase: in step mode it waits for the go-ahead.
-	begin := func(name string) error {
-		phase = name
-		if opts.Step == nil {
-			return nil
+	for _, ph := range phases {
+		if err := s.begin(ctx, ph.name); err != nil {
+			return s.fail(err)
 		}
-		err := opts.Step(ctx, name)
-		clock.last = time.Now() // waiting for a click is no part of the phase
-		return err
+		if err := ph.run(ctx); err != nil {
+			return s.fail(err)
+		}
+		s.clock.mark(ph.name)
 	}
-	// done ends a phase: the fault hook, then its time.
-	done := func() error {
-		if err := n.fault(phase); err != nil {
-			return err
-		}
-		clock.mark(phase)
+	return s.commit(ctx)
+}
+
+// begin starts a phase: the hooks first (a paced hand-off waits there
+// for the go-ahead).
+func (s *source) begin(ctx context.Context, name string) error {
+	s.phase = name
+	if !slices.Contains(Steps, name) {
 		return nil
 	}
+	err := at(ctx, name, s.opts.Hook, s.n.cfg.Hook)
+	s.clock.last = time.Now() // waiting for a click is no part of the phase
+	return err
+}
 
+// fail rolls back and says where it failed.
+func (s *source) fail(err error) (*Report, error) {
+	s.n.logf("hand-off to %v failed at %s: %v; rolling back", s.peer, s.phase, err)
+	if rerr := s.rollback(); rerr != nil {
+		err = errors.Join(err, fmt.Errorf("rollback: %w", rerr))
+	}
+	s.rep.Stayed = nil // everything stayed; the error says why
+	return s.rep, &Error{Phase: s.phase, RolledBack: true, Err: err}
+}
+
+// prepare opens the channel, tells the target what comes, and arms the
+// catchers.
+func (s *source) prepare(ctx context.Context) error {
+	n := s.n
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: n.cfg.Addr.AsSlice()}}
-	raw, err := d.DialContext(ctx, "tcp4", net.JoinHostPort(peer.String(), strconv.Itoa(int(n.cfg.Port))))
+	raw, err := d.DialContext(ctx, "tcp4", net.JoinHostPort(s.peer.String(), strconv.Itoa(int(n.cfg.Port))))
 	if err != nil {
-		return fail(fmt.Errorf("peer %v unreachable: %w", peer, err))
+		return fmt.Errorf("peer %v unreachable: %w", s.peer, err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		raw.SetDeadline(dl)
@@ -123,21 +164,19 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 	wc, err := wire.Client(raw, n.cfg.Key, nil)
 	if err != nil {
 		raw.Close()
-		return fail(fmt.Errorf("peer %v: %w", peer, err))
+		return fmt.Errorf("peer %v: %w", s.peer, err)
 	}
-	s.ch = channel{wc}
-	defer wc.Close()
+	s.raw, s.ch = raw, channel{wc}
 
-	phase = "prepare"
-	prep := prepareMsg{VIP: n.cfg.VIP}
-	for _, svc := range n.cfg.Services {
+	var prep prepareMsg
+	for _, i := range s.plan.services {
+		svc := n.cfg.Services[i]
+		s.services = append(s.services, svc)
 		prep.Services = append(prep.Services, svc.Name())
+		prep.Addrs = append(prep.Addrs, n.AddrOf(svc.Name()))
 	}
-	if opts.Step != nil {
-		prep.Flags |= flagStep
-	}
-	if opts.SkipAnnounce {
-		prep.Flags |= flagSkipAnnounce
+	if s.opts.Paced {
+		prep.Flags |= flagPaced
 	}
 	// Our open descriptors bound the connections we can move (when few
 	// were closed below the highest): the target's hint for room.
@@ -145,22 +184,21 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 		prep.Conns = uint32(min(next, MaxConns))
 	}
 	if err := s.ch.send(msgPrepare, prep.encode()); err != nil {
-		return fail(err)
+		return err
 	}
 	_, ready, err := s.ch.result(msgReady)
 	if err != nil {
-		return fail(err)
+		return err
 	}
-	rep.To = ready.Name
-	targetMAC := net.HardwareAddr(ready.MAC)
-	if len(targetMAC) != 6 {
-		return fail(fmt.Errorf("target %s sent no MAC address", rep.To))
+	s.rep.To = ready.Name
+	if s.targetMAC = net.HardwareAddr(ready.MAC); len(s.targetMAC) != 6 {
+		return fmt.Errorf("target %s sent no MAC address", s.rep.To)
 	}
 	// From before the freeze until the target's sockets are live, client
 	// packets that still reach us are kept, then handed to the target.
 	n.stopForwarding()
-	if s.catcher, err = catch.Arm(n.cfg.Interface, n.cfg.VIP, nil); err != nil {
-		return fail(err)
+	if s.catchers, err = armCatchers(n.net, s.plan.addrs); err != nil {
+		return err
 	}
 	// Out-of-order data at the freeze (bytes past a hole the client has
 	// not yet filled) cannot be dumped, and the client, which counts them
@@ -170,209 +208,306 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 	// round trip (the client's fast retransmit fills it), so what arrives
 	// in the minCatch before the freeze is caught, and DropEarly keeps it
 	// for the target. The services still run meanwhile: no client waits.
-	if opts.Step == nil {
+	if !s.opts.Paced {
 		time.Sleep(minCatch)
 	}
-	if err := done(); err != nil {
-		return fail(err)
-	}
+	return nil
+}
 
-	if err := begin("quiesce"); err != nil {
-		return fail(err)
-	}
-	qctx, qcancel := context.WithTimeout(ctx, n.cfg.QuiesceTimeout)
-	for _, svc := range n.cfg.Services {
+// minCatch is how long the catcher watches before the freeze, at least.
+const minCatch = 2 * time.Millisecond
+
+// quiesce pauses the services that move and sorts their connections:
+// those that move, and those that stay here (see sortConns).
+func (s *source) quiesce(ctx context.Context) error {
+	qctx, cancel := context.WithTimeout(ctx, s.n.cfg.QuiesceTimeout)
+	defer cancel()
+	for _, svc := range s.services {
 		p, err := svc.Quiesce(qctx)
 		if err != nil {
-			qcancel()
-			return fail(fmt.Errorf("service %s: %w", svc.Name(), err))
+			return fmt.Errorf("service %s: %w", svc.Name(), err)
 		}
 		s.paused = append(s.paused, p)
 	}
-	qcancel()
-	if err := done(); err != nil {
-		return fail(err)
-	}
+	return s.sortConns()
+}
 
-	if err := begin("freeze"); err != nil {
-		return fail(err)
+// sortConns decides, per paused connection, whether it may move. One not
+// on its service's address (a client of this server's own address) stays.
+// One the service keeps (PausedConn.Stay) keeps its whole address here,
+// since a connection cannot outlive its address: every connection on it
+// stays.
+func (s *source) sortConns() error {
+	conns := make([][]PausedConn, len(s.paused))
+	declined := map[netip.Addr]string{}
+	for i, p := range s.paused {
+		conns[i] = p.Conns()
+		addr := s.n.AddrOf(s.services[i].Name())
+		for _, pc := range conns[i] {
+			if pc.Stay != "" && localAddr(pc.Conn) == addr && declined[addr] == "" {
+				declined[addr] = fmt.Sprintf("service %s keeps %v: %s", s.services[i].Name(), remoteAddrPort(pc.Conn), pc.Stay)
+			}
+		}
 	}
-	frozeAt := time.Now()
-	s.catcher.Mark()
-	if err := s.freeze(); err != nil {
-		return fail(err)
+	s.moving = make([]bool, len(s.paused))
+	for i := range s.paused {
+		name := s.services[i].Name()
+		addr := s.n.AddrOf(name)
+		s.moving[i] = declined[addr] == ""
+		for _, pc := range conns[i] {
+			switch local := localAddr(pc.Conn); {
+			case local != addr:
+				s.stay(name, pc.Conn, fmt.Sprintf("not on the service address %v", addr))
+			case !s.moving[i]:
+				s.stay(name, pc.Conn, declined[addr])
+			default:
+				s.movers = append(s.movers, pc)
+				s.svcOf = append(s.svcOf, i)
+			}
+		}
 	}
-	rep.Connections = len(s.frozen)
-	if len(s.frozen) > MaxConns {
-		return fail(fmt.Errorf("%d connections, more than the %d one hand-off may carry", len(s.frozen), MaxConns))
+	for a := range declined {
+		s.catchers.stopOne(a)
 	}
-	if err := done(); err != nil {
-		return fail(err)
+	if !slices.Contains(s.moving, true) {
+		return fmt.Errorf("nothing can move: %v", declined)
 	}
+	return nil
+}
 
-	// From here on, packets for the VIP are dropped by our IP layer, never
-	// answered with a RST.
-	if err := begin("release"); err != nil {
-		return fail(err)
-	}
-	if !opts.KeepVIP {
-		if err := vip.Remove(n.cfg.Interface, n.cfg.VIP); err != nil {
-			return fail(err)
-		}
-		s.released = true
-	}
-	if err := done(); err != nil {
-		return fail(err)
-	}
+// stay records a connection that stays here.
+func (s *source) stay(service string, c *net.TCPConn, reason string) {
+	s.rep.Stayed = append(s.rep.Stayed, StayedConn{Service: service, Client: remoteAddrPort(c),
+		Local: localAddrPort(c), Reason: reason})
+}
 
-	if err := begin("dump"); err != nil {
-		return fail(err)
-	}
-	if opts.Step == nil {
-		// Dump and send in a pipeline: the target restores while we dump.
-		if err := s.dumpAndSend(clock); err != nil {
-			return fail(err)
-		}
-		phase = "transfer"
-		if err := done(); err != nil {
-			return fail(err)
-		}
-	} else {
-		var entries []connEntry
-		err := s.sendServices()
-		if err == nil {
-			err = s.dump(func(e connEntry) error { entries = append(entries, e); return nil })
-		}
-		if err == nil {
-			err = done()
-		}
-		if err == nil {
-			err = begin("transfer")
-		}
-		if err == nil {
-			err = s.sendConns(entries)
-		}
-		if err == nil {
-			err = done()
-		}
-		if err == nil {
-			err = begin("restore")
-		}
-		if err == nil {
-			err = s.ch.send(msgTransferDone, s.summarized())
-		}
-		if err != nil {
-			return fail(err)
+// freeze puts every connection that moves in repair mode, on parallel
+// workers. A connection that is no longer established (its client is
+// closing it) cannot move; it is closed after the commit, with its
+// address gone.
+func (s *source) freeze(context.Context) error {
+	s.frozeAt = time.Now()
+	s.catchers.mark()
+	frozen := make([]*repair.Frozen, len(s.movers))
+	errs := make([]error, len(s.movers))
+	forEach(len(s.movers), func(i int) {
+		frozen[i], errs[i] = repair.Freeze(s.movers[i].Conn)
+	})
+	var first error
+	for i, pc := range s.movers {
+		switch err := errs[i]; {
+		case err == nil:
+			svc := s.svcOf[i]
+			s.frozen = append(s.frozen, frozenConn{svc: svc, conn: pc.Conn, frozen: frozen[i], app: pc.State,
+				addr: s.n.AddrOf(s.services[svc].Name())})
+		case isNotEstablished(err):
+			s.n.logf("not moving %v: %v", pc.Conn.RemoteAddr(), err)
+			s.closing = append(s.closing, pc.Conn)
+		case first == nil:
+			first = err
 		}
 	}
+	s.rep.Connections = len(s.frozen)
+	s.rep.Closed = len(s.closing)
+	if first == nil && len(s.frozen) > MaxConns {
+		first = fmt.Errorf("%d connections, more than the %d one hand-off may carry", len(s.frozen), MaxConns)
+	}
+	return first
+}
 
-	phase = "restore"
+func isNotEstablished(err error) bool {
+	var re *repair.Error
+	return errors.As(err, &re) && re.Socket == repair.Normal
+}
+
+// release removes the addresses that move. From here on, packets for them
+// are dropped by our IP layer, never answered with a RST.
+func (s *source) release(context.Context) error {
+	if skip("release", s.opts.Hook, s.n.cfg.Hook) {
+		return nil
+	}
+	for i, svc := range s.services {
+		a := s.n.AddrOf(svc.Name())
+		if !s.moving[i] || slices.Contains(s.released, a) {
+			continue
+		}
+		if err := s.n.net.Remove(a); err != nil {
+			return err
+		}
+		s.released = append(s.released, a)
+	}
+	return nil
+}
+
+// awaitRestored waits for the target's verdict. Addresses it refused stay
+// here with their connections; the rest goes on.
+func (s *source) awaitRestored(context.Context) error {
+	if s.opts.Paced {
+		// A paced target restores only now.
+		if err := s.ch.send(msgTransferDone, s.summarized()); err != nil {
+			return err
+		}
+	}
 	_, restored, err := s.ch.result(msgRestored)
 	if err == nil && !restored.OK {
-		err = fmt.Errorf("target %s could not restore: %s", rep.To, restored.Reason)
+		err = fmt.Errorf("target %s could not restore: %s", s.rep.To, restored.Reason)
 	}
 	if err != nil {
-		return fail(err)
+		return err
+	}
+	for _, r := range restored.Refused {
+		if err := s.giveBack(r.Addr.Unmap(), r.Reason); err != nil {
+			return err
+		}
 	}
 	if after, err := decodeAfter(restored.Extra); err == nil {
 		for _, f := range s.frozen {
 			if a, ok := after[f.client]; ok && f.before != nil {
-				rep.Moved = append(rep.Moved, MovedConn{Client: f.client, Before: *f.before, After: a})
+				s.rep.Moved = append(s.rep.Moved, MovedConn{Client: f.client, Before: *f.before, After: a})
 			}
 		}
 	}
-	if err := done(); err != nil {
-		return fail(err)
+	for i, svc := range s.services {
+		if s.moving[i] {
+			s.rep.Services = append(s.rep.Services, svc.Name())
+			if a := s.n.AddrOf(svc.Name()); !slices.Contains(s.rep.Addrs, a) {
+				s.rep.Addrs = append(s.rep.Addrs, a)
+			}
+		}
 	}
+	return nil
+}
 
-	// The one point of no return: the target announces and resumes.
-	if err := begin("announce"); err != nil {
-		return fail(err)
+// giveBack keeps an address the target refused here: its connections
+// thaw and stay, and it is ours again. The target has dropped its copies.
+func (s *source) giveBack(addr netip.Addr, reason string) error {
+	for i, svc := range s.services {
+		if s.n.AddrOf(svc.Name()) == addr {
+			s.moving[i] = false
+		}
 	}
-	phase = "commit"
-	if err := peerGone(raw); err != nil {
-		return fail(err)
+	if !slices.Contains(s.moving, true) {
+		return fmt.Errorf("target %s refused every address: %s", s.rep.To, reason)
+	}
+	s.catchers.stopOne(addr)
+	var errs []error
+	kept := s.frozen[:0]
+	for _, f := range s.frozen {
+		if f.addr != addr {
+			kept = append(kept, f)
+			continue
+		}
+		errs = append(errs, f.frozen.Thaw())
+		s.stay(s.services[f.svc].Name(), f.conn, "refused by the target: "+reason)
+	}
+	clear(s.frozen[len(kept):])
+	s.frozen = kept
+	s.rep.Connections = len(s.frozen)
+	if i := slices.Index(s.released, addr); i >= 0 {
+		s.released = slices.Delete(s.released, i, i+1)
+		errs = append(errs, s.n.Take(addr))
+	}
+	s.n.logf("target %s refused %v (%s): its connections stay here", s.rep.To, addr, reason)
+	return errors.Join(errs...)
+}
+
+// commit passes the point of no return: the target announces and resumes,
+// our frozen sockets close, the services learn what moved.
+func (s *source) commit(ctx context.Context) (*Report, error) {
+	if err := s.begin(ctx, "announce"); err != nil {
+		return s.fail(err)
+	}
+	s.phase = "commit"
+	if err := peerGone(s.raw); err != nil {
+		return s.fail(err)
 	}
 	if err := s.ch.send(msgCommit, nil); err != nil {
-		return fail(err)
+		return s.fail(err)
 	}
-	rep.Committed = true
-	clock.mark(phase)
+	s.rep.Committed = true
+	s.clock.mark(s.phase)
 	// Our frozen sockets close (silently) once the target has resumed:
 	// closing thousands at once would take the CPU the target needs to
 	// resume them (on one host, or a small VM, the two share it).
 	release := make(chan struct{})
-	var releaseOnce sync.Once
-	startRelease := func() { releaseOnce.Do(func() { close(release) }) }
+	startRelease := sync.OnceFunc(func() { close(release) })
 	closed := make(chan struct{})
 	go func() {
 		defer close(closed)
 		<-release
-		for _, f := range s.frozen {
-			if err := f.frozen.Close(); err != nil {
-				n.logf("closing a moved socket: %v", err)
-			}
-		}
-		for _, p := range s.paused {
-			p.Release()
-		}
-		for _, c := range s.staying {
-			c.Close()
-		}
+		s.settle()
 	}()
 	defer func() { startRelease(); <-closed }()
 
-	phase = "resume"
-	if opts.Step != nil {
+	s.phase = "resume"
+	if err := s.awaitResumed(ctx); err != nil {
+		s.catchers.stop()
+		s.clock.mark(s.phase)
+		return s.rep, &Error{Phase: s.phase, RolledBack: false, Err: fmt.Errorf("target %s after commit: %w", s.rep.To, err)}
+	}
+	// The target's sockets are live: deliver what reached us meanwhile, and
+	// of what reached us before the freeze, the data our dump lacks.
+	stats, ferr := s.catchers.forward(s.targetMAC, s.beyondDump())
+	s.n.setForwarding(s.catchers)
+	if ferr != nil {
+		s.n.logf("forwarding caught packets to %s: %v", s.rep.To, ferr)
+	}
+	s.rep.Caught = stats.Caught - stats.Early // what the switch itself left to deliver
+	startRelease()
+	s.clock.mark(s.phase)
+	s.n.logf("handed %d connections (%v) to %s in %v; %d stayed; %d frames caught, %d forwarded, %d already dumped, %d dropped",
+		s.rep.Connections, s.rep.Addrs, s.rep.To, s.rep.Total, len(s.rep.Stayed), stats.Caught, stats.Forwarded, stats.Early, stats.Dropped)
+	return s.rep, nil
+}
+
+// awaitResumed waits, after the commit, for the target to serve. In step
+// mode it first holds between announce and resume for the go-ahead.
+func (s *source) awaitResumed(ctx context.Context) error {
+	if s.opts.Paced {
 		// The target announced and holds; after the commit only forward, so
 		// a failed step still resumes.
 		_, _, err := s.ch.result(msgAnnounced)
-		clock.mark("announce")
-		if err == nil {
-			if serr := opts.Step(ctx, "resume"); serr != nil {
-				n.logf("step: %v; resuming anyway, the hand-off is committed", serr)
-			}
-			clock.last = time.Now()
-			err = s.ch.send(msgResume, nil)
-		}
+		s.clock.mark("announce")
 		if err != nil {
-			s.catcher.Stop()
-			return rep, &Error{Phase: phase, RolledBack: false, Err: fmt.Errorf("target %s after commit: %w", rep.To, err)}
+			return err
+		}
+		if serr := at(ctx, "resume", s.opts.Hook, s.n.cfg.Hook); serr != nil {
+			s.n.logf("%v; resuming anyway, the hand-off is committed", serr)
+		}
+		s.clock.last = time.Now()
+		if err := s.ch.send(msgResume, nil); err != nil {
+			return err
 		}
 	}
 	_, resumed, err := s.ch.result(msgResumed)
 	if err == nil && !resumed.OK {
 		err = errors.New(resumed.Reason)
 	}
-	rep.Total = time.Since(frozeAt)
-	if len(resumed.Timing) == 2 && opts.Step == nil {
+	s.rep.Total = time.Since(s.frozeAt)
+	if len(resumed.Timing) == 2 && !s.opts.Paced {
 		announced := time.Duration(resumed.Timing[0]) * time.Microsecond
-		clock.add("announce", announced)
-		clock.last = clock.last.Add(announced)
+		s.clock.add("announce", announced)
+		s.clock.last = s.clock.last.Add(announced)
 	}
-	if err != nil {
-		s.catcher.Stop()
-		clock.mark(phase)
-		return rep, &Error{Phase: phase, RolledBack: false, Err: fmt.Errorf("target %s after commit: %w", rep.To, err)}
-	}
-	// The target's sockets are live: deliver what reached us meanwhile, and
-	// of what reached us before the freeze, the data our dump lacks.
-	s.catcher.DropEarly(s.beyondDump())
-	stats, ferr := s.catcher.Forward(targetMAC)
-	n.setForwarding(s.catcher)
-	if ferr != nil {
-		n.logf("forwarding caught packets to %s: %v", rep.To, ferr)
-	}
-	rep.Caught = stats.Caught - stats.Early // what the switch itself left to deliver
-	startRelease()
-	clock.mark(phase)
-	n.logf("handed %d connections to %s in %v; %d frames caught, %d forwarded, %d already dumped, %d dropped",
-		rep.Connections, rep.To, rep.Total, stats.Caught, stats.Forwarded, stats.Early, stats.Dropped)
-	return rep, nil
+	return err
 }
 
-// minCatch is how long the catcher watches before the freeze, at least.
-const minCatch = 2 * time.Millisecond
+// settle, after the commit, closes the sockets that moved (silently) and
+// those that were closing, and tells each service what moved.
+func (s *source) settle() {
+	moved := make(map[*net.TCPConn]bool, len(s.frozen)+len(s.closing))
+	for _, f := range s.frozen {
+		if err := f.frozen.Close(); err != nil {
+			s.n.logf("closing a moved socket: %v", err)
+		}
+		moved[f.conn] = true
+	}
+	for _, c := range s.closing {
+		c.Close()
+		moved[c] = true
+	}
+	settleAll(s.paused, func(c *net.TCPConn) bool { return moved[c] })
+}
 
 // beyondDump says whether a packet caught before the freeze carries data
 // the dump does not hold: bytes at or past the next byte its connection
@@ -403,214 +538,20 @@ func (s *source) beyondDump() func(ip []byte) bool {
 	}
 }
 
-// freeze puts every paused connection in repair mode, on parallel
-// workers. A connection that is no longer established (its client is
-// closing it) stays here and is closed after the commit.
-func (s *source) freeze() error {
-	type item struct {
-		svc  int
-		conn PausedConn
-	}
-	var items []item
-	for i, p := range s.paused {
-		for _, pc := range p.Conns() {
-			items = append(items, item{i, pc})
-		}
-	}
-	frozen := make([]*repair.Frozen, len(items))
-	errs := make([]error, len(items))
-	forEach(len(items), func(i int) {
-		frozen[i], errs[i] = repair.Freeze(items[i].conn.Conn)
-	})
-	var first error
-	for i, it := range items {
-		switch err := errs[i]; {
-		case err == nil:
-			s.frozen = append(s.frozen, frozenConn{svc: it.svc, frozen: frozen[i], app: it.conn.State})
-		case isNotEstablished(err):
-			s.n.logf("not moving %v: %v", it.conn.Conn.RemoteAddr(), err)
-			s.staying = append(s.staying, it.conn.Conn)
-		case first == nil:
-			first = err
-		}
-	}
-	return first
-}
-
-func isNotEstablished(err error) bool {
-	var re *repair.Error
-	return errors.As(err, &re) && re.Socket == repair.Normal
-}
-
-// sendServices sends every service's shared state and its count of
-// connections.
-func (s *source) sendServices() error {
-	counts := make([]uint32, len(s.paused))
-	for _, f := range s.frozen {
-		counts[f.svc]++
-	}
-	for i, p := range s.paused {
-		msg := serviceMsg{Index: uint16(i), Shared: p.Shared(), Conns: counts[i]}
-		if err := s.ch.send(msgService, msg.encode()); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// dump dumps every frozen socket on parallel workers and hands each state
-// to emit, on the calling goroutine, as it comes.
-func (s *source) dump(emit func(connEntry) error) error {
-	type dumped struct {
-		entry connEntry
-		err   error
-	}
-	jobs := make(chan int)
-	results := make(chan dumped, 64)
-	stop := make(chan struct{})
-	defer close(stop)
-	for w := 0; w < workers(len(s.frozen)); w++ {
-		go func() {
-			for i := range jobs {
-				f := s.frozen[i]
-				st, err := f.frozen.Dump()
-				e := connEntry{Service: uint16(f.svc), App: f.app}
-				if err == nil {
-					if len(st.RecvQueue)+len(st.Unacked)+len(st.Unsent) >= bigState {
-						e.state = st // released once its batch is sent
-					} else {
-						e.TCP, err = st.MarshalBinary()
-					}
-					s.frozen[i].client, s.frozen[i].rcvNxt = st.Remote, st.RecvSeq+uint32(len(st.RecvQueue))
-					if i < ReportedConns {
-						sum := Summarize(st)
-						s.frozen[i].before = &sum
-					}
-				}
-				select {
-				case results <- dumped{e, err}:
-				case <-stop:
-					return
-				}
-			}
-		}()
-	}
-	go func() {
-		defer close(jobs)
-		for i := range s.frozen {
-			select {
-			case jobs <- i:
-			case <-stop:
-				return
-			}
-		}
-	}()
-	for range s.frozen {
-		r := <-results
-		if r.err != nil {
-			return r.err
-		}
-		if err := emit(r.entry); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// summarized lists the clients whose states the report shows.
-func (s *source) summarized() []byte {
-	var clients []netip.AddrPort
-	for _, f := range s.frozen {
-		if f.before != nil {
-			clients = append(clients, f.client)
-		}
-	}
-	return encodeClients(clients)
-}
-
-// batcher sends connection states in batches.
-type batcher struct {
-	ch    channel
-	batch []connEntry
-	size  int
-}
-
-func (b *batcher) add(e connEntry) error {
-	b.batch = append(b.batch, e)
-	b.size += e.tcpLen() + len(e.App)
-	if len(b.batch) >= batchConns || b.size >= batchBytes {
-		return b.flush()
-	}
-	return nil
-}
-
-func (b *batcher) flush() error {
-	if len(b.batch) == 0 {
-		return nil
-	}
-	payload, err := encodeConns(b.batch)
-	if err == nil {
-		err = b.ch.sendOwned(msgConns, payload)
-		bufpool.Put(payload) // sent: the kernel has the bytes
-	}
-	// The queues are in the frame now; their buffers serve the next dump.
-	for _, e := range b.batch {
-		if e.state != nil {
-			e.state.Release()
-		}
-	}
-	clear(b.batch)
-	b.batch, b.size = b.batch[:0], 0
-	return err
-}
-
-// sendConns sends states already dumped.
-func (s *source) sendConns(entries []connEntry) error {
-	b := &batcher{ch: s.ch}
-	for _, e := range entries {
-		if err := b.add(e); err != nil {
-			return err
-		}
-	}
-	return b.flush()
-}
-
-// dumpAndSend dumps and sends in a pipeline, then ends the transfer. It
-// marks the dump phase when the last socket is dumped.
-func (s *source) dumpAndSend(clock *phaseClock) error {
-	if err := s.sendServices(); err != nil {
-		return err
-	}
-	b := &batcher{ch: s.ch}
-	if err := s.dump(b.add); err != nil {
-		return err
-	}
-	if err := s.n.fault("dump"); err != nil {
-		return err
-	}
-	clock.mark("dump")
-	if err := b.flush(); err != nil {
-		return err
-	}
-	return s.ch.send(msgTransferDone, s.summarized())
-}
-
 // rollback undoes a hand-off that was not committed: the target drops what
-// it rebuilt and the VIP, then we take the VIP back, announce it, thaw our
-// sockets and let the services go on.
+// it rebuilt and the addresses, then we take them back, announce them,
+// thaw our sockets and let the services go on.
 func (s *source) rollback() error {
 	var errs []error
-	if s.catcher != nil {
-		s.catcher.Stop()
-	}
+	s.catchers.stop()
 	if s.ch.Conn != nil {
 		// Best effort: a dead target holds nothing that outlives it but the
-		// VIP, which its node removes when it starts again.
+		// addresses, which its node removes when it starts again.
 		s.ch.SetDeadline(time.Now().Add(time.Second))
 		if s.ch.send(msgAbort, nil) == nil {
-			// Wait until the target has let go (dropped the VIP, discarded
-			// its sockets) before we take the VIP back; a Restored it sent
-			// before reading the Abort comes first.
+			// Wait until the target has let go (dropped the addresses,
+			// discarded its sockets) before we take them back; a Restored
+			// it sent before reading the Abort comes first.
 			for {
 				typ, _, err := s.ch.Recv()
 				if err != nil || typ == msgAborted {
@@ -619,8 +560,8 @@ func (s *source) rollback() error {
 			}
 		}
 	}
-	if s.released {
-		if err := s.n.TakeVIP(); err != nil {
+	if len(s.released) > 0 {
+		if err := s.n.Take(s.released...); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -629,8 +570,24 @@ func (s *source) rollback() error {
 			errs = append(errs, err)
 		}
 	}
-	for _, p := range s.paused {
-		p.Resume()
-	}
+	settleAll(s.paused, nothingMoved)
 	return errors.Join(errs...)
+}
+
+func localAddrPort(c *net.TCPConn) netip.AddrPort {
+	if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
+		ap := a.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return netip.AddrPort{}
+}
+
+func localAddr(c *net.TCPConn) netip.Addr { return localAddrPort(c).Addr() }
+
+func remoteAddrPort(c *net.TCPConn) netip.AddrPort {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ap := a.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return netip.AddrPort{}
 }

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/sockshift/sockshift/handoff/internal/fdtable"
 	"github.com/sockshift/sockshift/handoff/repair"
-	"github.com/sockshift/sockshift/handoff/vip"
 	"github.com/sockshift/sockshift/handoff/wire"
 )
 
@@ -31,12 +31,14 @@ type target struct {
 	ch       channel
 	raw      net.Conn
 	flags    uint8
-	held     [][]byte                // step mode: batches kept until the restore step
+	held     [][]byte                // paced: batches kept until the restore step
 	wanted   map[netip.AddrPort]bool // clients to read back for the report
 	services []Service               // index as the source numbered them
+	addrs    []netip.Addr            // each service's address, same index
 	shared   [][]byte
-	vipAdded bool
-	incoming int // connections the services announced
+	coming   []bool       // per service: its state came, so it moves
+	added    []netip.Addr // service addresses added here
+	incoming int          // connections the services announced
 	received int
 
 	jobs chan connEntry // to the restore workers
@@ -44,7 +46,11 @@ type target struct {
 
 	mu       sync.Mutex
 	restored []restoredConn
-	failed   error // first failure; later messages are drained
+	failed   error                 // first failure; later messages are drained
+	refused  map[netip.Addr]string // addresses we will not take, and why
+
+	end          func() // frees the node for the next hand-off (once)
+	restoreStart time.Time
 }
 
 // serveSession runs the target side of one hand-off.
@@ -63,38 +69,84 @@ func (n *Node) serveSession(ctx context.Context, raw net.Conn) {
 	}
 }
 
+// run is the target's side, in order: prepare, receive (restoring as the
+// states come), report what was rebuilt, wait for the decision, then, once
+// committed, announce and resume. Until the commit every failure discards
+// what was rebuilt here.
 func (t *target) run(ctx context.Context) error {
-	typ, payload, err := t.ch.Recv()
+	end, err := t.prepare(ctx)
 	if err != nil {
 		return err
 	}
+	defer end()
+	t.end = end
+	aborted, err := t.receive()
+	if err != nil || aborted {
+		return err
+	}
+	if err := t.reportRestored(ctx); err != nil {
+		return err
+	}
+	if aborted, err := t.decision(); err != nil || aborted {
+		return err
+	}
+	return t.commit()
+}
+
+// prepare reads the source's Prepare, checks it against this node, makes
+// room for the sockets and answers Ready. end frees the node for the next
+// hand-off.
+func (t *target) prepare(ctx context.Context) (end func(), err error) {
+	typ, payload, err := t.ch.Recv()
+	if err != nil {
+		return nil, err
+	}
 	if typ != msgPrepare {
-		return fmt.Errorf("expected prepare, got %s", msgName(typ))
+		return nil, fmt.Errorf("expected prepare, got %s", msgName(typ))
 	}
 	var prep prepareMsg
 	if err := prep.decode(payload); err != nil {
-		return t.refuse(err)
+		return nil, t.refuse(err)
 	}
 	if !t.n.begin() {
-		return t.refuse(ErrBusy)
+		return nil, t.refuse(ErrBusy)
 	}
 	// Free before the last answer, so the source may start the next
 	// hand-off (even back to us) as soon as it has it.
-	end := sync.OnceFunc(t.n.end)
-	defer end()
-	// The VIP may come back here: our last catcher must stop forwarding.
-	t.n.stopForwarding()
-	if prep.VIP != t.n.cfg.VIP {
-		return t.refuse(fmt.Errorf("VIP %v is not ours (%v)", prep.VIP, t.n.cfg.VIP))
+	end = sync.OnceFunc(t.n.end)
+	if err := t.accept(ctx, prep); err != nil {
+		end()
+		return nil, t.refuse(err)
 	}
-	for _, name := range prep.Services {
+	if err := t.ch.sendResult(msgReady, resultMsg{OK: true, Name: t.n.cfg.Name, MAC: t.n.HardwareAddr()}); err != nil {
+		end()
+		return nil, err
+	}
+	return end, nil
+}
+
+// accept takes on what the source proposes: services this node has, on
+// the addresses they have here.
+func (t *target) accept(ctx context.Context, prep prepareMsg) error {
+	// An address may come back here: our last catcher must stop forwarding.
+	t.n.stopForwarding()
+	if len(prep.Addrs) != len(prep.Services) {
+		return fmt.Errorf("%d services with %d addresses", len(prep.Services), len(prep.Addrs))
+	}
+	for i, name := range prep.Services {
 		svc, ok := t.n.service(name)
 		if !ok {
-			return t.refuse(fmt.Errorf("no service %q here", name))
+			return fmt.Errorf("no service %q here", name)
+		}
+		if a := prep.Addrs[i].Unmap(); a != t.n.AddrOf(name) {
+			return fmt.Errorf("service %s: address %v is not its address here (%v)", name, a, t.n.AddrOf(name))
 		}
 		t.services = append(t.services, svc)
+		t.addrs = append(t.addrs, t.n.AddrOf(name))
 	}
 	t.shared = make([][]byte, len(t.services))
+	t.coming = make([]bool, len(t.services))
+	t.refused = map[netip.Addr]string{}
 	t.flags = prep.Flags
 	// Room for every socket that may come, now, while the clients are
 	// still served: growing the descriptor table during the restore
@@ -102,32 +154,30 @@ func (t *target) run(ctx context.Context) error {
 	if err := fdtable.Reserve(min(int(prep.Conns), MaxConns)); err != nil {
 		t.n.logf("incoming hand-off: %v", err)
 	}
-	if t.flags&flagStep != 0 {
+	if t.flags&flagPaced != 0 {
 		// A person clicks through the phases: minutes, not seconds.
-		t.raw.SetDeadline(time.Now().Add(StepTimeout))
+		t.raw.SetDeadline(time.Now().Add(PacedTimeout))
 	}
-	if err := t.n.fault("target-prepare"); err != nil {
-		return t.refuse(err)
-	}
-	if err := t.ch.sendResult(msgReady, resultMsg{OK: true, Name: t.n.cfg.Name, MAC: t.n.HardwareAddr()}); err != nil {
-		return err
-	}
+	return at(ctx, "target-prepare", t.n.cfg.Hook)
+}
 
-	restoreStart := time.Time{}
-	for done := false; !done; {
+// receive takes the services' states and the connections, restoring them
+// as they come, until the transfer is done (or the source aborts).
+func (t *target) receive() (aborted bool, err error) {
+	for {
 		typ, payload, err := t.ch.Recv()
 		if err != nil {
 			t.discard()
-			return fmt.Errorf("during transfer: %w", err)
+			return false, fmt.Errorf("during transfer: %w", err)
 		}
-		if restoreStart.IsZero() {
-			restoreStart = time.Now()
+		if t.restoreStart.IsZero() {
+			t.restoreStart = time.Now()
 		}
 		switch typ {
 		case msgService:
 			t.onService(payload)
 		case msgConns:
-			if t.flags&flagStep != 0 {
+			if t.flags&flagPaced != 0 {
 				t.held = append(t.held, payload) // restored at the restore step
 				continue
 			}
@@ -138,91 +188,109 @@ func (t *target) run(ctx context.Context) error {
 				t.onConns(p)
 			}
 			t.held = nil
-			done = true
+			return false, nil
 		case msgAbort:
-			t.discard()
-			end()
-			return t.ch.sendResult(msgAborted, resultMsg{OK: true})
+			return true, t.abort()
 		default:
 			t.discard()
-			return fmt.Errorf("unexpected %s during transfer", msgName(typ))
+			return false, fmt.Errorf("unexpected %s during transfer", msgName(typ))
 		}
 	}
-	t.waitRestorers()
-	// The VIP comes with the rebuilt sockets (with none, here), before we
-	// say they are ready: that keeps the decision's window short, and plain
-	// (not transparent) sockets measured steadier under back-to-back
-	// hand-offs. In step mode a person may hold the decision for minutes; a
-	// target dying then must not leave the address behind (its kernel would
-	// answer the client's ARP, then its packets with RSTs), so there it is
-	// taken at the commit, and the sockets are transparent until then.
-	if t.failed == nil && t.flags&flagStep == 0 {
-		t.addVIP()
-	}
-	restored := time.Since(restoreStart)
+}
 
+// abort discards what was rebuilt and tells the source.
+func (t *target) abort() error {
+	t.discard()
+	t.end()
+	return t.ch.sendResult(msgAborted, resultMsg{OK: true})
+}
+
+// reportRestored finishes the restore and says to the source what was
+// rebuilt (still frozen) and which addresses are refused.
+func (t *target) reportRestored(ctx context.Context) error {
+	t.waitRestorers()
+	t.dropRefused()
+	// The addresses come with the rebuilt sockets (with none, here),
+	// before we say they are ready: that keeps the decision's window short,
+	// and plain (not transparent) sockets measured steadier under
+	// back-to-back hand-offs. In a paced hand-off a person may hold the
+	// decision for minutes; a target dying then must not leave an address
+	// behind (its kernel would answer the client's ARP, then its packets
+	// with RSTs), so there they are taken at the commit, and the sockets
+	// are transparent until then.
+	if t.failed == nil && t.flags&flagPaced == 0 {
+		t.addAddrs()
+	}
+	restored := time.Since(t.restoreStart)
 	if t.failed == nil {
-		t.failed = t.n.fault("target-restore")
+		t.failed = at(ctx, "target-restore", t.n.cfg.Hook)
 	}
 	if t.failed != nil {
 		t.discard()
 		t.ch.sendResult(msgRestored, resultMsg{Reason: t.failed.Error()})
 		return t.failed
 	}
-	if err := t.ch.sendResult(msgRestored, resultMsg{OK: true, Conns: uint32(len(t.restored)),
-		Timing: []uint64{uint64(restored.Microseconds())}, Extra: encodeAfter(t.readBack())}); err != nil {
+	err := t.ch.sendResult(msgRestored, resultMsg{OK: true, Conns: uint32(len(t.restored)),
+		Timing: []uint64{uint64(restored.Microseconds())}, Extra: encodeAfter(t.readBack()), Refused: t.refusals()})
+	if err != nil {
 		t.discard()
-		return err
 	}
+	return err
+}
 
-	typ, _, err = t.ch.Recv()
+// decision waits for the source's Commit or Abort.
+func (t *target) decision() (aborted bool, err error) {
+	typ, _, err := t.ch.Recv()
 	switch {
 	case err != nil:
 		t.discard()
-		return fmt.Errorf("waiting for the decision: %w", err)
+		return false, fmt.Errorf("waiting for the decision: %w", err)
 	case typ == msgAbort:
-		t.discard()
-		end()
-		return t.ch.sendResult(msgAborted, resultMsg{OK: true})
+		return true, t.abort()
 	case typ != msgCommit:
 		t.discard()
-		return fmt.Errorf("unexpected %s while waiting for the decision", msgName(typ))
+		return false, fmt.Errorf("unexpected %s while waiting for the decision", msgName(typ))
 	}
+	return false, nil
+}
 
-	// Committed: only forward from here. The VIP is announced only now
-	// (and, in step mode, taken): a target that dies before the decision
-	// must not leave the clients pointed at a host whose kernel would answer
-	// them with RSTs. And it is announced before any socket leaves repair
-	// mode, so the window probe that repair-off sends draws its answer here,
-	// not to the old MAC.
+// commit goes forward only. The addresses are announced only now (and,
+// paced, taken): a target that dies before the decision must not leave
+// the clients pointed at a host whose kernel would answer them with RSTs.
+// And they are announced before any socket leaves repair mode, so the
+// window probe that repair-off sends draws its answer here, not to the
+// old MAC.
+func (t *target) commit() error {
 	start := time.Now()
 	var errs []error
-	if !t.addVIP() {
+	if !t.addAddrs() {
 		errs = append(errs, t.failed)
 	}
-	if t.flags&flagSkipAnnounce == 0 {
-		if err := t.n.ann.Announce(t.n.cfg.VIP); err != nil {
-			errs = append(errs, fmt.Errorf("announce: %w", err))
+	if !skip("announce", t.n.cfg.Hook) {
+		for _, a := range t.added {
+			if err := t.n.net.Announce(a); err != nil {
+				errs = append(errs, fmt.Errorf("announce: %w", err))
+			}
 		}
 	}
 	announced := time.Since(start)
-	if t.flags&flagStep != 0 {
+	if t.flags&flagPaced != 0 {
 		// Hold after the announce until the source says resume; committed,
 		// so a lost source still ends in a resume.
 		t.ch.sendResult(msgAnnounced, resultMsg{OK: true})
 		if typ, _, err := t.ch.Recv(); err != nil || typ != msgResume {
-			t.n.logf("step mode: no resume from the source (%v); resuming, the hand-off is committed", err)
+			t.n.logf("paced hand-off: no resume from the source (%v); resuming, the hand-off is committed", err)
 		}
 		start = time.Now()
 	}
 	errs = append(errs, t.resume())
-	err = errors.Join(errs...)
+	err := errors.Join(errs...)
 	res := resultMsg{OK: err == nil, Conns: uint32(len(t.restored)),
 		Timing: []uint64{uint64(announced.Microseconds()), uint64((time.Since(start) - announced).Microseconds())}}
 	if err != nil {
 		res.Reason = err.Error()
 	}
-	end()
+	t.end()
 	if serr := t.ch.sendResult(msgResumed, res); serr != nil {
 		t.n.logf("report resume to source: %v", serr)
 	}
@@ -263,6 +331,7 @@ func (t *target) onService(payload []byte) {
 		return
 	}
 	t.shared[m.Index] = m.Shared
+	t.coming[m.Index] = true
 	t.incoming += int(m.Conns)
 }
 
@@ -282,13 +351,13 @@ func (t *target) onConns(payload []byte) {
 	t.received += len(entries)
 	// Plain sockets bind the VIP, so it must be ours first; in step mode
 	// they are transparent and the VIP waits for the commit.
-	if t.flags&flagStep == 0 && !t.addVIP() {
+	if t.flags&flagPaced == 0 && !t.addAddrs() {
 		return
 	}
 	t.startRestorers()
 	for _, e := range entries {
-		if int(e.Service) >= len(t.services) {
-			t.fail(fmt.Errorf("service index %d out of range", e.Service))
+		if int(e.Service) >= len(t.services) || !t.coming[e.Service] {
+			t.fail(fmt.Errorf("connection of service index %d, whose state did not come", e.Service))
 			return
 		}
 		t.jobs <- e
@@ -317,7 +386,14 @@ func (t *target) startRestorers() {
 				}
 				r, st, err := t.restoreOne(e)
 				t.mu.Lock()
-				if err != nil && t.failed == nil {
+				var refusal *refusedConn
+				switch {
+				case errors.As(err, &refusal):
+					addr := t.addrs[e.Service]
+					if t.refused[addr] == "" {
+						t.refused[addr] = refusal.Error()
+					}
+				case err != nil && t.failed == nil:
 					t.failed = err
 				}
 				if err == nil {
@@ -344,13 +420,16 @@ func (t *target) restoreOne(e connEntry) (*repair.Restored, *repair.State, error
 	if err != nil {
 		return nil, nil, err
 	}
-	if st.Local.Addr() != t.n.cfg.VIP {
-		return nil, nil, fmt.Errorf("connection %v is not on the VIP", st.Local)
+	if addr := t.addrs[e.Service]; st.Local.Addr() != addr {
+		return nil, nil, &refusedConn{st.Remote, fmt.Errorf("connected to %v, not to its service's address %v", st.Local, addr)}
+	}
+	if err := at(context.Background(), "restore "+st.Remote.String(), t.n.cfg.Hook); err != nil {
+		return nil, nil, &refusedConn{st.Remote, err}
 	}
 	// In step mode the VIP comes only at the commit: rebuild transparent.
-	r, err := repair.Restore(st, &repair.RestoreOptions{Transparent: t.flags&flagStep != 0})
+	r, err := repair.Restore(st, &repair.RestoreOptions{Transparent: t.flags&flagPaced != 0})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, &refusedConn{st.Remote, err}
 	}
 	return r, st, nil
 }
@@ -361,16 +440,80 @@ func (t *target) failedYet() bool {
 	return t.failed != nil
 }
 
-func (t *target) addVIP() bool {
-	if t.vipAdded {
-		return true
+// addAddrs adds the addresses of the services that move, once each.
+func (t *target) addAddrs() bool {
+	for i, a := range t.addrs {
+		if !t.coming[i] || slices.Contains(t.added, a) || t.isRefused(a) {
+			continue
+		}
+		if err := t.n.net.Add(a); err != nil {
+			t.fail(err)
+			return false
+		}
+		t.added = append(t.added, a)
 	}
-	if err := vip.Add(t.n.cfg.Interface, t.n.cfg.VIP); err != nil {
-		t.fail(err)
-		return false
-	}
-	t.vipAdded = true
 	return true
+}
+
+func (t *target) isRefused(a netip.Addr) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.refused[a] != ""
+}
+
+// refusedConn is a connection this target will not take: its address
+// stays with the source, and the rest of the hand-off goes on.
+type refusedConn struct {
+	client netip.AddrPort
+	err    error
+}
+
+func (r *refusedConn) Error() string { return fmt.Sprintf("connection %v: %v", r.client, r.err) }
+func (r *refusedConn) Unwrap() error { return r.err }
+
+// dropRefused discards what was rebuilt on refused addresses and lets the
+// addresses go, before the source takes them back. With every address
+// refused, the hand-off fails.
+func (t *target) dropRefused() {
+	if len(t.refused) == 0 {
+		return
+	}
+	kept := t.restored[:0]
+	for _, r := range t.restored {
+		if t.refused[t.addrs[r.svc]] == "" {
+			kept = append(kept, r)
+			continue
+		}
+		if err := r.restored.Discard(); err != nil {
+			t.n.logf("discard: %v", err)
+		}
+	}
+	clear(t.restored[len(kept):])
+	t.restored = kept
+	t.added = slices.DeleteFunc(t.added, func(a netip.Addr) bool {
+		if t.refused[a] == "" {
+			return false
+		}
+		if err := t.n.net.Remove(a); err != nil {
+			t.n.logf("refused %v: %v", a, err)
+		}
+		return true
+	})
+	for i, a := range t.addrs {
+		if t.coming[i] && t.refused[a] == "" {
+			return // something still moves
+		}
+	}
+	t.fail(fmt.Errorf("every service address refused: %v", t.refused))
+}
+
+// refusals lists the refused addresses for the source.
+func (t *target) refusals() []refusal {
+	var out []refusal
+	for a, why := range t.refused {
+		out = append(out, refusal{Addr: a, Reason: why})
+	}
+	return out
 }
 
 func (t *target) fail(err error) {
@@ -385,14 +528,14 @@ func (t *target) fail(err error) {
 // repair mode) and the VIP goes.
 func (t *target) discard() {
 	t.waitRestorers()
-	// The VIP goes first: with the address still here and the sockets gone,
-	// a client segment that reached us would be answered with a RST.
-	if t.vipAdded {
-		if err := vip.Remove(t.n.cfg.Interface, t.n.cfg.VIP); err != nil {
+	// The addresses go first: with an address still here and the sockets
+	// gone, a client segment that reached us would be answered with a RST.
+	for _, a := range t.added {
+		if err := t.n.net.Remove(a); err != nil {
 			t.n.logf("rollback: %v", err)
 		}
-		t.vipAdded = false
 	}
+	t.added = nil
 	for _, r := range t.restored {
 		if err := r.restored.Discard(); err != nil {
 			t.n.logf("discard: %v", err)
@@ -417,6 +560,9 @@ func (t *target) resume() error {
 		}
 	}
 	for i, svc := range t.services {
+		if !t.coming[i] || t.refused[t.addrs[i]] != "" {
+			continue
+		}
 		if err := svc.Adopt(t.shared[i], byService[i]); err != nil {
 			errs = append(errs, fmt.Errorf("service %s: %w", svc.Name(), err))
 		}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -79,6 +80,9 @@ func normalizeState(st State, lab Lab) State {
 	}
 	if st.Connections == nil {
 		st.Connections = []Connection{}
+	}
+	if st.Services == nil {
+		st.Services = []Service{}
 	}
 	if st.Step != nil {
 		if st.Step.Done == nil {
@@ -170,6 +174,12 @@ func (s *Server) postHandOff(c *gin.Context) {
 		abortJSON(c, http.StatusBadRequest, "this lab has no step mode and no break-it toggles")
 		return
 	}
+	if req.Services != nil {
+		if msg := s.checkServices(c.Request.Context(), req.Services, ok); msg != "" {
+			abortJSON(c, http.StatusBadRequest, msg)
+			return
+		}
+	}
 	if !s.handingOff.CompareAndSwap(false, true) {
 		c.AbortWithStatusJSON(http.StatusConflict, busyBody{Error: errBusy})
 		return
@@ -182,7 +192,7 @@ func (s *Server) postHandOff(c *gin.Context) {
 
 	ctx, done := handOffContext(c.Request.Context())
 	var rep Report
-	if req.Break != nil {
+	if req.Break != nil || req.Services != nil {
 		rep, err = classroom.HandOffWith(ctx, req)
 	} else {
 		rep, err = s.lab.HandOff(ctx, req.To)
@@ -196,10 +206,44 @@ func (s *Server) postHandOff(c *gin.Context) {
 	c.JSON(code, rep)
 }
 
+// checkServices says what is wrong with a selection of services, or "".
+func (s *Server) checkServices(ctx context.Context, names []string, classroom bool) string {
+	st, err := s.lab.State(ctx)
+	if err != nil {
+		return "lab state: " + err.Error()
+	}
+	var have []string
+	for _, sv := range st.Services {
+		have = append(have, sv.Name)
+	}
+	list := strings.Join(have, ", ")
+	if len(names) == 0 {
+		return fmt.Sprintf(`empty "services": name one or more of: %s (or leave it out to move every service)`, list)
+	}
+	for _, n := range names {
+		if !slices.Contains(have, n) {
+			return fmt.Sprintf(`unknown service %q in "services": this lab has %s`, n, list)
+		}
+	}
+	if !classroom {
+		return "this lab hands off every service at once"
+	}
+	return ""
+}
+
 // finishHandOff completes a report and pushes it, with the new state.
 func (s *Server) finishHandOff(rep Report, err error) Report {
 	if rep.Phases == nil {
 		rep.Phases = []Phase{}
+	}
+	if rep.Services == nil {
+		rep.Services = []string{}
+	}
+	if rep.Addresses == nil {
+		rep.Addresses = []string{}
+	}
+	if rep.Stayed == nil {
+		rep.Stayed = []Stayed{}
 	}
 	if err != nil {
 		rep.OK = false
@@ -209,6 +253,7 @@ func (s *Server) finishHandOff(rep Report, err error) Report {
 	} else if !rep.OK && rep.Error == "" {
 		rep.Error = "hand-off failed"
 	}
+	s.latest.Store(&rep)
 	s.Publish(Event{Type: "handoff", Data: rep})
 	s.events.pollNow() // show where the connections are now, not in 500 ms
 	return rep
@@ -313,6 +358,10 @@ var handOffFiles = map[string]string{
 
 func (s *Server) getHandOffFile(c *gin.Context) {
 	name := c.Param("file")
+	if name == "latest.json" {
+		s.getLatestReport(c)
+		return
+	}
 	download, known := handOffFiles[name]
 	rec, ok := s.lab.(Recorder)
 	if !known || !ok {
@@ -336,6 +385,20 @@ func (s *Server) getHandOffFile(c *gin.Context) {
 		c.Header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
 	}
 	c.Data(http.StatusOK, contentType, data)
+}
+
+// getLatestReport answers GET /api/handoffs/latest.json: the last
+// hand-off's report, as its "handoff" event carried it, so a page loaded
+// (or reloaded) after it shows it; 204 No Content before the first.
+func (s *Server) getLatestReport(c *gin.Context) {
+	rep := s.latest.Load()
+	if rep == nil {
+		// Not an error: a page loaded before any hand-off asks too.
+		c.Status(http.StatusNoContent)
+		return
+	}
+	c.Header("Cache-Control", "no-cache")
+	c.JSON(http.StatusOK, rep)
 }
 
 // readJSONBody decodes a bounded body: empty (the zero value), or one JSON

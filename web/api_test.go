@@ -43,7 +43,12 @@ func TestStateJSONShape(t *testing.T) {
 	if err := json.Unmarshal(r.body, &raw); err != nil {
 		t.Fatal(err)
 	}
-	wantKeys(t, "state", raw, "holder", "vip", "nodes", "connections", "client", "features")
+	wantKeys(t, "state", raw, "holder", "vip", "services", "nodes", "connections", "client", "features")
+	svc := raw["services"].([]any)[1].(map[string]any)
+	wantKeys(t, "service", svc, "name", "address", "port", "holder")
+	if svc["name"] != "chat" || svc["address"] != "192.0.2.101" || svc["port"] != 6667.0 || svc["holder"] != "a" {
+		t.Errorf("service = %v", svc)
+	}
 	if raw["holder"] != "a" || raw["vip"] != "192.0.2.100" {
 		t.Errorf("holder/vip = %v/%v", raw["holder"], raw["vip"])
 	}
@@ -73,7 +78,7 @@ func TestStateEmptyListsAndNoClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Lists are arrays, never null; no client means no "client" key.
-	wantKeys(t, "state", raw, "holder", "vip", "nodes", "connections", "features")
+	wantKeys(t, "state", raw, "holder", "vip", "services", "nodes", "connections", "features")
 	if _, ok := raw["nodes"].([]any); !ok {
 		t.Errorf("nodes = %#v, want []", raw["nodes"])
 	}
@@ -341,5 +346,34 @@ func TestNewConfig(t *testing.T) {
 	}
 	if _, err := New(Config{Lab: lab, StatePeriod: -1}); err == nil {
 		t.Error("New accepted a negative StatePeriod")
+	}
+}
+
+// A page loaded after a hand-off shows it: the console keeps the last
+// report (a failed one too) and serves it as the page fetches it on load.
+func TestLatestReportSurvivesAReload(t *testing.T) {
+	fail := false
+	lab := &fakeLab{state: sampleState(), handOff: func(_ context.Context, to string) (Report, error) {
+		if fail {
+			return Report{From: "b", To: "a"}, errors.New("restore on a: connection refused")
+		}
+		return okReport("b"), nil
+	}}
+	_, ts := newTestServer(t, Config{Lab: lab})
+	latest := ts.URL + "/api/handoffs/latest.json"
+
+	if r := do(t, http.MethodGet, latest, "", nil); r.code != http.StatusNoContent {
+		t.Fatalf("before any hand-off: status %d: %s", r.code, r.body)
+	}
+	posted := do(t, http.MethodPost, ts.URL+"/api/handoff", "{}", nil)
+	r := do(t, http.MethodGet, latest, "", nil)
+	if r.code != http.StatusOK || string(r.body) != string(posted.body) {
+		t.Fatalf("after a hand-off: status %d: %s; want what POST answered: %s", r.code, r.body, posted.body)
+	}
+	fail = true
+	do(t, http.MethodPost, ts.URL+"/api/handoff", "{}", nil)
+	got := decode[Report](t, do(t, http.MethodGet, latest, "", nil).body)
+	if got.OK || got.From != "b" || got.Error == "" {
+		t.Errorf("after a failed hand-off the latest report is %+v; want that failure", got)
 	}
 }

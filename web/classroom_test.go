@@ -294,7 +294,7 @@ func TestHandOffFiles(t *testing.T) {
 // The JSON a hand-off report carries for the page.
 func TestReportJSONShape(t *testing.T) {
 	rep := Report{OK: true, From: "a", To: "b", Phases: []Phase{}, GapUS: 812, Caught: 2,
-		Moved:     []Moved{{Client: "192.0.2.10:40000", Before: TCPState{SendSeq: 7, MSS: 1448}, After: TCPState{SendSeq: 7, MSS: 1448}}},
+		Moved:     []Moved{{Client: "192.0.2.10:40000", Before: map[string]int{"send_seq": 7}, After: map[string]int{"send_seq": 7}}},
 		ARPBefore: "192.0.2.100 dev eth0 lladdr 02:00:00:00:00:01 REACHABLE", Capture: &Capture{Frames: 40, ARP: 1, Announced: true}}
 	b, _ := json.Marshal(rep)
 	var raw map[string]any
@@ -304,10 +304,51 @@ func TestReportJSONShape(t *testing.T) {
 			t.Errorf("report lacks %q: %s", k, b)
 		}
 	}
-	mv := raw["moved"].([]any)[0].(map[string]any)["before"].(map[string]any)
-	for _, k := range []string{"send_seq", "recv_seq", "snd_wnd", "rcv_wnd", "snd_wscale", "rcv_wscale", "mss", "timestamp", "sack", "timestamps", "recv_queue", "unacked", "unsent", "sndbuf", "rcvbuf"} {
-		if _, ok := mv[k]; !ok {
-			t.Errorf("TCP state lacks %q", k)
+	if mv := raw["moved"].([]any)[0].(map[string]any)["before"].(map[string]any); mv["send_seq"] != 7.0 {
+		t.Errorf("moved before: %v", mv)
+	}
+}
+
+// TestHandOffOneService: a selection of services reaches the lab as asked;
+// an unknown service or an empty selection is refused with the list of
+// what exists, and nothing is handed off.
+func TestHandOffOneService(t *testing.T) {
+	lab := &fakeClassroom{fakeLab: &fakeLab{state: sampleState()}}
+	_, ts := newTestServer(t, Config{Lab: lab})
+	r := do(t, http.MethodPost, ts.URL+"/api/handoff", `{"services":["chat"]}`, nil)
+	if r.code != http.StatusOK {
+		t.Fatalf("chat alone: status %d: %s", r.code, r.body)
+	}
+	lab.mu.Lock()
+	reqs := slices.Clone(lab.reqs)
+	lab.mu.Unlock()
+	if len(reqs) != 1 || !slices.Equal(reqs[0].Services, []string{"chat"}) {
+		t.Fatalf("the lab was asked %+v, want chat alone", reqs)
+	}
+	for body, want := range map[string]string{
+		`{"services":["nosuch"]}`:        `unknown service "nosuch" in "services": this lab has echo, chat`,
+		`{"services":["chat","nosuch"]}`: `unknown service "nosuch"`,
+		`{"services":[]}`:                `empty "services": name one or more of: echo, chat`,
+	} {
+		msg := wantJSONError(t, do(t, http.MethodPost, ts.URL+"/api/handoff", body, nil), http.StatusBadRequest)
+		if !strings.Contains(msg, want) {
+			t.Errorf("%s: error %q, want it to say %q", body, msg, want)
 		}
+	}
+	lab.mu.Lock()
+	defer lab.mu.Unlock()
+	if len(lab.reqs) != 1 {
+		t.Errorf("bad selections reached the lab: %+v", lab.reqs[1:])
+	}
+}
+
+// TestServicesNeedAClassroom: a lab that only hands off everything says
+// so for a selection.
+func TestServicesNeedAClassroom(t *testing.T) {
+	lab := &fakeLab{state: sampleState()}
+	_, ts := newTestServer(t, Config{Lab: lab})
+	msg := wantJSONError(t, do(t, http.MethodPost, ts.URL+"/api/handoff", `{"services":["chat"]}`, nil), http.StatusBadRequest)
+	if !strings.Contains(msg, "every service at once") || len(lab.calls()) != 0 {
+		t.Errorf("error %q, calls %v", msg, lab.calls())
 	}
 }

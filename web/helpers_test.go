@@ -55,6 +55,10 @@ func sampleState() State {
 	return State{
 		Holder: "a",
 		VIP:    "192.0.2.100",
+		Services: []Service{
+			{Name: "echo", Address: "192.0.2.100", Port: 7, Holder: "a"},
+			{Name: "chat", Address: "192.0.2.101", Port: 6667, Holder: "a"},
+		},
 		Nodes: []Node{
 			{Name: "a", Address: "192.0.2.1", MAC: "02:00:00:00:00:01", HoldsVIP: true, Connections: 2, Up: true},
 			{Name: "b", Address: "192.0.2.2", MAC: "02:00:00:00:00:02", HoldsVIP: false, Connections: 0, Up: true},
@@ -70,7 +74,8 @@ func sampleState() State {
 func okReport(to string) Report {
 	return Report{
 		OK: true, From: "a", To: to, Connections: 2, TotalUS: 4321,
-		Phases: []Phase{{Name: "freeze", US: 100}, {Name: "dump", US: 200}, {Name: "restore", US: 4021}},
+		Phases:   []Phase{{Name: "freeze", US: 100}, {Name: "dump", US: 200}, {Name: "restore", US: 4021}},
+		Services: []string{"echo", "chat"}, Addresses: []string{"192.0.2.100", "192.0.2.101"}, Stayed: []Stayed{},
 	}
 }
 

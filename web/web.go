@@ -57,6 +57,10 @@ type HandOffRequest struct {
 	// /api/step; POST /api/handoff then answers 202 at once.
 	Step  bool   `json:"step,omitempty"`
 	Break *Break `json:"break,omitempty"`
+	// Services names the services to move, with their addresses (see
+	// State.Services); absent means every service. Given, it must name at
+	// least one, and the lab must be a Classroom.
+	Services []string `json:"services,omitempty"`
 }
 
 // Break holds the break-it toggles: each leaves out what a step is for.
@@ -72,8 +76,11 @@ type Break struct {
 // State is a snapshot of the lab, served by GET /api/state and pushed as the
 // "state" event.
 type State struct {
-	Holder      string       `json:"holder"` // "a" or "b" ("" if nobody)
-	VIP         string       `json:"vip"`
+	Holder string `json:"holder"` // "a" or "b" ("" if nobody)
+	VIP    string `json:"vip"`
+	// Services are the services, each with its own address and the server
+	// that holds it now.
+	Services    []Service    `json:"services"`
 	Nodes       []Node       `json:"nodes"`
 	Connections []Connection `json:"connections"`
 	Client      *ClientStats `json:"client,omitempty"`
@@ -128,13 +135,36 @@ type Features struct {
 	Capture bool `json:"capture"` // latest.pcap and latest.svg (a Recorder lab)
 }
 
-// Connection is one client connection on the VIP.
+// Service is one service of the lab and where its address is.
+type Service struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Port    int    `json:"port"`
+	Holder  string `json:"holder"` // "a" or "b" ("" if nobody)
+}
+
+// Connection is one client connection of a service.
 type Connection struct {
 	Service  string `json:"service"`
 	Client   string `json:"client"`
 	Node     string `json:"node"`
 	BytesIn  uint64 `json:"bytes_in"`
 	BytesOut uint64 `json:"bytes_out"`
+	// Local is the address the client connected to: a service's, or a
+	// server's own.
+	Local string `json:"local,omitempty"`
+	// HandOff is what the latest hand-off did with it: "moved", "stayed"
+	// ("" if it took no part), and Reason why it stayed.
+	HandOff string `json:"handoff,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// Stayed is a connection that stayed on the source of a hand-off, and why.
+type Stayed struct {
+	Service string `json:"service"`
+	Client  string `json:"client"`
+	Local   string `json:"local"`
+	Reason  string `json:"reason"`
 }
 
 // ClientStats are the statistics of the demo's built-in client.
@@ -163,6 +193,11 @@ type Report struct {
 	Phases      []Phase      `json:"phases"`
 	Error       string       `json:"error,omitempty"`
 	Remaining   []Connection `json:"remaining,omitempty"` // on failure: connections still served by the source
+	// Services and Addresses moved; Stayed are the connections that
+	// stayed on the source, and why.
+	Services  []string `json:"services"`
+	Addresses []string `json:"addresses"`
+	Stayed    []Stayed `json:"stayed"`
 
 	// What the demo measured around the hand-off (zero when unknown).
 	StartedMS int64 `json:"started_ms,omitempty"` // Unix milliseconds, the server's clock
@@ -183,34 +218,17 @@ type Report struct {
 	// Note explains what a break-it hand-off did and how the lab was put
 	// right afterwards.
 	Note string `json:"note,omitempty"`
+	Fate *Fate  `json:"fate,omitempty"` // what the client's frames show happened
 }
 
 // Moved is one connection's TCP state as the source dumped it and as the
-// target rebuilt it.
+// target rebuilt it. The state is the lab's (the demo's is a
+// handoff.TCPSummary); the page shows its fields by their JSON names
+// (send_seq, recv_seq, snd_wnd, mss, ...).
 type Moved struct {
-	Client string   `json:"client"`
-	Before TCPState `json:"before"`
-	After  TCPState `json:"after"`
-}
-
-// TCPState is what a person compares before and after: the fields of the
-// kernel's TCP state that a hand-off must carry over.
-type TCPState struct {
-	SendSeq    uint32 `json:"send_seq"`
-	RecvSeq    uint32 `json:"recv_seq"`
-	SndWnd     uint32 `json:"snd_wnd"`
-	RcvWnd     uint32 `json:"rcv_wnd"`
-	SndWscale  uint8  `json:"snd_wscale"`
-	RcvWscale  uint8  `json:"rcv_wscale"`
-	MSS        uint32 `json:"mss"`
-	Timestamp  uint32 `json:"timestamp"`
-	SACK       bool   `json:"sack"`
-	Timestamps bool   `json:"timestamps"`
-	RecvQueue  int    `json:"recv_queue"`
-	Unacked    int    `json:"unacked"`
-	Unsent     int    `json:"unsent"`
-	SndBuf     uint32 `json:"sndbuf"`
-	RcvBuf     uint32 `json:"rcvbuf"`
+	Client string `json:"client"`
+	Before any    `json:"before"`
+	After  any    `json:"after"`
 }
 
 // Capture sums up the client's frames recorded around the hand-off.
@@ -293,6 +311,8 @@ type Server struct {
 	handingOff atomic.Bool
 	// background counts step-mode hand-offs running without a request.
 	background sync.WaitGroup
+	// latest is the last hand-off's report, for a page loaded after it.
+	latest atomic.Pointer[Report]
 }
 
 // New checks cfg and builds the console. It refuses a Listen address that

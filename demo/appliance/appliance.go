@@ -61,6 +61,7 @@ type Appliance struct {
 	recMu  sync.Mutex
 	latest *recording
 	recID  int
+	last   *lastHandOff
 
 	// stepMu guards step, the running step-mode hand-off.
 	stepMu sync.Mutex
@@ -243,7 +244,7 @@ func (a *Appliance) resumeClients() {
 
 func (a *Appliance) runClientOnce(ctx context.Context, mode string) {
 	args := []string{"netns", "exec", a.cluster.Lab.Client.Namespace, a.cfg.Exe, "client", "--json",
-		"--addr", net.JoinHostPort(lab.VIP.String(), "7"), "--mode", mode}
+		"--addr", net.JoinHostPort(lab.VIP.String(), "7"), "--mode", mode, "--stall", "10s"}
 	if mode == client.Stream {
 		args = append(args, "--rate", "262144")
 	} else {
@@ -284,6 +285,7 @@ func clientStats(st client.Stats) *web.ClientStats {
 func (a *Appliance) State(ctx context.Context) (web.State, error) {
 	st := web.State{VIP: lab.VIP.String()}
 	run := a.stepping()
+	addrs := map[string]string{}
 	for _, name := range []string{"a", "b"} {
 		h, _ := a.cluster.Host(name)
 		n := web.Node{Name: name, Address: h.Addr.Addr().String(), MAC: h.MAC.String(), Namespace: h.Namespace, Interface: h.Interface}
@@ -293,9 +295,11 @@ func (a *Appliance) State(ctx context.Context) (web.State, error) {
 			if ns.HoldsVIP {
 				st.Holder = name
 			}
-			for _, c := range ns.Connections {
-				st.Connections = append(st.Connections, web.Connection{Service: c.Service, Client: c.Client, Node: name, BytesIn: c.BytesIn, BytesOut: c.BytesOut})
+			labview.AddServices(&st, name, ns.Services)
+			for _, sv := range ns.Services {
+				addrs[sv.Name] = sv.Address
 			}
+			st.Connections = append(st.Connections, labview.Connections(name, ns.Connections)...)
 			if run != nil && run.From == name {
 				st.Step = run.State(ns.Step)
 			}
@@ -304,6 +308,9 @@ func (a *Appliance) State(ctx context.Context) (web.State, error) {
 	}
 	if run != nil && st.Step == nil {
 		st.Step = run.State(nil)
+	}
+	for i := range st.Connections {
+		a.lastHandOffOf(&st.Connections[i], addrs)
 	}
 	cl := a.cluster.Lab.Client
 	st.ClientHost = &web.ClientHost{Address: cl.Addr.Addr().String(), MAC: cl.MAC.String(), Namespace: cl.Namespace, Interface: cl.Interface}

@@ -11,16 +11,20 @@ import (
 	"github.com/sockshift/sockshift/web"
 )
 
+// botNicks are the demo's chat bots' nicks; the guides' examples must use
+// others (TestDocsCommandsRunAsWritten checks).
+var botNicks = [...]string{"ada", "bob"}
+
 // runChatBots keeps two bots chatting in #lab from the client's namespace,
 // so the console shows chat lines crossing every hand-off. What the first
 // bot says and hears goes to the console as "chat" events.
 func (a *Appliance) runChatBots(ctx context.Context) {
 	dial := func(ctx context.Context) (net.Conn, error) {
-		return a.cluster.Dial(ctx, "tcp4", net.JoinHostPort(lab.VIP.String(), "6667"))
+		return a.cluster.Dial(ctx, "tcp4", net.JoinHostPort(lab.ChatVIP.String(), "6667"))
 	}
 	bots := []*chat.Bot{
-		{Nick: "ada", Interval: 1500 * time.Millisecond, OnLine: a.publishChat("ada")},
-		{Nick: "bob", Interval: 2 * time.Second},
+		{Nick: botNicks[0], Interval: 1500 * time.Millisecond, OnLine: a.publishChat(botNicks[0])},
+		{Nick: botNicks[1], Interval: 2 * time.Second},
 	}
 	done := make(chan struct{}, len(bots))
 	for _, b := range bots {

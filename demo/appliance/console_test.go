@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sockshift/sockshift/web"
 	"image"
 	"image/png"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -242,6 +244,7 @@ func TestConsoleInChromium(t *testing.T) {
 			break
 		}
 		phases = append(phases, strings.TrimPrefix(name, "Next: "))
+		checkStepCommands(t, name, b.eval(t, text("stepcmd")))
 		if name == "Next: Release the address" {
 			// The README's screenshot: the last hand-off, and a class in
 			// step mode about to remove the address from the source.
@@ -252,7 +255,7 @@ func TestConsoleInChromium(t *testing.T) {
 			waitJS(fmt.Sprintf(`document.getElementById("stepper").hidden || %s !== %q`, text("stepname"), name)))
 	}
 	b.run(t, "step mode ends", waitJS(text("message")+`.startsWith("Step-mode hand-off")`))
-	want := []string{"Quiesce", "Freeze", "Release the address", "Dump", "Transfer", "Restore", "Announce", "Resume"}
+	want := []string{"Quiesce", "Freeze", "Release the address", "Dump", "Transfer", "Restore", "Commit and announce", "Resume"}
 	if !slices.Equal(phases, want) {
 		t.Fatalf("phases stepped through: %v, want %v; %s", phases, want, b.eval(t, text("message")))
 	}
@@ -260,6 +263,12 @@ func TestConsoleInChromium(t *testing.T) {
 		waitJS(text("message")+` === "Step-mode hand-off complete."`),
 		waitJS(text("holder")+` === "Server A"`),
 		waitJS(`window.__loadedOnce === true`),
+	)
+	// A reload still shows the latest hand-off (the step-mode one, to A).
+	b.run(t, "reload shows the latest hand-off",
+		chromedp.Reload(),
+		waitJS(`window.__loadedOnce === undefined`),
+		waitJS(text("report")+`.includes("→  Server A")`),
 	)
 
 	if p := b.report(); len(p) > 0 {
@@ -276,6 +285,99 @@ func TestConsoleInChromium(t *testing.T) {
 			t.Errorf("the page made an external request: %s", u)
 		}
 	}
+}
+
+// checkStepCommands runs the shell commands a step shows (those that only
+// look: ss, ip addr show, ip neigh show) as the page shows them, and checks
+// that what the step's text says matches what they see: in step mode the
+// target takes the VIP only at the commit, with its sockets already
+// rebuilt.
+func checkStepCommands(t *testing.T, step, shown string) {
+	t.Helper()
+	outputs := map[string]string{}
+	for line := range strings.Lines(shown) {
+		cmd, ok := strings.CutPrefix(strings.TrimSpace(line), "$ ")
+		if !ok {
+			t.Errorf("%s: the command line %q does not start with $", step, line)
+			continue
+		}
+		if i := strings.Index(cmd, "    #"); i >= 0 {
+			cmd = strings.TrimSpace(cmd[:i])
+		}
+		if strings.Contains(cmd, "addr add") || strings.Contains(cmd, "addr del") || strings.Contains(cmd, "arping") {
+			continue // they change the lab: the step itself does that
+		}
+		out, err := exec.Command("sh", "-c", cmd).CombinedOutput()
+		if err != nil {
+			t.Errorf("%s: `%s` as the page shows it: %v\n%s", step, cmd, err, out)
+		}
+		outputs[cmd] = string(out)
+	}
+	for cmd, out := range outputs {
+		switch {
+		case step == "Next: Commit and announce" && strings.Contains(cmd, "addr show"):
+			if strings.Contains(out, "192.0.2.100") {
+				t.Errorf("before the commit the target already holds the VIP:\n%s", out)
+			}
+		case step == "Next: Commit and announce" && strings.Contains(cmd, " ss "):
+			if !strings.Contains(out, "192.0.2.100:7 ") {
+				t.Errorf("before the commit `%s` should list the rebuilt sockets:\n%s", cmd, out)
+			}
+		}
+	}
+}
+
+// skipAnnounceStalls hands off without the announce and checks what the
+// report says happened: the client sent to the old server's MAC, nothing
+// answered, it stalled until the console sent the missing ARP.
+func skipAnnounceStalls(t *testing.T, base string) breakReport {
+	t.Helper()
+	rep := postHandOff(t, base, `{"break":{"skip_announce":true}}`)
+	if rep.GapUS < 500_000 || !strings.Contains(rep.Note, "gratuitous ARP it had skipped") {
+		t.Errorf("skipped announce: the client should stall until the repair: %+v", rep)
+	}
+	f := rep.Fate
+	if f == nil || f.Stalled == 0 || f.WorstStallMS < 500 || f.ToSource == 0 || f.ReResolvedMS < 1000 || f.Reset != 0 {
+		t.Errorf("skipped announce: the client's frames should show a stall until the repair: %+v", f)
+	}
+	if !strings.Contains(rep.Note, "stalled for up to") || strings.Contains(rep.Note, "no connection stalled") {
+		t.Errorf("skipped announce: the note should say the connections stalled: %q", rep.Note)
+	}
+	return rep
+}
+
+// The lab is sealed from its host: on a host with IPv4 forwarding on (and
+// ARP settings that would announce the VIP), whose settings the lab's new
+// namespaces copy, skipping the announce still stalls the client, and the
+// report says so. The host is not changed: labtest.LeakyHost writes its
+// settings into the lab's namespaces as they are created.
+func TestSkipAnnounceStallsOnALeakyHost(t *testing.T) {
+	labtest.LeakyHost(t)
+	base := "http://" + startDemo(t)
+	skipAnnounceStalls(t, base)
+}
+
+// nsOf is the namespace of server role, as the console's state says.
+func nsOf(t *testing.T, base, role string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/api/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Nodes []struct{ Name, Namespace string } `json:"nodes"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range st.Nodes {
+		if n.Name == role {
+			return n.Namespace
+		}
+	}
+	t.Fatalf("no node %s in the state", role)
+	return ""
 }
 
 // pcapAfterHandOff checks the capture of the latest hand-off: the client's
@@ -413,6 +515,8 @@ type breakReport struct {
 		Resets    int  `json:"resets"`
 		Announced bool `json:"announced"`
 	} `json:"capture"`
+	Connections int       `json:"connections"`
+	Fate        *web.Fate `json:"fate"`
 }
 
 func postHandOff(t *testing.T, base, body string) breakReport {
@@ -448,10 +552,7 @@ func tryHandOff(t *testing.T, base, body string) breakReport {
 func TestBreakItShowsWhyEachStepExists(t *testing.T) {
 	base := "http://" + startDemo(t)
 
-	rep := postHandOff(t, base, `{"break":{"skip_announce":true}}`)
-	if rep.GapUS < 500_000 || !strings.Contains(rep.Note, "gratuitous ARP it had skipped") {
-		t.Errorf("skipped announce: the client should stall until the repair: %+v", rep)
-	}
+	rep := skipAnnounceStalls(t, base)
 	if rep.Capture == nil || rep.Capture.Resets != 0 {
 		t.Errorf("skipped announce: capture %+v, want no reset", rep.Capture)
 	}
@@ -473,6 +574,15 @@ func TestBreakItShowsWhyEachStepExists(t *testing.T) {
 	}
 	if !rep.OK || rep.Capture == nil || rep.Capture.Resets == 0 || !strings.Contains(rep.Note, "reset") {
 		t.Errorf("address kept on the source: want a reset in the capture: %+v %+v", rep, rep.Capture)
+	}
+	// The report says what happened: connections reset by the source that
+	// kept the address, none "moved"; and the target, put right, keeps no
+	// socket no client can reach (a chat nick would collide later).
+	if f := rep.Fate; f == nil || f.Reset == 0 || f.ResetBy != rep.From || strings.Contains(rep.Note, "moved") {
+		t.Errorf("address kept: the report should say the connections were reset by %s: %+v %q", rep.From, rep.Fate, rep.Note)
+	}
+	if out := nstest.Run(t, "ip", "netns", "exec", nsOf(t, base, rep.To), "ss", "-Htn", "state", "established", "src", "192.0.2.100"); strings.TrimSpace(out) != "" {
+		t.Errorf("after the repair %s still has connections on the VIP it no longer holds:\n%s", rep.To, out)
 	}
 	// Put right: one server holds the VIP, and the clients are back.
 	deadline := time.Now().Add(20 * time.Second)

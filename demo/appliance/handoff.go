@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sockshift/sockshift/demo/internal/wait"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,17 +49,13 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 	if err != nil {
 		return web.Report{Error: err.Error()}, err
 	}
-	from := st.Holder
-	if from == "" {
-		err := errors.New("no server holds the VIP")
-		return web.Report{Error: err.Error()}, err
+	to, sources, err := labview.PlanHandOff(st, req)
+	if err != nil {
+		return web.Report{To: to, Error: err.Error()}, err
 	}
-	to := req.To
-	if to == "" {
-		to = labview.Other(from)
-	}
-	if to == from {
-		err := fmt.Errorf("server %s already holds the VIP", to)
+	from := sources[0].From
+	if len(sources) > 1 && (req.Step || req.Break != nil) {
+		err := fmt.Errorf("the services are on both servers: step mode and break-it move from one server; move %s first", strings.Join(sources[1].Services, ", "))
 		return web.Report{From: from, To: to, Error: err.Error()}, err
 	}
 	brk := req.Break
@@ -67,9 +65,12 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 		// after all, and the skipped announce shows nothing.
 		a.introduce(ctx, to)
 	}
-	nreq := node.HandoffRequest{To: to, Step: req.Step}
+	nreq := node.HandoffRequest{To: to, Step: req.Step, Services: sources[0].Services}
 	if brk != nil {
-		nreq.SkipAnnounce, nreq.KeepVIP = brk.SkipAnnounce, brk.KeepVIP
+		nreq.KeepVIP = brk.KeepVIP
+		if err := a.cluster.Control(to).Break(ctx, node.BreakRequest{SkipAnnounce: brk.SkipAnnounce}); err != nil {
+			return web.Report{From: from, To: to, Error: err.Error()}, err
+		}
 	}
 	if req.Step {
 		a.stepMu.Lock()
@@ -81,7 +82,18 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 	arpBefore, _ := a.clientARP(ctx)
 	start := time.Now()
 	res, err := a.cluster.Control(from).HandOffWith(ctx, nreq)
+	for _, src := range sources[1:] {
+		if err != nil || !res.OK {
+			break
+		}
+		var more node.HandoffResult
+		more, err = a.cluster.Control(src.From).HandOffWith(ctx, node.HandoffRequest{To: to, Services: src.Services})
+		res = labview.MergeResults(res, more)
+	}
 	end := time.Now()
+	if err == nil {
+		a.noteHandOff(to, res)
+	}
 	done := end
 	if req.Step {
 		a.stepMu.Lock()
@@ -100,14 +112,19 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 	if err == nil && brk != nil {
 		settle = breakShow
 	}
-	sleep(ctx, settle)
+	wait.Sleep(ctx, settle)
+	var putRight string
 	if err == nil && brk != nil {
-		rep.Note = a.repair(ctx, from, to, brk)
+		putRight = a.repair(ctx, from, to, brk)
+		if !brk.KeepVIP {
+			a.awaitReResolve(ctx, from, to, start, done, 5*time.Second)
+		}
 		end = time.Now()
-		sleep(ctx, captureAfter)
+		wait.Sleep(ctx, captureAfter)
 	}
-	if req.Step && !a.cfg.NoClient {
-		rep.Note = strings.TrimSpace(rep.Note + " The built-in demo clients were paused for step mode (they give up after 10 s without an answer); the console's own ping client moved.")
+	if err != nil {
+		// Nothing moved: the report must not say so.
+		rep.Connections, rep.Moved = 0, nil
 	}
 	if err != nil && brk != nil && brk.KeepVIP && res.RolledBack {
 		rep.Note = fmt.Sprintf("With the address kept, the client's segments still reached %s's frozen sockets and changed them while they were dumped; the hand-off noticed and rolled back, so the connections stay on %s. Releasing the address first is what keeps the sockets still.",
@@ -122,6 +139,17 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 	rep.ARPAfter, _ = a.clientARP(ctx)
 	if a.sniffer != nil {
 		rep.Capture = a.record(start, end, done)
+		rep.Fate = a.fate(from, to, start, end, done)
+	}
+	if err == nil && brk != nil {
+		rep.Note = noteFromFate(from, to, brk, rep.Fate, putRight)
+	}
+	if req.Step && !a.cfg.NoClient {
+		fate := "stayed on " + serverName(from)
+		if err == nil {
+			fate = "moved with the hand-off"
+		}
+		rep.Note = strings.TrimSpace(rep.Note + " The built-in demo clients were paused for step mode (they give up after 10 s without an answer); the console's own ping client " + fate + ".")
 	}
 	if err != nil {
 		if rep.Error == "" {
@@ -139,28 +167,29 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 const breakShow = 2 * time.Second
 
 // repair puts the lab right after a hand-off broken on purpose and says,
-// for the report, what went wrong and what was done.
+// for the report, what it did; what went wrong is read from the client's
+// frames (noteFromFate).
 func (a *Appliance) repair(ctx context.Context, from, to string, brk *web.Break) string {
 	A, B := serverName(from), serverName(to)
 	switch {
 	case brk.KeepVIP && brk.SkipAnnounce:
 		// The client still sends to the source, which has the address but
-		// no socket: its kernel resets the connection.
+		// no socket: its kernel resets the connections. The target keeps
+		// sockets no client can reach any more: close them, or their
+		// services keep them (a chat nick would collide later).
 		_, err := a.cluster.Control(to).SetVIP(ctx, node.VIPRequest{Hold: false, CloseConnections: true})
-		return fmt.Sprintf("%s kept the address and the client kept sending to it: %s's kernel had no socket for the connection and answered with a reset (RST), so the connection was lost. Put right: %s dropped the address again%s; the demo clients reconnect to %s.",
-			A, A, B, errNote(err), A)
+		n, derr := a.dropOrphans(ctx, to)
+		return fmt.Sprintf("Put right: %s dropped the address again%s and closed the %d connections it had taken over, which no client could reach any more%s; the demo clients reconnect to %s.",
+			B, errNote(err), n, errNote(derr), A)
 	case brk.KeepVIP:
 		// Both servers hold the address; the client follows the announce.
 		_, err := a.cluster.Control(from).SetVIP(ctx, node.VIPRequest{Hold: false})
 		return fmt.Sprintf("%s kept the address while %s announced it: two hosts answered for one address, and the next ARP query would have had two answers. Put right: %s dropped it%s.",
 			A, B, A, errNote(err))
 	case brk.SkipAnnounce:
-		// The client sends to the source's MAC, where the address is gone:
-		// dropped, retransmitted, dropped. The announce that was skipped
-		// brings the client over.
+		// The announce that was skipped brings the client over.
 		_, err := a.cluster.Control(to).SetVIP(ctx, node.VIPRequest{Hold: true})
-		return fmt.Sprintf("Without the announce the client kept sending to %s's MAC; %s had released the address and dropped every segment, and the client retransmitted into the void. Put right after %v: %s sent the gratuitous ARP it had skipped%s, and the connections went on from where they stalled.",
-			A, A, breakShow, B, errNote(err))
+		return fmt.Sprintf("Put right after %v: %s sent the gratuitous ARP it had skipped%s.", breakShow, B, errNote(err))
 	}
 	return ""
 }
@@ -195,9 +224,38 @@ func serverName(role string) string {
 	return "server B"
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
+// lastHandOff is what the latest hand-off did, for the connections list.
+type lastHandOff struct {
+	to       string
+	services []string
+	stayed   map[string]string // client address -> why it stayed
+}
+
+func (a *Appliance) noteHandOff(to string, res node.HandoffResult) {
+	l := &lastHandOff{to: to, services: res.Services, stayed: map[string]string{}}
+	for _, s := range res.Stayed {
+		l.stayed[s.Client] = s.Reason
+	}
+	a.recMu.Lock()
+	a.last = l
+	a.recMu.Unlock()
+}
+
+// lastHandOffOf says what the latest hand-off did with a connection: it stayed
+// (and why), or it moved (it is on the target, on its service's address).
+func (a *Appliance) lastHandOffOf(c *web.Connection, addrs map[string]string) {
+	a.recMu.Lock()
+	l := a.last
+	a.recMu.Unlock()
+	if l == nil {
+		return
+	}
+	if why, ok := l.stayed[c.Client]; ok {
+		c.HandOff, c.Reason = "stayed", why
+		return
+	}
+	host, _, _ := net.SplitHostPort(c.Local)
+	if c.Node == l.to && slices.Contains(l.services, c.Service) && host == addrs[c.Service] {
+		c.HandOff = "moved"
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,13 +44,13 @@ func (a *Appliance) startCapture() {
 			if p.ARP != nil {
 				return true
 			}
-			return p.TCP.Src.Addr() == lab.VIP || p.TCP.Dst.Addr() == lab.VIP
+			return slices.Contains(serviceAddrs, p.TCP.Src.Addr()) || slices.Contains(serviceAddrs, p.TCP.Dst.Addr())
 		},
 		Seen: func(p capture.Packet) {
 			if p.TCP == nil {
 				return
 			}
-			if p.TCP.Dst.Addr() == lab.VIP {
+			if slices.Contains(serviceAddrs, p.TCP.Dst.Addr()) {
 				a.up.Add(uint64(p.TCP.Payload))
 			} else {
 				a.down.Add(uint64(p.TCP.Payload))
@@ -97,7 +98,7 @@ func (a *Appliance) record(start, end, done time.Time) *web.Capture {
 		case err != nil:
 		case p.ARP != nil:
 			sum.ARP++
-			if p.ARP.Gratuitous() && p.ARP.SenderIP == lab.VIP {
+			if p.ARP.Gratuitous() && slices.Contains(serviceAddrs, p.ARP.SenderIP) {
 				sum.Announced = true
 			}
 		case p.TCP != nil:

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/sockshift/sockshift/demo/internal/wait"
 	"io"
 	"net"
 	"syscall"
@@ -99,7 +100,7 @@ func (p *reconnectingPinger) run(ctx context.Context, c net.Conn) {
 					p.err = fmt.Errorf("no connection after %d attempts: %w", ep.dials, err)
 					return
 				}
-				sleep(ctx, 10*time.Millisecond)
+				wait.Sleep(ctx, 10*time.Millisecond)
 				continue
 			}
 			c, sent, echoed = nc, 0, 0
@@ -171,7 +172,7 @@ func (b *bench) baseline(ctx context.Context, res *Result) error {
 	var gaps, outages []int64
 	br.Causes = map[string]int{}
 	for i := 0; i < k && ctx.Err() == nil; i++ {
-		sleep(ctx, 200*time.Millisecond) // talking steadily before each fail-over
+		wait.Sleep(ctx, 200*time.Millisecond) // talking steadily before each fail-over
 		from, to := b.holder, other(b.holder)
 		f := Failover{From: from, To: to, StartUS: time.Since(origin).Microseconds()}
 		if err := b.failover(ctx, from, to); err != nil {

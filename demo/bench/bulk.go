@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/sockshift/sockshift/demo/internal/wait"
 	"io"
 	"net"
 	"sync"
@@ -145,7 +146,7 @@ func (b *bench) bulkOne(ctx context.Context, br *BulkResult) error {
 		} else {
 			b.progressf("bulk %d: %s→%s failed: %s", n, h.From, h.To, h.Error)
 		}
-		sleep(ctx, 50*time.Millisecond)
+		wait.Sleep(ctx, 50*time.Millisecond)
 	}
 	alive, err := parallel(ctx, n, func(i int) error { return echoOnce(conns[i], i, 1) })
 	if ctx.Err() != nil {

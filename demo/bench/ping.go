@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/sockshift/sockshift/demo/internal/wait"
 	"io"
 	"net"
 	"time"
@@ -106,9 +107,9 @@ func (b *bench) ping(ctx context.Context, res *Result) error {
 			b.progressf("ping-pong: %d/%d hand-offs, server freeze→resume p50 %s max %s, %d failed",
 				k, n, ms(d.P50), ms(d.Max), pr.Failed)
 		}
-		sleep(ctx, b.cfg.Pause)
+		wait.Sleep(ctx, b.cfg.Pause)
 	}
-	sleep(ctx, 100*time.Millisecond)
+	wait.Sleep(ctx, 100*time.Millisecond)
 	stop()
 	<-done
 	if ctx.Err() != nil {
@@ -147,16 +148,6 @@ func isDone(ch <-chan struct{}) bool {
 		return true
 	default:
 		return false
-	}
-}
-
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }
 

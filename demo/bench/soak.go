@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sockshift/sockshift/demo/internal/wait"
 	"io"
 	"net"
 	"strconv"
@@ -197,7 +198,7 @@ func (cc *chatClient) alive(i int) error {
 // openChat connects and registers n chat clients.
 func (b *bench) openChat(ctx context.Context, n int) ([]*chatClient, error) {
 	clients := make([]*chatClient, n)
-	addr := net.JoinHostPort(lab.VIP.String(), "6667")
+	addr := net.JoinHostPort(lab.ChatVIP.String(), "6667")
 	_, err := parallel(ctx, n, func(i int) error {
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		c, err := b.c.Dial(dctx, "tcp4", addr)
@@ -292,7 +293,7 @@ func (b *bench) soak(ctx context.Context, res *Result) error {
 		defer close(pingDone)
 		p.run(loadCtx)
 	}()
-	sleep(ctx, 300*time.Millisecond) // past slow start
+	wait.Sleep(ctx, 300*time.Millisecond) // past slow start
 	b.sample(sr, "start", 0)
 
 	want := cfg.Streams + 1 + cfg.ChatClients
@@ -336,7 +337,7 @@ func (b *bench) soak(ctx context.Context, res *Result) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	sleep(ctx, 200*time.Millisecond)
+	wait.Sleep(ctx, 200*time.Millisecond)
 	b.sample(sr, "end", sr.Handoffs)
 
 	// Every stream ends its half and must get every byte back.

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/sockshift/sockshift/demo/internal/wait"
 	"io"
 	"net"
 	"sync/atomic"
@@ -173,7 +174,7 @@ func (b *bench) stream(ctx context.Context, res *Result) error {
 		}
 	}
 	for i := 0; i < m && ctx.Err() == nil && !failed(); i++ {
-		sleep(ctx, time.Until(origin.Add(quiet+time.Duration(i)*spacing)))
+		wait.Sleep(ctx, time.Until(origin.Add(quiet+time.Duration(i)*spacing)))
 		h, err := b.handOff(ctx, origin)
 		if err != nil {
 			stopWriting()
@@ -195,7 +196,7 @@ func (b *bench) stream(ctx context.Context, res *Result) error {
 			b.progressf("stream: %d/%d hand-offs, %s verified so far", k, m, size(r.verified.Load()))
 		}
 	}
-	sleep(ctx, time.Until(origin.Add(d)))
+	wait.Sleep(ctx, time.Until(origin.Add(d)))
 	stopWriting()
 	if err := <-werr; err != nil {
 		sr.Errors++

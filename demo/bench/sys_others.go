@@ -3,12 +3,13 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"runtime"
 )
 
-func errNotLinux() error { return fmt.Errorf("bench: not implemented on %s", runtime.GOOS) }
+func errNotLinux() error { return fmt.Errorf("bench: on %s: %w", runtime.GOOS, errors.ErrUnsupported) }
 
 func nofile() (int, error) { return 0, errNotLinux() }
 

@@ -3,6 +3,7 @@
 package capture
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 )
@@ -10,5 +11,5 @@ import (
 // Sniff is not implemented outside Linux: it needs AF_PACKET sockets and
 // network namespaces.
 func Sniff(ns, iface string, ring *Ring, cfg *SniffConfig) (*Sniffer, error) {
-	return nil, fmt.Errorf("capture: sniffing is not implemented on %s", runtime.GOOS)
+	return nil, fmt.Errorf("capture: sniffing on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 }

@@ -23,6 +23,7 @@ type ircClient struct {
 	wmu    sync.Mutex
 	mu     sync.Mutex
 	got    []chat.Message
+	raw    []string    // got's lines as sent, without CR LF
 	pings  []time.Time // server PINGs, when they came
 	err    error       // the read that ended the client
 	cursor int
@@ -60,6 +61,7 @@ func (ic *ircClient) read() {
 		}
 		ic.mu.Lock()
 		ic.got = append(ic.got, m)
+		ic.raw = append(ic.raw, strings.TrimRight(line, "\r\n"))
 		pong := m.Command == "PING" && !ic.noPong
 		if m.Command == "PING" {
 			ic.pings = append(ic.pings, time.Now())
@@ -83,6 +85,29 @@ func (ic *ircClient) write(s string) {
 // send writes one line.
 func (ic *ircClient) send(format string, args ...any) {
 	ic.write(fmt.Sprintf(format, args...) + "\r\n")
+}
+
+// expectRaw waits for the next line, exactly as the server sent it
+// without its CR LF.
+func (ic *ircClient) expectRaw(line string) {
+	ic.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ic.mu.Lock()
+		for i := ic.cursor; i < len(ic.raw); i++ {
+			if ic.raw[i] == line {
+				ic.cursor = i + 1
+				ic.mu.Unlock()
+				return
+			}
+		}
+		n, err := len(ic.raw), ic.err
+		ic.mu.Unlock()
+		if err != nil || time.Now().After(deadline) {
+			ic.t.Fatalf("%s: no line %q among %d (%v); last: %v", ic.nick, line, n, err, ic.tail(8))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // expect waits for the next message with this command (and params, a
@@ -113,11 +138,7 @@ func (ic *ircClient) expect(cmd string, params ...string) chat.Message {
 func (ic *ircClient) tail(n int) []string {
 	ic.mu.Lock()
 	defer ic.mu.Unlock()
-	var out []string
-	for _, m := range ic.got[max(0, len(ic.got)-n):] {
-		out = append(out, m.String())
-	}
-	return out
+	return append([]string(nil), ic.raw[max(0, len(ic.raw)-n):]...)
 }
 
 // messages returns every message received with this command.
@@ -139,13 +160,15 @@ func (ic *ircClient) readErr() error {
 	return ic.err
 }
 
-// register sends NICK and USER and waits for the welcome.
+// register sends NICK and USER and waits for the whole welcome.
 func (ic *ircClient) register() {
 	ic.t.Helper()
 	ic.send("NICK %s", ic.nick)
 	ic.send("USER %s 0 * :%s test", ic.nick, ic.nick)
 	ic.expect("001", ic.nick)
 	ic.expect("004")
+	ic.expect("005")
+	ic.expect("422") // the end of the welcome
 }
 
 // join joins ch and waits for the end of its NAMES.
@@ -160,4 +183,44 @@ func (ic *ircClient) roundTrip(token string) {
 	ic.t.Helper()
 	ic.send("PING :%s", token)
 	ic.expect("PONG", "sockshift", token)
+}
+
+// sync sends a PING and returns what arrived before its PONG, so a test
+// can check that nothing else came (irctest's getMessages).
+func (ic *ircClient) sync() []chat.Message {
+	ic.t.Helper()
+	token := fmt.Sprintf("sync%d", time.Now().UnixNano())
+	ic.send("PING :%s", token)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ic.mu.Lock()
+		for i := ic.cursor; i < len(ic.got); i++ {
+			if m := ic.got[i]; m.Command == "PONG" && m.Params[len(m.Params)-1] == token {
+				var out []chat.Message
+				for _, m := range ic.got[ic.cursor:i] {
+					if m.Command != "PING" { // the server's own keepalive
+						out = append(out, m)
+					}
+				}
+				ic.cursor = i + 1
+				ic.mu.Unlock()
+				return out
+			}
+		}
+		err := ic.err
+		ic.mu.Unlock()
+		if err != nil || time.Now().After(deadline) {
+			ic.t.Fatalf("%s: no PONG %s (%v); last: %v", ic.nick, token, err, ic.tail(8))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// commands lists the commands of ms.
+func commands(ms []chat.Message) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Command)
+	}
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // version is the server's software name in the welcome.
@@ -78,6 +79,14 @@ func (s *Server) handle(c *conn, m Message) bool {
 		return true
 	case "PONG":
 		return true // handleLine already counted it as an answer
+	case "PASS":
+		// No password is set: clients that always send one (irssi with
+		// -w, bouncers) register as usual.
+		if c.registered {
+			s.reply(c, "462", "You may not reregister")
+			return false
+		}
+		return !s.needMore(c, m, 1)
 	case "QUIT":
 		reason := "Client Quit"
 		if len(m.Params) > 0 && m.Params[0] != "" {
@@ -111,6 +120,8 @@ func (s *Server) handle(c *conn, m Message) bool {
 		return s.cmdList(c, m)
 	case "MODE":
 		return s.cmdMode(c, m)
+	case "WHOIS":
+		return s.cmdWhois(c, m)
 	}
 	s.reply(c, "421", m.Command, "Unknown command")
 	return false
@@ -165,16 +176,19 @@ func (s *Server) cmdUser(c *conn, m Message) bool {
 	if s.needMore(c, m, 4) {
 		return false
 	}
-	user := m.Params[0]
-	if !validWord(user) || len(user) > maxUserLen || strings.ContainsRune(user, '@') {
+	// A long user name is cut, as other servers do (irctest
+	// testNonutf8Username), at a character boundary.
+	user := cutRunes(m.Params[0], maxUserLen)
+	if !validWord(user) || strings.ContainsRune(user, '@') {
 		s.reply(c, "461", m.Command, "Bad user name")
 		return false
 	}
-	c.user = user
-	c.real = m.Params[3]
-	if len(c.real) > maxRealLen {
-		c.real = c.real[:maxRealLen]
+	if m.Params[3] == "" {
+		s.reply(c, "461", m.Command, "Empty real name")
+		return false
 	}
+	c.user = user
+	c.real = cutRunes(m.Params[3], maxRealLen)
 	s.register(c)
 	return true
 }
@@ -195,7 +209,7 @@ func (s *Server) register(c *conn) {
 	s.reply(c, "001", "Welcome to the sockshift chat "+c.prefix())
 	s.reply(c, "002", "Your host is "+name+", running version "+version)
 	s.reply(c, "003", "This server was created "+s.made.UTC().Format(time.RFC1123))
-	s.reply(c, "004", name, version, "i", "nt")
+	s.reply(c, "004", name, version, "i", "n")
 	s.reply(c, "005", "CASEMAPPING=ascii", "CHANTYPES=#&", "NICKLEN="+strconv.Itoa(MaxNickLen),
 		"CHANNELLEN="+strconv.Itoa(MaxChannelLen), "TOPICLEN="+strconv.Itoa(MaxTopicLen),
 		"CHANLIMIT=#&:"+strconv.Itoa(s.Config.MaxChannelsPerClient), "MAXTARGETS="+strconv.Itoa(maxTargets),
@@ -485,6 +499,17 @@ func (s *Server) cmdWho(c *conn, m Message) bool {
 				s.who(c, ch.name, mem)
 			}
 		}
+	case strings.ContainsAny(mask, "*?"):
+		var found []*conn
+		for _, u := range s.nicks {
+			if globMatch(fold(mask), fold(u.nick)) && len(found) < maxWhoReplies {
+				found = append(found, u)
+			}
+		}
+		slices.SortFunc(found, func(a, b *conn) int { return strings.Compare(a.nick, b.nick) })
+		for _, u := range found {
+			s.who(c, "*", u)
+		}
 	default:
 		if u := s.nicks[fold(mask)]; u != nil {
 			s.who(c, "*", u)
@@ -496,8 +521,17 @@ func (s *Server) cmdWho(c *conn, m Message) bool {
 
 func (s *Server) cmdList(c *conn, m Message) bool {
 	names := make([]string, 0, len(s.chans))
-	for _, ch := range s.chans {
-		names = append(names, ch.name)
+	if len(m.Params) > 0 && m.Params[0] != "" {
+		// LIST #a,#b: only those that exist (irctest testListNonexistent).
+		for _, n := range strings.Split(m.Params[0], ",")[:min(maxTargets, strings.Count(m.Params[0], ",")+1)] {
+			if ch := s.chans[fold(n)]; ch != nil && !slices.Contains(names, ch.name) {
+				names = append(names, ch.name)
+			}
+		}
+	} else {
+		for _, ch := range s.chans {
+			names = append(names, ch.name)
+		}
 	}
 	slices.Sort(names)
 	for _, n := range names {
@@ -523,7 +557,7 @@ func (s *Server) cmdMode(c *conn, m Message) bool {
 		}
 		switch {
 		case len(m.Params) == 1:
-			s.reply(c, "324", ch.name, "+nt")
+			s.reply(c, "324", ch.name, "+n")
 		case strings.Trim(m.Params[1], "+") == "b":
 			s.reply(c, "368", ch.name, "End of channel ban list")
 		default:
@@ -539,4 +573,15 @@ func (s *Server) cmdMode(c *conn, m Message) bool {
 		s.reply(c, "221", "+i")
 	}
 	return true
+}
+
+// cutRunes cuts s to at most n bytes without splitting a UTF-8 sequence.
+func cutRunes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -103,3 +103,46 @@ func FuzzSnapshot(f *testing.F) {
 		}
 	})
 }
+
+// String alone decides the colon: free text always trailing, names and
+// modes bare unless they need one.
+func TestStringTrailing(t *testing.T) {
+	for _, tc := range []struct {
+		m    Message
+		want string
+	}{
+		{Message{Prefix: "a!a@h", Command: "PRIVMSG", Params: []string{"#lab", "hello"}}, ":a!a@h PRIVMSG #lab :hello"},
+		{Message{Command: "NOTICE", Params: []string{"bob", "x"}}, "NOTICE bob :x"},
+		{Message{Command: "TOPIC", Params: []string{"#lab", "t"}}, "TOPIC #lab :t"},
+		{Message{Command: "PART", Params: []string{"#lab", "bye"}}, "PART #lab :bye"},
+		{Message{Command: "QUIT", Params: []string{"gone"}}, "QUIT :gone"},
+		{Message{Command: "ERROR", Params: []string{"x"}}, "ERROR :x"},
+		{Message{Command: "001", Params: []string{"alice", "Welcome"}}, "001 alice :Welcome"},
+		{Message{Command: "FUTURE", Params: []string{"a", "b"}}, "FUTURE a :b"},
+		{Message{Command: "JOIN", Params: []string{"#lab"}}, "JOIN #lab"},
+		{Message{Command: "NICK", Params: []string{"bob"}}, "NICK bob"},
+		{Message{Command: "324", Params: []string{"a", "#lab", "+nt"}}, "324 a #lab +nt"},
+		{Message{Command: "MODE", Params: []string{"#lab", ""}}, "MODE #lab :"},
+		{Message{Command: "MODE", Params: []string{"#lab", ":x"}}, "MODE #lab ::x"},
+		{Message{Command: "AWAY"}, "AWAY"},
+	} {
+		if got := tc.m.String(); got != tc.want {
+			t.Errorf("%#v.String() = %q, want %q", tc.m, got, tc.want)
+		}
+	}
+}
+
+func TestGlobMatch(t *testing.T) {
+	for _, tc := range []struct {
+		p, s string
+		want bool
+	}{
+		{"eva*", "evan", true}, {"*", "", true}, {"e?an", "evan", true}, {"*n", "evan", true},
+		{"e*a*n", "evaaan", true}, {"[a]*", "[a]b", true}, {"eva", "evan", false}, {"*x", "evan", false},
+		{"?", "", false}, {"a*b", "acbd", false},
+	} {
+		if got := globMatch(tc.p, tc.s); got != tc.want {
+			t.Errorf("globMatch(%q, %q) = %v, want %v", tc.p, tc.s, got, tc.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -39,7 +40,7 @@ func (s *Server) Quiesce(ctx context.Context) (handoff.Paused, error) {
 		select {
 		case <-ps.done:
 		case <-ctx.Done():
-			p.finish(true)
+			p.resumeAll()
 			return nil, fmt.Errorf("chat: quiesce: %d of %d connections paused: %w", i, len(p.states), ctx.Err())
 		}
 	}
@@ -93,34 +94,56 @@ func (p *paused) Conns() []handoff.PausedConn {
 	return out
 }
 
-func (p *paused) Resume() { p.finish(true) }
+// Settle implements handoff.Paused. Clients that moved leave this
+// server's state; those that stay here see them quit, as after a netsplit
+// (with nobody left behind, nobody is told anything).
+func (p *paused) Settle(moved func(*net.TCPConn) bool) {
+	stay := make([]bool, len(p.conns))
+	for i, c := range p.conns {
+		stay[i] = !moved(c.c)
+	}
+	p.finish(stay)
+}
 
-// Release implements handoff.Paused: the clients moved, so they leave this
-// server's state without a word to anyone.
-func (p *paused) Release() { p.finish(false) }
-
-func (p *paused) finish(stay bool) {
+// finish ends the pause; stay says, per paused connection, whether it
+// goes on here.
+func (p *paused) finish(stay []bool) {
 	s := p.s
 	s.mu.Lock()
+	var gone []*conn
 	for i, c := range p.conns {
 		c.pause = nil
-		p.states[i].stay = stay
-		if !stay {
+		p.states[i].stay = stay[i]
+		if !stay[i] {
 			delete(s.conns, c)
-			s.forget(c)
-			c.dead = true
+			c.dead = true // before the quits below: it hears nothing more
+			gone = append(gone, c)
+		}
+	}
+	for _, c := range gone {
+		if c.registered {
+			s.quit(c, "Handed off to another server")
 		}
 	}
 	s.frozen = false
 	s.cond.Broadcast()
 	s.mu.Unlock()
 	for i, c := range p.conns {
-		if stay {
+		if stay[i] {
 			c.c.SetDeadline(time.Time{})
 		}
 		close(p.states[i].verdict)
 	}
 	p.conns, p.states = nil, nil
+}
+
+// resumeAll ends the pause with every connection staying.
+func (p *paused) resumeAll() {
+	stay := make([]bool, len(p.conns))
+	for i := range stay {
+		stay[i] = true
+	}
+	p.finish(stay)
 }
 
 // Adopt implements handoff.Service. It rebuilds the shared state first,

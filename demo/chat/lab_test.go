@@ -31,7 +31,7 @@ func startLab(t *testing.T) *labtest.Env {
 
 func labUser(t *testing.T, env *labtest.Env, nick string, chans ...string) *ircClient {
 	t.Helper()
-	ic := newClient(t, env.DialVIP(chatPort), nick)
+	ic := newClient(t, env.DialChat(), nick)
 	ic.register()
 	for _, ch := range chans {
 		ic.join(ch)
@@ -229,14 +229,14 @@ func TestIIThroughHandOffs(t *testing.T) {
 	env := startLab(t)
 	dir := t.TempDir()
 	ii := exec.Command("ip", "netns", "exec", env.Lab.Client.Namespace,
-		"ii", "-s", lab.VIP.String(), "-p", strconv.Itoa(chatPort), "-n", "iiuser", "-i", dir)
+		"ii", "-s", lab.ChatVIP.String(), "-p", strconv.Itoa(chatPort), "-n", "iiuser", "-i", dir)
 	ii.Stderr = os.Stderr // its stdout echoes every line: too chatty for a test log
 	if err := ii.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ii.Process.Kill(); ii.Wait() })
 
-	srvDir := filepath.Join(dir, lab.VIP.String())
+	srvDir := filepath.Join(dir, lab.ChatVIP.String())
 	chDir := filepath.Join(srvDir, "#lab")
 	waitFile(t, filepath.Join(srvDir, "in"))
 	waitFor(t, filepath.Join(srvDir, "out"), "Welcome")

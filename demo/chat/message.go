@@ -105,8 +105,12 @@ func validCommand(c string) bool {
 func isDigit(b byte) bool  { return '0' <= b && b <= '9' }
 func isLetter(b byte) bool { return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' }
 
-// String formats m as a line without its line ending. The last parameter
-// gets a ':' when it needs one (empty, spaces, or a leading ':').
+// String formats m as a line without its line ending. It alone decides
+// the colon: the last parameter goes out as a trailing parameter (':')
+// when it is free text (see lastIsWord) or when it needs one (empty,
+// spaces, a leading ':'). Clients take message text, topics and reasons
+// from the trailing parameter, and ii shows nothing when a one-word text
+// comes without it.
 func (m Message) String() string {
 	var b strings.Builder
 	if m.Prefix != "" {
@@ -117,12 +121,28 @@ func (m Message) String() string {
 	b.WriteString(m.Command)
 	for i, p := range m.Params {
 		b.WriteByte(' ')
-		if i == len(m.Params)-1 && (p == "" || strings.ContainsRune(p, ' ') || p[0] == ':') {
+		if i == len(m.Params)-1 && (!lastIsWord(m.Command) || !validWord(p)) {
 			b.WriteByte(':')
 		}
 		b.WriteString(p)
 	}
 	return b.String()
+}
+
+// lastIsWord reports whether a command's last parameter is a name or a
+// mode rather than free text. Everything else (PRIVMSG, NOTICE, TOPIC,
+// PART, QUIT, KICK, ERROR, PING, PONG and the numerics' closing text) is
+// text, so a command added later goes out right without a thought.
+func lastIsWord(cmd string) bool {
+	switch cmd {
+	case "JOIN", "NICK", "MODE",
+		"004", // server version umodes chanmodes
+		"221", // the user's modes
+		"324", // a channel's modes
+		"333": // who set the topic, and when
+		return true
+	}
+	return false
 }
 
 // Limits of names.

@@ -112,6 +112,7 @@ func (s *Server) Name() string { return Name }
 // ConnInfo describes one live connection.
 type ConnInfo struct {
 	Client   string
+	Local    string // the address the client connected to
 	Nick     string // empty before registration
 	BytesIn  uint64 // read from the client
 	BytesOut uint64 // written to the client
@@ -124,7 +125,7 @@ func (s *Server) Connections() []ConnInfo {
 	defer s.mu.Unlock()
 	out := make([]ConnInfo, 0, len(s.conns))
 	for c := range s.conns {
-		info := ConnInfo{Client: c.c.RemoteAddr().String(), BytesIn: c.bytesIn, BytesOut: c.bytesOut}
+		info := ConnInfo{Client: c.c.RemoteAddr().String(), Local: c.c.LocalAddr().String(), BytesIn: c.bytesIn, BytesOut: c.bytesOut}
 		if c.registered {
 			info.Nick = c.nick
 		}
@@ -489,7 +490,8 @@ func (s *Server) drop(c *conn, reason string) {
 		// holds stays, so that it can account for it.
 		c.out = c.out[:c.writing:c.writing]
 	}
-	c.out = append(c.out, "ERROR :Closing Link: "+c.host+" ("+reason+")\r\n"...)
+	bye := Message{Command: "ERROR", Params: []string{"Closing Link: " + c.host + " (" + reason + ")"}}
+	c.out = append(append(c.out, bye.String()...), '\r', '\n')
 	notify(c.wake)
 	notify(c.kick)
 }

@@ -96,6 +96,7 @@ func Run(ctx context.Context, cfg Config) (Stats, error) {
 		}
 		conns = append(conns, c)
 	}
+	r.setConns(conns)
 	var wg sync.WaitGroup
 	for i, c := range conns {
 		wg.Add(1)
@@ -107,9 +108,7 @@ func Run(ctx context.Context, cfg Config) (Stats, error) {
 			} else {
 				err = r.ping(ctx, c)
 			}
-			retrans, rtos := retransmits(c)
-			r.retrans.Add(retrans)
-			r.rtos.Add(rtos)
+			r.connRetrans[i].finish()
 			c.Close()
 			if err != nil {
 				r.fail(err)
@@ -147,7 +146,10 @@ type run struct {
 	bytes, pings, errs atomic.Uint64
 	lastRTT, maxRTT    atomic.Int64
 	worstGap           atomic.Int64
-	retrans, rtos      atomic.Uint32
+	// connRetrans are each connection's TCP retransmission counters, read
+	// from TCP_INFO at every stats() while it is open (so a stalled client
+	// shows them growing) and once more before it closes.
+	connRetrans []*retransCount
 
 	mu      sync.Mutex
 	lastErr string
@@ -169,14 +171,61 @@ func storeMax(a *atomic.Int64, v int64) {
 	}
 }
 
+func (r *run) setConns(conns []net.Conn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.connRetrans = make([]*retransCount, len(conns))
+	for i, c := range conns {
+		r.connRetrans[i] = &retransCount{c: c}
+	}
+}
+
+// retransCount is one connection's retransmissions so far.
+type retransCount struct {
+	c             net.Conn
+	closed        atomic.Bool
+	retrans, rtos atomic.Uint32
+}
+
+func (rc *retransCount) read() (uint32, uint32) {
+	if !rc.closed.Load() {
+		retrans, rtos := retransmits(rc.c)
+		storeMax32(&rc.retrans, retrans)
+		storeMax32(&rc.rtos, rtos)
+	}
+	return rc.retrans.Load(), rc.rtos.Load()
+}
+
+// finish takes the last reading; call it before closing the connection.
+func (rc *retransCount) finish() {
+	rc.read()
+	rc.closed.Store(true)
+}
+
+func storeMax32(a *atomic.Uint32, v uint32) {
+	for {
+		old := a.Load()
+		if v <= old || a.CompareAndSwap(old, v) {
+			return
+		}
+	}
+}
+
 func (r *run) stats() Stats {
 	r.mu.Lock()
 	lastErr := r.lastErr
+	counts := r.connRetrans
 	r.mu.Unlock()
+	var retrans, rtos uint32
+	for _, rc := range counts {
+		a, b := rc.read()
+		retrans += a
+		rtos += b
+	}
 	return Stats{
 		Mode: r.cfg.Mode, Conns: r.cfg.Conns, Bytes: r.bytes.Load(), Pings: r.pings.Load(),
 		Errors: r.errs.Load(), LastError: lastErr, LastRTTus: r.lastRTT.Load(), MaxRTTus: r.maxRTT.Load(),
-		WorstGapUS: r.worstGap.Load(), Retransmits: r.retrans.Load(), RTOs: r.rtos.Load(), ElapsedMS: time.Since(r.start).Milliseconds(),
+		WorstGapUS: r.worstGap.Load(), Retransmits: retrans, RTOs: rtos, ElapsedMS: time.Since(r.start).Milliseconds(),
 	}
 }
 

@@ -49,12 +49,13 @@ type Cluster struct {
 }
 
 type server struct {
-	role  string
-	hold  bool
-	extra []string
-	cmd   *exec.Cmd
-	done  chan struct{} // closed when cmd exits
-	stop  bool          // do not restart
+	role     string
+	hold     bool
+	holdOnly []string // on a restart: the service addresses it still had
+	extra    []string
+	cmd      *exec.Cmd
+	done     chan struct{} // closed when cmd exits
+	stop     bool          // do not restart
 }
 
 // Start brings up the lab and both servers, A holding the VIP, and waits
@@ -156,7 +157,7 @@ func (c *Cluster) NodeArgs(role string, hold bool, extra ...string) []string {
 	h, peer := c.Host(role)
 	args := []string{"netns", "exec", h.Namespace, c.cfg.Exe, "node",
 		"--name", role, "--iface", h.Interface, "--addr", h.Addr.Addr().String(),
-		"--vip", lab.VIP.String(), "--peer", peer.Role + "=" + peer.Addr.Addr().String(),
+		"--vip", lab.VIP.String(), "--chat-vip", lab.ChatVIP.String(), "--peer", peer.Role + "=" + peer.Addr.Addr().String(),
 		"--key-file", c.Key, "--control", c.ControlPath(role)}
 	if hold {
 		args = append(args, "--hold")
@@ -186,7 +187,11 @@ func (c *Cluster) StartNode(ctx context.Context, role string, hold bool, extra .
 }
 
 func (c *Cluster) spawn(s *server) error {
-	cmd := exec.Command("ip", c.NodeArgs(s.role, s.hold, s.extra...)...)
+	extra := s.extra
+	if len(s.holdOnly) > 0 {
+		extra = append([]string{"--hold-only", strings.Join(s.holdOnly, ",")}, extra...)
+	}
+	cmd := exec.Command("ip", c.NodeArgs(s.role, s.hold, extra...)...)
 	cmd.Stdout, cmd.Stderr = c.cfg.NodeOutput, c.cfg.NodeOutput
 	procgroup.Own(cmd)
 	if err := cmd.Start(); err != nil {
@@ -209,9 +214,9 @@ func (c *Cluster) spawn(s *server) error {
 		}
 		c.cfg.Log.Printf("server %s exited (%v); starting it again", s.role, err)
 		time.Sleep(300 * time.Millisecond)
-		// It takes the VIP back if the address is still on its interface:
-		// it held the VIP when it died, and the address must not be orphaned.
-		s.hold = c.vipAssigned(s.role)
+		// It takes back the service addresses still on its interface: it
+		// held them when it died, and they must not be orphaned.
+		s.hold, s.holdOnly = false, c.addrsAssigned(s.role)
 		if err := c.spawn(s); err != nil {
 			c.cfg.Log.Print(err)
 		}
@@ -235,11 +240,17 @@ func (c *Cluster) waitNode(ctx context.Context, role string) error {
 	}
 }
 
-// vipAssigned reports whether the VIP is on a server's interface.
-func (c *Cluster) vipAssigned(role string) bool {
+// addrsAssigned lists the service addresses on a server's interface.
+func (c *Cluster) addrsAssigned(role string) []string {
 	h, _ := c.Host(role)
 	out, err := exec.Command("ip", "-n", h.Namespace, "-br", "addr", "show", "dev", h.Interface).Output()
-	return err == nil && strings.Contains(string(out), " "+lab.VIP.String()+"/")
+	var held []string
+	for _, a := range []string{lab.VIP.String(), lab.ChatVIP.String()} {
+		if err == nil && strings.Contains(string(out), " "+a+"/") {
+			held = append(held, a)
+		}
+	}
+	return held
 }
 
 // signalNode sends sig to a server's process group and waits for it to
@@ -314,6 +325,34 @@ func (c *Cluster) Holder(ctx context.Context) (string, error) {
 // HandOff asks server from to hand every connection to server to.
 func (c *Cluster) HandOff(ctx context.Context, from, to string) (node.HandoffResult, error) {
 	return c.Control(from).HandOff(ctx, to)
+}
+
+// HandOffServices asks server from to hand some services to server to.
+func (c *Cluster) HandOffServices(ctx context.Context, from, to string, services ...string) (node.HandoffResult, error) {
+	return c.Control(from).HandOffWith(ctx, node.HandoffRequest{To: to, Services: services})
+}
+
+// Holders says which server holds each service's address ("" if none).
+func (c *Cluster) Holders(ctx context.Context) (map[string]string, error) {
+	out := map[string]string{}
+	for _, role := range []string{"a", "b"} {
+		st, err := c.Control(role).State(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range st.Services {
+			if _, ok := out[s.Name]; !ok {
+				out[s.Name] = ""
+			}
+			if s.Holds {
+				if out[s.Name] != "" {
+					return nil, fmt.Errorf("cluster: both servers hold %s's address %s", s.Name, s.Address)
+				}
+				out[s.Name] = role
+			}
+		}
+	}
+	return out, nil
 }
 
 // Dial connects from the client's namespace; the connection is usable from

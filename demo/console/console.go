@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/sockshift/sockshift/demo/internal/wait"
 	"log"
 	"net"
 	"net/netip"
@@ -172,6 +173,7 @@ func (l *Lab) State(ctx context.Context) (web.State, error) {
 				st.Holder = name
 			}
 			st.Connections = append(st.Connections, labview.Connections(name, ns.Connections)...)
+			labview.AddServices(&st, name, ns.Services)
 			if run != nil && run.From == name {
 				st.Step = run.State(ns.Step)
 			}
@@ -240,22 +242,23 @@ func (l *Lab) Step(ctx context.Context, abort bool) (string, error) {
 // req says; a broken hand-off is put right afterwards.
 func (l *Lab) HandOffWith(ctx context.Context, req web.HandOffRequest) (web.Report, error) {
 	st, _ := l.State(ctx)
-	from := st.Holder
-	if from == "" {
-		err := errors.New("no server holds the VIP (or none answers)")
-		return web.Report{Error: err.Error()}, err
+	to, sources, err := labview.PlanHandOff(st, req)
+	if err == nil && l.nodes[to] == nil {
+		err = fmt.Errorf("no server %q", to)
 	}
-	to := req.To
-	if to == "" {
-		to = labview.Other(from)
+	if err == nil && len(sources) > 1 && (req.Step || req.Break != nil) {
+		err = errors.New("the services are on both servers: step mode and break-it move from one server")
 	}
-	if to == from || l.nodes[to] == nil {
-		err := fmt.Errorf("cannot hand off from %s to %q", from, to)
-		return web.Report{From: from, To: to, Error: err.Error()}, err
+	if err != nil {
+		return web.Report{To: to, Error: err.Error()}, err
 	}
-	nreq := node.HandoffRequest{To: to, Step: req.Step}
+	from := sources[0].From
+	nreq := node.HandoffRequest{To: to, Step: req.Step, Services: sources[0].Services}
 	if req.Break != nil {
-		nreq.SkipAnnounce, nreq.KeepVIP = req.Break.SkipAnnounce, req.Break.KeepVIP
+		nreq.KeepVIP = req.Break.KeepVIP
+		if err := l.nodes[to].Break(ctx, node.BreakRequest{SkipAnnounce: req.Break.SkipAnnounce}); err != nil {
+			return web.Report{From: from, To: to, Error: err.Error()}, err
+		}
 	}
 	if req.Step {
 		l.mu.Lock()
@@ -270,12 +273,20 @@ func (l *Lab) HandOffWith(ctx context.Context, req web.HandOffRequest) (web.Repo
 	arpBefore, _ := l.arp(ctx)
 	start := time.Now()
 	res, err := l.nodes[from].HandOffWith(ctx, nreq)
+	for _, src := range sources[1:] {
+		if err != nil || !res.OK {
+			break
+		}
+		var more node.HandoffResult
+		more, err = l.nodes[src.From].HandOffWith(ctx, node.HandoffRequest{To: to, Services: src.Services})
+		res = labview.MergeResults(res, more)
+	}
 	rep := labview.Report(from, to, req, res, start, time.Now())
 	if err == nil && !res.OK {
 		err = errors.New(res.Error)
 	}
 	if err == nil && req.Break != nil {
-		sleep(ctx, breakShow)
+		wait.Sleep(ctx, breakShow)
 		rep.Note = l.repair(ctx, from, to, req.Break)
 	}
 	rep.ARPBefore = arpBefore
@@ -314,11 +325,4 @@ func (l *Lab) repair(ctx context.Context, from, to string, brk *web.Break) strin
 		note += " (Putting it right failed: " + err.Error() + ")"
 	}
 	return note
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
 }

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sync"
-	"time"
 
 	"github.com/sockshift/sockshift/demo/internal/tcpserve"
 	"github.com/sockshift/sockshift/handoff"
@@ -36,6 +34,7 @@ type Server struct {
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
 	closed bool
+	pauser handoff.Pauser
 }
 
 var _ handoff.Service = (*Server)(nil)
@@ -43,6 +42,7 @@ var _ handoff.Service = (*Server)(nil)
 // ConnInfo describes one live connection.
 type ConnInfo struct {
 	Client   string
+	Local    string // the address the client connected to
 	BytesIn  uint64 // read from the client
 	BytesOut uint64 // echoed back
 }
@@ -88,17 +88,18 @@ func (s *Server) Connections() []ConnInfo {
 	out := make([]ConnInfo, 0, len(s.conns))
 	for c := range s.conns {
 		c.mu.Lock()
-		out = append(out, ConnInfo{Client: c.c.RemoteAddr().String(), BytesIn: c.in, BytesOut: c.out})
+		out = append(out, ConnInfo{Client: c.c.RemoteAddr().String(), Local: c.c.LocalAddr().String(), BytesIn: c.in, BytesOut: c.out})
 		c.mu.Unlock()
 	}
 	return out
 }
 
 func (s *Server) start(c *conn) {
-	c.resume = make(chan bool, 1)
+	c.gate = s.pauser.Add(c.c, c.snapshot)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		c.gate.Remove()
 		c.c.Close()
 		return
 	}
@@ -118,25 +119,33 @@ func (s *Server) forget(c *conn) {
 
 // conn is one echo connection and its snapshot-able state.
 type conn struct {
-	c   *net.TCPConn
-	buf []byte // the loop's reads; only the loop touches it
+	c    *net.TCPConn
+	buf  []byte // the loop's reads; only the loop touches it
+	gate *handoff.Gate
 
 	mu      sync.Mutex
 	pending []byte // read, not yet written back
 	in, out uint64
-	pausing bool
-	waiting bool          // the loop sits in pause
-	paused  chan struct{} // closed by the loop once it stopped
-	resume  chan bool     // true: go on here; false: moved away
 }
 
 // loop serves c until its connection ends or moves away. Its stack stays
-// small (the work is in step and goOn, the read buffer on the heap): the
-// goroutine then fits in its first stack, and a target resuming thousands
-// of connections does not grow (copy) thousands of stacks on the way.
+// small (the work is in step, the read buffer on the heap): the goroutine
+// then fits in its first stack, and a target resuming thousands of
+// connections does not grow (copy) thousands of stacks on the way.
 func (s *Server) loop(c *conn) {
 	for {
-		if err := c.step(); err != nil && !s.goOn(c, err) {
+		err := c.step()
+		if err == nil {
+			continue
+		}
+		switch c.gate.Check(err) {
+		case handoff.Retry: // paused, and stays here
+		case handoff.Moved: // the hand-off closes the socket
+			s.forget(c)
+			return
+		default:
+			s.forget(c)
+			c.c.Close()
 			return
 		}
 	}
@@ -170,104 +179,21 @@ func (c *conn) step() error {
 	return err
 }
 
-// goOn says whether the loop goes on after err: only a pause sets
-// deadlines (a stale one just retries); anything else ends it.
-func (s *Server) goOn(c *conn, err error) bool {
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		if c.pause() {
-			return true
-		}
-		s.forget(c) // moved: the hand-off closes the socket
-		return false
-	}
-	s.forget(c)
-	c.c.Close()
-	return false
-}
-
-// pause reports the loop stopped, if a pause was asked for, and waits for
-// the verdict: true to go on here, false when the connection moved.
-func (c *conn) pause() bool {
+// snapshot is the connection's state for the target, taken while paused.
+func (c *conn) snapshot() []byte {
 	c.mu.Lock()
-	if !c.pausing {
-		c.mu.Unlock()
-		return true
-	}
-	c.waiting = true
-	close(c.paused)
-	c.mu.Unlock()
-	return <-c.resume
+	defer c.mu.Unlock()
+	return encodeState(c.pending, c.in, c.out)
 }
 
-// unpause withdraws a pause; stay says whether the loop goes on here.
-func (c *conn) unpause(stay bool) {
-	c.mu.Lock()
-	waiting := c.waiting
-	c.pausing, c.waiting = false, false
-	c.mu.Unlock()
-	if stay {
-		c.c.SetDeadline(time.Time{})
-	}
-	if waiting {
-		c.resume <- stay
-	}
-}
-
-// Quiesce implements handoff.Service.
+// Quiesce implements handoff.Service: every connection stops between a
+// read and its echo, or inside a write (what is left is in its snapshot).
 func (s *Server) Quiesce(ctx context.Context) (handoff.Paused, error) {
-	s.mu.Lock()
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	p := &paused{}
-	for _, c := range conns {
-		c.mu.Lock()
-		c.pausing = true
-		c.paused = make(chan struct{})
-		c.mu.Unlock()
-		// A deadline in the past wakes a blocked Read or Write at once.
-		c.c.SetDeadline(time.Unix(1, 0))
-	}
-	for _, c := range conns {
-		select {
-		case <-c.paused:
-			p.conns = append(p.conns, c)
-		case <-ctx.Done():
-			// Everything that did pause goes on; the rest never stops.
-			for _, c := range conns {
-				c.unpause(true)
-			}
-			return nil, fmt.Errorf("echo: quiesce %d connections: %w", len(conns), ctx.Err())
-		}
+	p, err := s.pauser.Pause(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("echo: %w", err)
 	}
 	return p, nil
-}
-
-type paused struct{ conns []*conn }
-
-func (p *paused) Shared() []byte { return nil }
-
-func (p *paused) Conns() []handoff.PausedConn {
-	out := make([]handoff.PausedConn, len(p.conns))
-	for i, c := range p.conns {
-		c.mu.Lock()
-		out[i] = handoff.PausedConn{Conn: c.c, State: encodeState(c.pending, c.in, c.out)}
-		c.mu.Unlock()
-	}
-	return out
-}
-
-func (p *paused) Resume() { p.finish(true) }
-
-func (p *paused) Release() { p.finish(false) }
-
-func (p *paused) finish(stay bool) {
-	for _, c := range p.conns {
-		c.unpause(stay)
-	}
-	p.conns = nil
 }
 
 // Adopt implements handoff.Service: restored connections go on from their

@@ -76,7 +76,7 @@ func TestQuiesceResume(t *testing.T) {
 	if n, err := c.Read(make([]byte, 10)); err == nil {
 		t.Fatalf("a paused connection echoed %d bytes", n)
 	}
-	p.Resume()
+	p.Settle(noneMoved)
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	got := make([]byte, 6)
 	if _, err := io.ReadFull(c, got); err != nil || string(got) != "during" {
@@ -115,7 +115,7 @@ func TestSnapshotCarriesPendingBytes(t *testing.T) {
 	if in == 0 {
 		t.Fatal("nothing read before the pause")
 	}
-	p.Resume()
+	p.Settle(noneMoved)
 	got := make([]byte, len(payload))
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, payload) {
@@ -137,7 +137,7 @@ func TestQuiesceTimesOutAndResumes(t *testing.T) {
 	// cancelled context; then the caller resumes it. Otherwise Quiesce
 	// must have let every connection go on by itself.
 	if p, err := s.Quiesce(ctx); err == nil {
-		p.Resume()
+		p.Settle(noneMoved)
 	}
 	roundTrip(t, c, "still")
 }
@@ -188,3 +188,8 @@ func TestEchoesBulkInOrder(t *testing.T) {
 		t.Fatalf("echo differs from byte %d", i)
 	}
 }
+
+// allMoved and noneMoved are the verdicts of a committed hand-off that
+// took everything and of a rollback.
+func allMoved(*net.TCPConn) bool  { return true }
+func noneMoved(*net.TCPConn) bool { return false }

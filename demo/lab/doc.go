@@ -12,7 +12,9 @@
 // directly inside the namespaces (ip -n P-sw link add a type veth peer name
 // eth0 netns P-a), so nothing ever appears in, or changes, the host's own
 // network. IPv6 is disabled in the lab's namespaces so that captures show
-// only the lab's IPv4 and ARP traffic.
+// only the lab's IPv4 and ARP traffic. Each host's namespace also sets
+// the IPv4 settings the lessons rely on (forwarding off, ARP behaviour,
+// neighbour timers: see Settings) instead of inheriting the host's.
 //
 // The lab does not assign the VIP: the server that holds it does.
 // The lab is built with the ip command (iproute2) and needs root.

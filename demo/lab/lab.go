@@ -20,6 +20,10 @@ const DefaultPrefix = "ss"
 // Treat it as a constant.
 var VIP = netip.MustParseAddr("192.0.2.100")
 
+// ChatVIP is the chat service's own address, 192.0.2.101, so that chat can
+// be handed off alone; echo keeps VIP. Treat it as a constant.
+var ChatVIP = netip.MustParseAddr("192.0.2.101")
+
 var (
 	// ErrExists is wrapped by Up when a complete lab with the prefix is
 	// already up; Up returns that lab with it.
@@ -181,6 +185,9 @@ func build(ctx context.Context, ip ipFunc, l *Lab, made *[]string) error {
 	if _, err := ip(ctx, "-n", l.Switch, "link", "set", "dev", bridge, "up"); err != nil {
 		return err
 	}
+	if err := sysctl(ctx, ip, l.Switch, true, switchSettings); err != nil {
+		return err
+	}
 	for _, h := range l.Hosts() {
 		// The pair is born with one end in each namespace, so it never
 		// appears in the host's namespace. The explicit "name" and "dev"
@@ -189,12 +196,19 @@ func build(ctx context.Context, ip ipFunc, l *Lab, made *[]string) error {
 			{"-n", l.Switch, "link", "add", "name", h.Role, "type", "veth", "peer", "name", h.Interface, "netns", h.Namespace},
 			{"-n", l.Switch, "link", "set", "dev", h.Role, "master", bridge, "up"},
 			{"-n", h.Namespace, "addr", "add", h.Addr.String(), "dev", h.Interface},
-			{"-n", h.Namespace, "link", "set", "dev", h.Interface, "up"},
 		}
 		for _, s := range steps {
 			if _, err := ip(ctx, s...); err != nil {
 				return err
 			}
+		}
+		// Sealed before the interface comes up, so it never speaks with
+		// the host's settings.
+		if err := seal(ctx, ip, h); err != nil {
+			return err
+		}
+		if _, err := ip(ctx, "-n", h.Namespace, "link", "set", "dev", h.Interface, "up"); err != nil {
+			return err
 		}
 	}
 	return nil

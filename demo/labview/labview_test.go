@@ -1,16 +1,19 @@
 package labview
 
 import (
+	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/sockshift/sockshift/demo/node"
 	"github.com/sockshift/sockshift/handoff"
+	"github.com/sockshift/sockshift/web"
 )
 
 func TestStepRunState(t *testing.T) {
 	r := &StepRun{From: "a", To: "b"}
 	st := r.State(nil)
-	if st.From != "a" || st.To != "b" || st.Waiting != "" || len(st.Done) != 0 || len(st.Phases) != len(handoff.StepPhases) {
+	if st.From != "a" || st.To != "b" || st.Waiting != "" || len(st.Done) != 0 || len(st.Phases) != len(handoff.Steps) {
 		t.Fatalf("before the source reports: %+v", st)
 	}
 	done := []string{"quiesce"}
@@ -26,9 +29,20 @@ func TestMappings(t *testing.T) {
 	if len(cs) != 1 || cs[0].Node != "b" || cs[0].Service != "echo" || cs[0].BytesIn != 3 || cs[0].BytesOut != 2 {
 		t.Fatalf("connections: %+v", cs)
 	}
-	ts := TCPState(handoff.TCPSummary{SendSeq: 1, RecvSeq: 2, SndWscale: 7, MSS: 1460, Unsent: 9, RcvBuf: 100})
-	if ts.SendSeq != 1 || ts.RecvSeq != 2 || ts.SndWscale != 7 || ts.MSS != 1460 || ts.Unsent != 9 || ts.RcvBuf != 100 {
-		t.Fatalf("tcp state: %+v", ts)
+	// The page shows the moved TCP state by these names.
+	sum := handoff.TCPSummary{SendSeq: 1, RecvSeq: 2, SndWscale: 7, MSS: 1460, Unsent: 9, RcvBuf: 100}
+	rep := Report("a", "b", web.HandOffRequest{}, node.HandoffResult{Moved: []node.Moved{{Client: "c", Before: sum, After: sum}}}, time.Now(), time.Now())
+	b, _ := json.Marshal(rep)
+	var raw map[string]any
+	json.Unmarshal(b, &raw)
+	mv := raw["moved"].([]any)[0].(map[string]any)["before"].(map[string]any)
+	for _, k := range []string{"send_seq", "recv_seq", "snd_wnd", "rcv_wnd", "snd_wscale", "rcv_wscale", "mss", "timestamp", "sack", "timestamps", "recv_queue", "unacked", "unsent", "sndbuf", "rcvbuf"} {
+		if _, ok := mv[k]; !ok {
+			t.Errorf("TCP state lacks %q: %s", k, b)
+		}
+	}
+	if mv["mss"] != 1460.0 || mv["unsent"] != 9.0 {
+		t.Errorf("TCP state %v", mv)
 	}
 	if Other("a") != "b" || Other("b") != "a" {
 		t.Fatal("other")

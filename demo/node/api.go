@@ -1,6 +1,9 @@
 package node
 
-import "github.com/sockshift/sockshift/handoff"
+import (
+	"github.com/sockshift/sockshift/handoff"
+	"github.com/sockshift/sockshift/web"
+)
 
 // State is what GET /state answers.
 type State struct {
@@ -11,12 +14,23 @@ type State struct {
 	Busy        bool         `json:"busy"`
 	Step        *StepState   `json:"step,omitempty"`
 	Connections []Connection `json:"connections"`
+	Services    []Service    `json:"services"`
+}
+
+// Service is one service of the node, its address, and whether the node
+// holds that address now.
+type Service struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Port    int    `json:"port"`
+	Holds   bool   `json:"holds"`
 }
 
 // Connection is one live connection on the node.
 type Connection struct {
 	Service  string `json:"service"`
 	Client   string `json:"client"`
+	Local    string `json:"local"`
 	BytesIn  uint64 `json:"bytes_in"`
 	BytesOut uint64 `json:"bytes_out"`
 }
@@ -24,11 +38,21 @@ type Connection struct {
 // HandoffRequest is the body of POST /handoff.
 type HandoffRequest struct {
 	To string `json:"to"` // a peer's name
+	// Services names the services to move; none means every service
+	// whose address this node holds.
+	Services []string `json:"services,omitempty"`
 	// Step runs the hand-off one phase at a time: each waits for POST /step.
 	Step bool `json:"step,omitempty"`
-	// Break toggles, for teaching: what goes wrong without a step.
-	SkipAnnounce bool `json:"skip_announce,omitempty"`
-	KeepVIP      bool `json:"keep_vip,omitempty"`
+	// KeepVIP breaks the hand-off on purpose, for teaching: the source
+	// keeps the addresses. (To skip the announce, arm the target with
+	// POST /break.)
+	KeepVIP bool `json:"keep_vip,omitempty"`
+}
+
+// BreakRequest is the body of POST /break: it arms the node's next
+// incoming hand-off to leave a step out on purpose, for teaching.
+type BreakRequest struct {
+	SkipAnnounce bool `json:"skip_announce"` // send no gratuitous ARP
 }
 
 // StepRequest is the body of POST /step.
@@ -42,11 +66,8 @@ type StepState struct {
 	Done    []string `json:"done"`    // phases already run
 }
 
-// Phase is one step of a hand-off.
-type Phase struct {
-	Name string `json:"name"`
-	US   int64  `json:"us"`
-}
+// Phase is one step of a hand-off, as the console shows it.
+type Phase = web.Phase
 
 // HandoffResult is what POST /handoff answers.
 type HandoffResult struct {
@@ -60,6 +81,20 @@ type HandoffResult struct {
 	RolledBack  bool    `json:"rolled_back,omitempty"`
 	Caught      int     `json:"caught"` // client frames caught during the switch and delivered
 	Moved       []Moved `json:"moved,omitempty"`
+	// Services and Addresses moved; Stayed are the connections that
+	// stayed on the source, and why.
+	Services  []string `json:"services"`
+	Addresses []string `json:"addresses"`
+	Stayed    []Stayed `json:"stayed"`
+	Closed    int      `json:"closed,omitempty"` // were closing: closed, not moved
+}
+
+// Stayed is a connection that stayed on the source of a hand-off.
+type Stayed struct {
+	Service string `json:"service"`
+	Client  string `json:"client"`
+	Local   string `json:"local"`
+	Reason  string `json:"reason"`
 }
 
 // Moved is one connection's TCP state as dumped on the source (before)

@@ -117,6 +117,25 @@ func (c *Client) SetVIP(ctx context.Context, r VIPRequest) (VIPResult, error) {
 	return res, json.NewDecoder(resp.Body).Decode(&res)
 }
 
+// Break arms the node's next incoming hand-off to leave a step out.
+func (c *Client) Break(ctx context.Context, r BreakRequest) error {
+	body, _ := json.Marshal(r)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/break"), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", c.Control, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("node %s: break: %s: %s", c.Control, resp.Status, bytes.TrimSpace(b))
+	}
+	return nil
+}
+
 // Step releases the phase a step-mode hand-off waits for (or, with abort,
 // rolls it back) and returns its name.
 func (c *Client) Step(ctx context.Context, abort bool) (string, error) {

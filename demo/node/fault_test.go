@@ -63,7 +63,7 @@ func TestRollbackAtEveryPhase(t *testing.T) {
 	// the sockets: the rollback that once left a client stuck (the target's
 	// read-back sent a window update, whose ARP from the VIP turned the
 	// client to it).
-	for _, p := range []string{"prepare", "quiesce", "freeze", "release", "dump", "transfer", "restore"} {
+	for _, p := range []string{"quiesce", "freeze", "release", "dump", "transfer", "restore", "announce"} {
 		cases = append(cases, tc{"a", p})
 	}
 	for _, p := range []string{"target-prepare", "target-restore"} {
@@ -111,11 +111,18 @@ func TestRollbackAtEveryPhase(t *testing.T) {
 // one named waits. It returns a channel with the hand-off's answer.
 func stepTo(t *testing.T, env *labtest.Env, waitAt string) <-chan node.HandoffResult {
 	t.Helper()
+	return stepToWith(t, env, node.HandoffRequest{To: "b", Step: true}, waitAt)
+}
+
+// stepToWith is stepTo with a request of the caller's (from a, in step
+// mode).
+func stepToWith(t *testing.T, env *labtest.Env, req node.HandoffRequest, waitAt string) <-chan node.HandoffResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	done := make(chan node.HandoffResult, 1)
 	go func() {
-		res, err := env.Control("a").HandOffWith(ctx, node.HandoffRequest{To: "b", Step: true})
+		res, err := env.Control("a").HandOffWith(ctx, req)
 		if err != nil {
 			res.Error = err.Error()
 		}

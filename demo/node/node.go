@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,11 +28,13 @@ type Main struct {
 	Name                           string
 	Interface                      string
 	Addr                           netip.Addr
-	VIP                            netip.Addr
+	VIP                            netip.Addr // echo's address, and the default
+	ChatVIP                        netip.Addr // chat's own address
 	Peers                          map[string]netip.Addr
 	KeyFile                        string
-	Control                        string // Unix socket path, or host:port for TCP
-	Hold                           bool   // take the VIP at start
+	Control                        string       // Unix socket path, or host:port for TCP
+	Hold                           bool         // take the VIP at start
+	HoldOnly                       []netip.Addr // take these service addresses at start, drop the others
 	EchoPort                       int
 	ChatPort                       int
 	ChatPing                       time.Duration // chat: silence before a PING; 0 means the default
@@ -47,17 +48,19 @@ type Main struct {
 // ParseFlags fills m from the command line.
 func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("sockshift node", flag.ContinueOnError)
-	var addr, vipAddr, peers string
+	var addr, vipAddr, chatVIP, peers, holdOnly string
 	fs.StringVar(&m.Name, "name", "", "this server's name (a, b, ...)")
 	fs.StringVar(&m.Interface, "iface", "eth0", "interface that carries the VIP")
 	fs.StringVar(&addr, "addr", "", "this server's own IPv4 address (the hand-off channel listens on it)")
-	fs.StringVar(&vipAddr, "vip", "192.0.2.100", "the service address that moves")
+	fs.StringVar(&vipAddr, "vip", "192.0.2.100", "the service address that moves (echo's)")
+	fs.StringVar(&chatVIP, "chat-vip", "192.0.2.101", "chat's own service address, so that chat can move alone (the same as --vip: chat moves with echo)")
 	fs.StringVar(&peers, "peer", "", "other servers as name=address[,name=address...]")
 	fs.StringVar(&m.KeyFile, "key-file", "", "the lab's shared key (hex, mode 0600)")
 	fs.StringVar(&m.Control, "control", "", "control API: a Unix socket path, or host:port on this server's own address (TCP needs the control token derived from the key)")
-	fs.BoolVar(&m.Hold, "hold", false, "take the VIP at start")
-	fs.IntVar(&m.EchoPort, "echo-port", 7, "echo service port on the VIP")
-	fs.IntVar(&m.ChatPort, "chat-port", 6667, "chat (IRC) service port on the VIP")
+	fs.BoolVar(&m.Hold, "hold", false, "take every service address at start")
+	fs.StringVar(&holdOnly, "hold-only", "", "take only these service addresses at start (comma-separated), as a server restarted after a crash does")
+	fs.IntVar(&m.EchoPort, "echo-port", 7, "echo service port on its address")
+	fs.IntVar(&m.ChatPort, "chat-port", 6667, "chat (IRC) service port on its address")
 	fs.DurationVar(&m.ChatPing, "chat-ping", 0, "chat: how long a client may be silent before the server PINGs it (default 30s)")
 	fs.IntVar(&m.ChatMaxClients, "chat-max-clients", 0, "chat: most clients at once (default 1000)")
 	fs.IntVar(&m.ChatMaxMembers, "chat-max-members", 0, "chat: most members of one channel (default 500)")
@@ -75,6 +78,19 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	if m.VIP, err = netip.ParseAddr(vipAddr); err != nil {
 		return fmt.Errorf("node: --vip: %w", err)
+	}
+	if m.ChatVIP, err = netip.ParseAddr(chatVIP); err != nil {
+		return fmt.Errorf("node: --chat-vip: %w", err)
+	}
+	for _, a := range strings.Split(holdOnly, ",") {
+		if a == "" {
+			continue
+		}
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			return fmt.Errorf("node: --hold-only: %w", err)
+		}
+		m.HoldOnly = append(m.HoldOnly, ip)
 	}
 	if err := checkControl(m.Control, m.Addr); err != nil {
 		return err
@@ -109,20 +125,14 @@ func (m *Main) Run(ctx context.Context) error {
 	cfg := handoff.Config{
 		Name: m.Name, Addr: m.Addr, Interface: m.Interface, VIP: m.VIP, Key: key,
 		Services: []handoff.Service{es, cs}, Timeout: m.Timeout, Logf: m.Log.Printf,
+		ServiceAddrs: map[string]netip.Addr{chat.Name: m.chatVIP()},
 	}
-	if m.Fault != "" {
-		phase, hang := strings.CutPrefix(m.Fault, "hang:")
-		cfg.Fault = func(p string) error {
-			if p != phase {
-				return nil
-			}
-			if hang {
-				m.Log.Printf("--fault %s: hanging until killed", m.Fault)
-				select {}
-			}
-			return errors.New("--fault " + phase)
-		}
+	hk := &nodeHook{log: m.Log}
+	hk.fault, hk.hang = m.Fault, false
+	if phase, ok := strings.CutPrefix(m.Fault, "hang:"); ok {
+		hk.fault, hk.hang = phase, true
 	}
+	cfg.Hook = hk
 	n, err := handoff.NewNode(cfg)
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
@@ -132,28 +142,29 @@ func (m *Main) Run(ctx context.Context) error {
 	// crash) does not answer ARP for it.
 	if m.Hold {
 		err = n.TakeVIP()
-	} else {
-		err = n.DropVIP()
+	} else if err = n.DropVIP(); err == nil && len(m.HoldOnly) > 0 {
+		err = n.Take(m.HoldOnly...)
 	}
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
 
-	// The echo listener takes the port on every address, so it accepts on
-	// the VIP whenever the VIP is here.
-	echoLn, err := net.Listen("tcp4", ":"+strconv.Itoa(m.EchoPort))
-	if err != nil {
-		return fmt.Errorf("node: echo port %d: %w", m.EchoPort, err)
+	// Each service accepts on its own address (whether here or not yet)
+	// and on the server's own: a client of one service on another's
+	// address would be cut off when that address moves.
+	for _, l := range []struct {
+		svc  interface{ Serve(net.Listener) error }
+		addr netip.Addr
+		port int
+	}{{es, m.VIP, m.EchoPort}, {es, m.Addr, m.EchoPort}, {cs, m.chatVIP(), m.ChatPort}, {cs, m.Addr, m.ChatPort}} {
+		ln, err := listenAnywhere(ctx, netip.AddrPortFrom(l.addr, uint16(l.port)))
+		if err != nil {
+			return fmt.Errorf("node: %w", err)
+		}
+		defer ln.Close()
+		go l.svc.Serve(ln)
 	}
-	defer echoLn.Close()
-	go es.Serve(echoLn)
 	defer es.Close()
-	chatLn, err := net.Listen("tcp4", ":"+strconv.Itoa(m.ChatPort))
-	if err != nil {
-		return fmt.Errorf("node: chat port %d: %w", m.ChatPort, err)
-	}
-	defer chatLn.Close()
-	go cs.Serve(chatLn)
 	defer cs.Close()
 
 	var chanLn net.Listener
@@ -165,7 +176,7 @@ func (m *Main) Run(ctx context.Context) error {
 		chanLn.Close()
 		return err
 	}
-	handler := m.handler(n, es, cs)
+	handler := m.handler(n, es, cs, hk)
 	if !isUnixControl(m.Control) {
 		handler = requireToken(ControlToken(key), handler)
 	}
@@ -173,7 +184,8 @@ func (m *Main) Run(ctx context.Context) error {
 	go srv.Serve(ctlLn)
 	defer srv.Close()
 
-	m.Log.Printf("serving: echo on :%d, chat on :%d, hand-off channel on %s, control on %s", m.EchoPort, m.ChatPort, n.ChannelAddr(), m.Control)
+	m.Log.Printf("serving: echo on %v:%d, chat on %v:%d (and both on %v), hand-off channel on %s, control on %s",
+		m.VIP, m.EchoPort, m.chatVIP(), m.ChatPort, m.Addr, n.ChannelAddr(), m.Control)
 	return n.ServeListener(ctx, chanLn)
 }
 
@@ -194,9 +206,18 @@ func listenControl(where string) (net.Listener, error) {
 	return ln, nil
 }
 
-func (m *Main) handler(n *handoff.Node, es *echo.Server, cs *chat.Server) http.Handler {
+func (m *Main) handler(n *handoff.Node, es *echo.Server, cs *chat.Server, hk *nodeHook) http.Handler {
 	mux := http.NewServeMux()
 	st := &stepper{}
+	mux.HandleFunc("POST /break", func(w http.ResponseWriter, r *http.Request) {
+		var req BreakRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad JSON: " + err.Error()})
+			return
+		}
+		hk.arm(req.SkipAnnounce)
+		writeJSON(w, http.StatusOK, req)
+	})
 	mux.HandleFunc("POST /step", func(w http.ResponseWriter, r *http.Request) {
 		var req StepRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
@@ -218,11 +239,23 @@ func (m *Main) handler(n *handoff.Node, es *echo.Server, cs *chat.Server) http.H
 		}
 		ns := State{Name: m.Name, Address: m.Addr.String(), MAC: n.HardwareAddr().String(),
 			HoldsVIP: holds, Busy: n.Busy(), Step: st.state(), Connections: []Connection{}}
+		for _, sv := range []struct {
+			name string
+			port int
+		}{{echo.Name, m.EchoPort}, {chat.Name, m.ChatPort}} {
+			a := n.AddrOf(sv.name)
+			held, err := n.Holds(a)
+			if err != nil {
+				writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+				return
+			}
+			ns.Services = append(ns.Services, Service{Name: sv.name, Address: a.String(), Port: sv.port, Holds: held})
+		}
 		for _, c := range es.Connections() {
-			ns.Connections = append(ns.Connections, Connection{Service: echo.Name, Client: c.Client, BytesIn: c.BytesIn, BytesOut: c.BytesOut})
+			ns.Connections = append(ns.Connections, Connection{Service: echo.Name, Client: c.Client, Local: c.Local, BytesIn: c.BytesIn, BytesOut: c.BytesOut})
 		}
 		for _, c := range cs.Connections() {
-			ns.Connections = append(ns.Connections, Connection{Service: chat.Name, Client: c.Client, BytesIn: c.BytesIn, BytesOut: c.BytesOut})
+			ns.Connections = append(ns.Connections, Connection{Service: chat.Name, Client: c.Client, Local: c.Local, BytesIn: c.BytesIn, BytesOut: c.BytesOut})
 		}
 		writeJSON(w, http.StatusOK, ns)
 	})
@@ -237,9 +270,10 @@ func (m *Main) handler(n *handoff.Node, es *echo.Server, cs *chat.Server) http.H
 			writeJSON(w, http.StatusBadRequest, HandoffResult{From: m.Name, Error: fmt.Sprintf("no peer named %q", req.To)})
 			return
 		}
-		opts := &handoff.Options{SkipAnnounce: req.SkipAnnounce, KeepVIP: req.KeepVIP}
+		hh := &handOffHook{keepVIP: req.KeepVIP}
+		opts := &handoff.Options{Services: req.Services, Hook: hh, Paced: req.Step}
 		if req.Step {
-			opts.Step = st.wait
+			hh.step = st
 			defer st.reset()
 		}
 		rep, err := n.HandOff(r.Context(), peer, opts)
@@ -248,6 +282,13 @@ func (m *Main) handler(n *handoff.Node, es *echo.Server, cs *chat.Server) http.H
 			res.Phases = append(res.Phases, Phase{Name: p.Name, US: p.Duration.Microseconds()})
 		}
 		res.Caught = rep.Caught
+		res.Services, res.Addresses, res.Stayed, res.Closed = rep.Services, []string{}, []Stayed{}, rep.Closed
+		for _, a := range rep.Addrs {
+			res.Addresses = append(res.Addresses, a.String())
+		}
+		for _, sc := range rep.Stayed {
+			res.Stayed = append(res.Stayed, Stayed{Service: sc.Service, Client: sc.Client.String(), Local: sc.Local.String(), Reason: sc.Reason})
+		}
 		for _, mc := range rep.Moved {
 			res.Moved = append(res.Moved, Moved{Client: mc.Client.String(), Before: mc.Before, After: mc.After})
 		}
@@ -257,8 +298,11 @@ func (m *Main) handler(n *handoff.Node, es *echo.Server, cs *chat.Server) http.H
 			var he *handoff.Error
 			res.RolledBack = errors.As(err, &he) && he.RolledBack
 			status = http.StatusBadGateway
-			if errors.Is(err, handoff.ErrBusy) {
+			switch {
+			case errors.Is(err, handoff.ErrBusy):
 				status = http.StatusConflict
+			case errors.Is(err, handoff.ErrNoService):
+				status = http.StatusBadRequest
 			}
 		}
 		writeJSON(w, status, res)
@@ -302,7 +346,7 @@ type stepper struct {
 	next    chan bool // true: abort
 }
 
-// wait is handoff.Options.Step: it blocks until POST /step.
+// wait blocks a paced hand-off's step until POST /step.
 func (s *stepper) wait(ctx context.Context, phase string) error {
 	next := make(chan bool, 1)
 	s.mu.Lock()
@@ -354,3 +398,73 @@ func (s *stepper) reset() {
 	s.waiting, s.done, s.next = "", nil, nil
 	s.mu.Unlock()
 }
+
+// chatVIP is chat's address; unset (a Main built in code), it shares the VIP.
+func (m *Main) chatVIP() netip.Addr {
+	if m.ChatVIP.IsValid() {
+		return m.ChatVIP
+	}
+	return m.VIP
+}
+
+// nodeHook is the node's handoff.Hook: --fault, and the break-it toggle
+// that POST /break arms for the next hand-off this node takes.
+type nodeHook struct {
+	log   *log.Logger
+	fault string // fail at this step
+	hang  bool   // block there instead
+
+	mu           sync.Mutex
+	armed        bool // POST /break: skip the next incoming announce
+	skipAnnounce bool // armed for the hand-off under way
+}
+
+func (h *nodeHook) arm(skipAnnounce bool) {
+	h.mu.Lock()
+	h.armed = skipAnnounce
+	h.mu.Unlock()
+}
+
+func (h *nodeHook) At(ctx context.Context, step string) error {
+	if step == "target-prepare" {
+		// What POST /break armed applies to this hand-off, and only to it.
+		h.mu.Lock()
+		h.skipAnnounce, h.armed = h.armed, false
+		h.mu.Unlock()
+	}
+	if h.fault == "" || step != h.fault {
+		return nil
+	}
+	if h.hang {
+		h.log.Printf("--fault hang:%s: hanging until killed", step)
+		select {}
+	}
+	return errors.New("--fault " + step)
+}
+
+func (h *nodeHook) Skip(step string) bool {
+	if step != "announce" {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	skip := h.skipAnnounce
+	h.skipAnnounce = false
+	return skip
+}
+
+// handOffHook steers one hand-off asked for through POST /handoff: step
+// mode and the keep-the-address toggle.
+type handOffHook struct {
+	step    *stepper // step mode: each step waits for POST /step
+	keepVIP bool
+}
+
+func (h *handOffHook) At(ctx context.Context, step string) error {
+	if h.step == nil {
+		return nil
+	}
+	return h.step.wait(ctx, step)
+}
+
+func (h *handOffHook) Skip(step string) bool { return step == "release" && h.keepVIP }

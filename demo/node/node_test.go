@@ -121,8 +121,16 @@ func (s *rawStream) finish(t *testing.T) int64 {
 type rawPingPong struct {
 	stop   chan struct{}
 	done   chan struct{}
+	mu     sync.Mutex
 	rounds int
 	err    error
+}
+
+// count returns the round trips so far.
+func (p *rawPingPong) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rounds
 }
 
 func startRawPingPong(c net.Conn) *rawPingPong {
@@ -153,7 +161,9 @@ func startRawPingPong(c net.Conn) *rawPingPong {
 				p.err = fmt.Errorf("round %d: the echo differs", i)
 				return
 			}
+			p.mu.Lock()
 			p.rounds++
+			p.mu.Unlock()
 		}
 	}()
 	return p

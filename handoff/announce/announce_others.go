@@ -3,11 +3,12 @@
 package announce
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 )
 
 // New is not implemented outside Linux: it needs an AF_PACKET socket.
 func New(ifname string) (*Announcer, error) {
-	return nil, fmt.Errorf("announce: open %s: not implemented on %s", ifname, runtime.GOOS)
+	return nil, fmt.Errorf("announce: open %s on %s: %w", ifname, runtime.GOOS, errors.ErrUnsupported)
 }

@@ -26,33 +26,18 @@ const (
 	labT      = "198.51.100.2"
 )
 
-// lab is one L2 segment, a bridge in namespace sw, with three hosts on it:
+// lab is one L2 segment (nstest.Segment) with three hosts on it:
 // the client c, the source a (which holds the VIP at first) and the target
 // t, each on its own eth0.
 type lab struct {
-	sw, c, a, t      string
+	c, a, t          string
 	macC, macA, macT net.HardwareAddr
 }
 
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	l := &lab{
-		sw: nstest.NewNS(t, "csw"),
-		c:  nstest.NewNS(t, "cc"),
-		a:  nstest.NewNS(t, "ca"),
-		t:  nstest.NewNS(t, "ct"),
-	}
-	nstest.Run(t, "ip", "-n", l.sw, "link", "add", "name", "br0", "type", "bridge")
-	nstest.Run(t, "ip", "-n", l.sw, "link", "set", "dev", "br0", "up")
-	for _, h := range []struct{ ns, port, addr string }{
-		{l.c, "pc", labClient}, {l.a, "pa", labA}, {l.t, "pt", labT},
-	} {
-		nstest.Run(t, "ip", "-n", l.sw, "link", "add", "name", h.port, "type", "veth", "peer", "name", "eth0", "netns", h.ns)
-		nstest.Run(t, "ip", "-n", l.sw, "link", "set", "dev", h.port, "master", "br0")
-		nstest.Run(t, "ip", "-n", l.sw, "link", "set", "dev", h.port, "up")
-		nstest.Run(t, "ip", "-n", h.ns, "addr", "add", h.addr+"/24", "dev", "eth0")
-		nstest.Run(t, "ip", "-n", h.ns, "link", "set", "dev", "eth0", "up")
-	}
+	hosts := nstest.Segment(t, "c", labClient+"/24", labA+"/24", labT+"/24")
+	l := &lab{c: hosts[0], a: hosts[1], t: hosts[2]}
 	nstest.Run(t, "ip", "-n", l.a, "addr", "add", labVIP+"/32", "dev", "eth0")
 	l.macC, l.macA, l.macT = linkMAC(t, l.c), linkMAC(t, l.a), linkMAC(t, l.t)
 	return l

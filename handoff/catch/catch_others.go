@@ -3,6 +3,7 @@
 package catch
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"runtime"
@@ -10,5 +11,5 @@ import (
 
 // Arm is not implemented outside Linux: it needs an AF_PACKET socket.
 func Arm(ifname string, vip netip.Addr, cfg *Config) (*Catcher, error) {
-	return nil, fmt.Errorf("catch: arm %v on %s: not implemented on %s", vip, ifname, runtime.GOOS)
+	return nil, fmt.Errorf("catch: arm %v on %s on %s: %w", vip, ifname, runtime.GOOS, errors.ErrUnsupported)
 }

@@ -195,12 +195,49 @@ func dump(rc syscall.RawConn, local, remote netip.AddrPort, peekRecv bool) (*Sta
 // dumpOnce reads the state once. local and remote are the addresses Go
 // already knows; invalid ones are asked of the kernel.
 func dumpOnce(fd int, local, remote netip.AddrPort, peekRecv bool) (*State, int, error) {
-	info, err := tcpInfo(fd)
+	s, info, err := dumpOptions(fd, local, remote)
 	if err != nil {
 		return nil, 0, err
 	}
+	outq, unsent, inq, err := queueSizes(fd)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := dumpSockopts(fd, s, info); err != nil {
+		return nil, 0, err
+	}
+	wbuf := make([]byte, sizeofRepairWindow)
+	if n, err := getsockoptBytes(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR_WINDOW, wbuf); err != nil {
+		return nil, 0, os.NewSyscallError("getsockopt TCP_REPAIR_WINDOW", err)
+	} else if n != sizeofRepairWindow {
+		return nil, 0, fmt.Errorf("getsockopt TCP_REPAIR_WINDOW: %d bytes, want %d", n, sizeofRepairWindow)
+	}
+	s.Window = unmarshalWindow(wbuf)
+	peekLen := 0
+	if peekRecv {
+		peekLen = inq
+	}
+	if err := dumpQueues(fd, s, outq, unsent, inq, peekLen); err != nil {
+		return nil, 0, err
+	}
+	// Nothing may have moved while we read: an ACK shrinks the send queue,
+	// data grows the receive queue, and either changes the window.
+	if err := recheck(fd, outq, inq, s.Window, wbuf); err != nil {
+		s.Release()
+		return nil, 0, err
+	}
+	return s, inq, nil
+}
+
+// dumpOptions reads the connection's state and negotiated options
+// (TCP_INFO) and its addresses, where not given.
+func dumpOptions(fd int, local, remote netip.AddrPort) (*State, []byte, error) {
+	info, err := tcpInfo(fd)
+	if err != nil {
+		return nil, nil, err
+	}
 	if info[tcpiState] != tcpEstablished {
-		return nil, 0, fmt.Errorf("%w (%s)", errNotEstablished, tcpStateName(info[tcpiState]))
+		return nil, nil, fmt.Errorf("%w (%s)", errNotEstablished, tcpStateName(info[tcpiState]))
 	}
 	s := &State{
 		SACK:          info[tcpiOptions]&tcpiOptSACK != 0,
@@ -210,40 +247,47 @@ func dumpOnce(fd int, local, remote netip.AddrPort, peekRecv bool) (*State, int,
 	if s.WindowScaling {
 		s.SndWscale, s.RcvWscale = info[tcpiWscale]&0xf, info[tcpiWscale]>>4
 	}
-
 	s.Local, s.Remote = local, remote
 	if !s.Local.IsValid() {
 		if s.Local, err = sockAddr(fd, unix.Getsockname, "getsockname"); err != nil {
-			return nil, 0, err
+			return nil, nil, err
 		}
 	}
 	if !s.Remote.IsValid() {
 		if s.Remote, err = sockAddr(fd, unix.Getpeername, "getpeername"); err != nil {
-			return nil, 0, err
+			return nil, nil, err
 		}
 	}
+	return s, info, nil
+}
 
-	outq, err := ioctlInt(fd, unix.SIOCOUTQ, "SIOCOUTQ")
-	if err != nil {
-		return nil, 0, err
+// queueSizes reads the send queue (and its never-sent part) and the
+// receive queue, in bytes.
+func queueSizes(fd int) (outq, unsent, inq int, err error) {
+	if outq, err = ioctlInt(fd, unix.SIOCOUTQ, "SIOCOUTQ"); err != nil {
+		return 0, 0, 0, err
 	}
-	unsent := 0 // an empty send queue has nothing unsent: one call fewer on idle sockets
+	// An empty send queue has nothing unsent: one call fewer on idle sockets.
 	if outq > 0 {
 		if unsent, err = ioctlInt(fd, siocOutqNSD, "SIOCOUTQNSD"); err != nil {
-			return nil, 0, err
+			return 0, 0, 0, err
 		}
 	}
-	inq, err := ioctlInt(fd, unix.SIOCINQ, "SIOCINQ")
-	if err != nil {
-		return nil, 0, err
+	if inq, err = ioctlInt(fd, unix.SIOCINQ, "SIOCINQ"); err != nil {
+		return 0, 0, 0, err
 	}
 	if unsent > outq {
-		return nil, 0, errRace
+		return 0, 0, 0, errRace
 	}
 	if outq > MaxQueue || inq > MaxQueue {
-		return nil, 0, fmt.Errorf("queues of %d/%d bytes above MaxQueue (%d)", inq, outq, MaxQueue)
+		return 0, 0, 0, fmt.Errorf("queues of %d/%d bytes above MaxQueue (%d)", inq, outq, MaxQueue)
 	}
+	return outq, unsent, inq, nil
+}
 
+// dumpSockopts reads the socket options a restore sets again, and the
+// timestamp clock.
+func dumpSockopts(fd int, s *State, info []byte) error {
 	ints := []struct {
 		level, opt int
 		name       string
@@ -258,16 +302,16 @@ func dumpOnce(fd int, local, remote netip.AddrPort, peekRecv bool) (*State, int,
 	for _, o := range ints {
 		v, err := unix.GetsockoptInt(fd, o.level, o.opt)
 		if err != nil {
-			return nil, 0, os.NewSyscallError("getsockopt "+o.name, err)
+			return os.NewSyscallError("getsockopt "+o.name, err)
 		}
 		*o.dst = uint32(v)
 	}
 	// Both buffer sizes in one call (what SO_SNDBUF and SO_RCVBUF read).
 	var mem [unix.SK_MEMINFO_VARS]uint32
 	if n, err := getsockoptBytes(fd, unix.SOL_SOCKET, unix.SO_MEMINFO, unsafe.Slice((*byte)(unsafe.Pointer(&mem[0])), 4*len(mem))); err != nil {
-		return nil, 0, os.NewSyscallError("getsockopt SO_MEMINFO", err)
+		return os.NewSyscallError("getsockopt SO_MEMINFO", err)
 	} else if n < 4*(unix.SK_MEMINFO_SNDBUF+1) {
-		return nil, 0, fmt.Errorf("getsockopt SO_MEMINFO: short answer (%d bytes)", n)
+		return fmt.Errorf("getsockopt SO_MEMINFO: short answer (%d bytes)", n)
 	}
 	s.RcvBuf, s.SndBuf = mem[unix.SK_MEMINFO_RCVBUF], mem[unix.SK_MEMINFO_SNDBUF]
 	// The restored clock starts past every stamp the client has seen.
@@ -283,31 +327,24 @@ func dumpOnce(fd int, local, remote netip.AddrPort, peekRecv bool) (*State, int,
 	for _, o := range bools {
 		v, err := unix.GetsockoptInt(fd, o.level, o.opt)
 		if err != nil {
-			return nil, 0, os.NewSyscallError("getsockopt "+o.name, err)
+			return os.NewSyscallError("getsockopt "+o.name, err)
 		}
 		*o.dst = v != 0
 	}
+	return nil
+}
 
-	wbuf := make([]byte, sizeofRepairWindow)
-	if n, err := getsockoptBytes(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR_WINDOW, wbuf); err != nil {
-		return nil, 0, os.NewSyscallError("getsockopt TCP_REPAIR_WINDOW", err)
-	} else if n != sizeofRepairWindow {
-		return nil, 0, fmt.Errorf("getsockopt TCP_REPAIR_WINDOW: %d bytes, want %d", n, sizeofRepairWindow)
-	}
-	s.Window = unmarshalWindow(wbuf)
-
-	peekLen := 0
-	if peekRecv {
-		peekLen = inq
-	}
+// dumpQueues reads both queues' sequence numbers and bytes (peekLen of
+// the receive queue) into s.
+func dumpQueues(fd int, s *State, outq, unsent, inq, peekLen int) error {
 	rcvNxt, rq, err := readQueue(fd, tcpRecvQueue, peekLen)
 	if err != nil {
-		return nil, 0, err
+		return err
 	}
 	writeSeq, sq, err := readQueue(fd, tcpSendQueue, outq)
 	if err != nil {
 		bufpool.Put(rq)
-		return nil, 0, err
+		return err
 	}
 	s.bufs = [2][]byte{rq, sq}
 	s.RecvSeq = rcvNxt - uint32(inq)
@@ -319,14 +356,7 @@ func dumpOnce(fd int, local, remote netip.AddrPort, peekRecv bool) (*State, int,
 	if unsent > 0 {
 		s.Unsent = sq[outq-unsent:]
 	}
-
-	// Nothing may have moved while we read: an ACK shrinks the send queue,
-	// data grows the receive queue, and either changes the window.
-	if err := recheck(fd, outq, inq, s.Window, wbuf); err != nil {
-		s.Release()
-		return nil, 0, err
-	}
-	return s, inq, nil
+	return nil
 }
 
 // recheck fails with errRace if the queues or the window moved since they

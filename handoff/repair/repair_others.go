@@ -3,6 +3,7 @@
 package repair
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -10,7 +11,7 @@ import (
 	"syscall"
 )
 
-var errNotImplemented = fmt.Errorf("TCP repair is not implemented on %s", runtime.GOOS)
+var errNotImplemented = fmt.Errorf("TCP repair on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 
 func freeze(syscall.RawConn, netip.AddrPort) (SocketState, error) { return Normal, errNotImplemented }
 func dump(syscall.RawConn, netip.AddrPort, netip.AddrPort, bool) (*State, int, error) {

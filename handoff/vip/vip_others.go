@@ -3,6 +3,7 @@
 package vip
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"runtime"
@@ -20,5 +21,5 @@ func Held(ifname string, addr netip.Addr) (bool, error) {
 }
 
 func notImplemented(op, ifname string, addr netip.Addr) error {
-	return fmt.Errorf("vip: %s %v on %s: not implemented on %s", op, addr, ifname, runtime.GOOS)
+	return fmt.Errorf("vip: %s %v on %s on %s: %w", op, addr, ifname, runtime.GOOS, errors.ErrUnsupported)
 }

@@ -3,11 +3,12 @@
 package nsexec
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 )
 
 // InNamespace is not available outside Linux.
 func Do(ns string, fn func() error) error {
-	return fmt.Errorf("nsexec: network namespaces are not implemented on %s", runtime.GOOS)
+	return fmt.Errorf("nsexec: network namespaces on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 }

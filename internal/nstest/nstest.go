@@ -95,3 +95,26 @@ func Exec(t testing.TB, ns string, name string, args ...string) string {
 // creates belong to ns for their whole life and may be used from any
 // goroutine afterwards.
 func Do(ns string, fn func() error) error { return nsexec.Do(ns, fn) }
+
+// Segment builds one L2 segment: a bridge in a namespace of its own, and a
+// host namespace per address (as 198.51.100.1/24), each on its own eth0,
+// up. It returns the hosts' namespaces in the order of addrs; everything
+// is removed when the test ends. (ip link add br0 type bridge; ip link add
+// pN type veth peer name eth0 netns HOST; ip addr add ADDR dev eth0.)
+func Segment(t testing.TB, prefix string, addrs ...string) []string {
+	t.Helper()
+	sw := NewNS(t, prefix+"s")
+	Run(t, "ip", "-n", sw, "link", "add", "name", "br0", "type", "bridge")
+	Run(t, "ip", "-n", sw, "link", "set", "dev", "br0", "up")
+	hosts := make([]string, len(addrs))
+	for i, addr := range addrs {
+		hosts[i] = NewNS(t, prefix+fmt.Sprint(i))
+		port := fmt.Sprintf("p%d", i)
+		Run(t, "ip", "-n", sw, "link", "add", "name", port, "type", "veth", "peer", "name", "eth0", "netns", hosts[i])
+		Run(t, "ip", "-n", sw, "link", "set", "dev", port, "master", "br0")
+		Run(t, "ip", "-n", sw, "link", "set", "dev", port, "up")
+		Run(t, "ip", "-n", hosts[i], "addr", "add", addr, "dev", "eth0")
+		Run(t, "ip", "-n", hosts[i], "link", "set", "dev", "eth0", "up")
+	}
+	return hosts
+}

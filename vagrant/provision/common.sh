@@ -21,6 +21,7 @@ setup_common() {
 			echo "provision: could not install tcpdump, netcat-openbsd, iputils-arping (offline?); the lab runs without them" >&2
 	fi
 	install -m 0755 "$lab/sockshift" /usr/local/bin/sockshift
+	install -m 0644 /vagrant/sysctl.d/60-sockshift.conf /etc/sysctl.d/60-sockshift.conf && systemctl restart systemd-sysctl # forwarding off, ARP as the lessons show it
 	if ! id -u "$user" >/dev/null 2>&1; then
 		useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$user"
 	fi

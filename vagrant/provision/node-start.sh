@@ -1,10 +1,11 @@
 #!/bin/sh
 # node-start.sh CONFIG: starts `sockshift node --config CONFIG` (exec, so
 # systemd supervises the node itself). The config's `hold` names the
-# server that takes the VIP on its first start; on a later start (systemd
-# restarting a node that died) the node holds the VIP only if the address
-# is still on its interface, i.e. it held it when it died: a restarted
-# server must never take the VIP from the one that serves it now.
+# server that takes the service addresses (the VIP, chat's) on its first
+# start; on a later start (systemd restarting a node that died) the node
+# takes back only the addresses still on its interface, i.e. those it held
+# when it died: a restarted server must never take an address from the
+# one that serves it now.
 #
 # $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=) remembers the first
 # start until reboot; $SOCKSHIFT is the binary (default
@@ -17,12 +18,16 @@ bin=${SOCKSHIFT:-/usr/local/bin/sockshift}
 setting() { sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*\\([^[:space:]]*\\).*/\\1/p" "$conf"; }
 
 if [ -e "$state/started" ]; then
-	vip=$(setting vip)
 	iface=$(setting iface)
-	if ip -4 -o addr show dev "$iface" | grep -q " $vip/"; then
-		set -- --hold=true
-	else
-		set -- --hold=false
+	held=
+	for a in $(setting vip) $(setting chat-vip); do
+		if ip -4 -o addr show dev "$iface" | grep -q " $a/"; then
+			held=${held:+$held,}$a
+		fi
+	done
+	set -- --hold=false
+	if [ -n "$held" ]; then
+		set -- --hold=false --hold-only="$held"
 	fi
 else
 	set --

@@ -8,7 +8,10 @@
 #   render-config.sh console LISTEN NODE_A_ADDR NODE_B_ADDR VIP IFACE KEY_FILE TOKEN_FILE
 #
 # A node's control API listens on its own address, port 7071 (next to the
-# hand-off channel on 7070); the console reaches both there.
+# hand-off channel on 7070); the console reaches both there. Chat has a
+# service address of its own, the VIP's next one (192.168.56.101 beside
+# .100, as 192.0.2.101 beside .100 in the one-host lab), so it can move
+# alone.
 set -euo pipefail
 
 control_port=7071
@@ -21,17 +24,19 @@ usage() {
 case ${1:-} in
 node)
 	(($# == 9)) || usage
+	chat_vip="${6%.*}.$((${6##*.} + 1))"
 	cat <<CONF
 # sockshift node: server $2 (rendered by render-config.sh)
 name = $2
 addr = $3
 peer = $4=$5
 vip = $6
+chat-vip = $chat_vip
 iface = $7
 key-file = $8
 control = $3:$control_port
-# The initial holder of the VIP; on a restart the start script overrides
-# this (it keeps the VIP only if the address is still on the interface).
+# The initial holder of the service addresses; on a restart the start
+# script overrides this (it keeps those still on the interface).
 hold = $9
 CONF
 	;;

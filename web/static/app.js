@@ -122,6 +122,7 @@
     $("vip").textContent = st.vip || "–";
     $("holder").textContent = server(st.holder);
     renderTopo(st);
+    renderServices(st.services || []);
 
     const rows = $("connections");
     rows.replaceChildren();
@@ -129,13 +130,15 @@
     for (const c of conns) {
       const tr = el("tr");
       tr.append(el("td", "", c.service), el("td", "", c.client), el("td", "", server(c.node)),
-        el("td", "num", int(c.bytes_in)), el("td", "num", int(c.bytes_out)));
+        el("td", "num", int(c.bytes_in)), el("td", "num", int(c.bytes_out)),
+        el("td", c.handoff === "stayed" ? "stayed" : "", c.handoff ? c.handoff + (c.reason ? ": " + c.reason : "") : ""));
+      if (c.local) tr.title = "connected to " + c.local;
       rows.append(tr);
     }
     if (conns.length === 0) {
       const tr = el("tr");
       const td = el("td", "muted", "no connections");
-      td.colSpan = 5;
+      td.colSpan = 6;
       tr.append(td);
       rows.append(tr);
     }
@@ -146,6 +149,30 @@
     $("direction").textContent = st.holder && to ? server(st.holder) + "  →  " + server(to) : "";
     $("classroom").hidden = !(st.features && st.features.step);
     renderStep(st.step || null);
+  }
+
+  // Each service's address and its holder; the picker offers each one.
+  function renderServices(svcs) {
+    const rows = $("services");
+    rows.replaceChildren();
+    for (const s of svcs) {
+      const tr = el("tr");
+      tr.append(el("td", "", s.name), el("td", "", s.address + ":" + s.port), el("td", "holder", server(s.holder)));
+      rows.append(tr);
+    }
+    const pick = $("servicepick");
+    const have = Array.from(pick.options).map((o) => o.value).filter(Boolean).join(",");
+    if (have !== svcs.map((s) => s.name).join(",")) {
+      const keep = pick.value;
+      pick.replaceChildren(el("option", "", "every service"));
+      pick.options[0].value = "";
+      for (const s of svcs) {
+        const o = el("option", "", s.name + " (" + s.address + ")");
+        o.value = s.name;
+        pick.append(o);
+      }
+      pick.value = keep;
+    }
   }
 
   // ---- The demo client ----------------------------------------------
@@ -308,18 +335,35 @@
     report = r;
     const box = $("report");
     box.replaceChildren();
-    const head = r.ok
-      ? server(r.from) + "  →  " + server(r.to) + ":  " + int(r.connections) + " connection" +
-        (r.connections === 1 ? "" : "s") + " moved"
-      : "Hand-off " + (r.from ? server(r.from) + " → " + server(r.to) + " " : "") + "failed: " + (r.error || "unknown error");
-    box.append(el("div", "title " + (r.ok ? "ok" : "bad"), head));
+    // The headline says what the client's frames show (r.fate), not what
+    // the servers meant to do: a reset connection did not move.
+    const f = r.fate;
+    const lost = (f && f.reset) || 0;
+    const plural = (n, w) => int(n) + " " + w + (n === 1 ? "" : "s");
+    let head;
+    if (!r.ok) {
+      head = "Hand-off " + (r.from ? server(r.from) + " → " + server(r.to) + " " : "") + "failed: " + (r.error || "unknown error") +
+        (r.rolled_back ? " — nothing moved; the connections stay on " + server(r.from) : "");
+    } else if (lost) {
+      head = server(r.from) + "  →  " + server(r.to) + ":  " + plural(lost, "connection") + " reset (lost)" +
+        (f.moved ? ", " + int(f.moved) + " answered by " + server(r.to) : "");
+    } else {
+      head = server(r.from) + "  →  " + server(r.to) + ":  " + plural(r.connections, "connection") + " moved" +
+        (f && f.stalled && !r.step ? ", stalled up to " + us(f.worst_stall_ms * 1000) : "");
+    }
+    box.append(el("div", "title " + (r.ok && !lost ? "ok" : "bad"), head));
     const chips = el("div", "chips");
     const chip = (k, v, cls) => {
       const s = el("div", "stat" + (cls ? " " + cls : ""));
       s.append(el("div", "v", v), el("div", "k", k));
       chips.append(s);
     };
-    chip("connections moved", int(r.connections));
+    if (r.ok) chip("connections moved", int(Math.max(0, r.connections - lost)));
+    else chip("stayed on " + server(r.from), int((r.remaining || []).length));
+    if (r.ok && r.stayed && r.stayed.length) chip("stayed on the source", int(r.stayed.length));
+    if (r.services && r.services.length) chip("services moved", r.services.join(", "));
+    if (lost) chip("connections reset", int(lost), "bad");
+    if (f && f.stalled) chip("longest stall (client waited for an answer)", us(f.worst_stall_ms * 1000), "bad");
     chip("freeze to resume", us(r.total_us));
     if (r.gap_us) chip("client-visible gap (worst round trip)", us(r.gap_us), "accent");
     chip("client frames caught and delivered", int(r.caught));
@@ -328,6 +372,9 @@
     if (r.break && (r.break.skip_announce || r.break.keep_vip)) {
       box.append(el("p", "breaknote", "Broken on purpose: " +
         [r.break.skip_announce ? "announce skipped" : "", r.break.keep_vip ? "address kept on the source" : ""].filter(Boolean).join(", ") + "."));
+    }
+    for (const st of r.stayed || []) {
+      box.append(el("p", "stayednote", "Stayed: " + st.service + " " + st.client + " → " + st.local + ": " + st.reason));
     }
     if (r.note) box.append(el("p", "note", r.note));
 
@@ -445,11 +492,11 @@
       "The source sends the dumped states and the services' snapshots to the target over the hand-off channel (TCP 7070). Every message carries a MAC under the lab's shared key and a sequence number, so nothing forged or replayed is ever restored.",
       "ip netns exec {dst} ss -tn '( sport = :7070 )'    # the authenticated channel"],
     restore: ["Restore",
-      "The target adds the VIP and rebuilds each socket in repair mode: bind to the VIP and port, set the sequence numbers and queues, “connect” without a SYN, then the options and windows. The client cannot tell it from the original.",
-      "ip -n {dst} addr add {vip}/32 dev {if}"],
-    announce: ["Announce",
-      "The target sends a gratuitous ARP: “{vip} is at my MAC”. The client updates its ARP entry, and its next segments go to the target's MAC.",
-      "ip netns exec {dst} arping -U -c 1 -I {if} {vip}\nip -n {cl} neigh show {vip}    # the client's entry now names the target"],
+      "The target rebuilds each socket in repair mode: bind to the VIP and port, set the sequence numbers and queues, “connect” without a SYN, then the options and windows. In step mode it does not take the VIP yet: a target that died while the class talks must leave no address behind, so the sockets are rebuilt transparent (they may bind an address the host does not have) and the VIP comes at the commit. The console counts them once they resume; ss lists them now.",
+      "ip netns exec {dst} ss -tn state established '( sport = :7 or sport = :6667 )'    # rebuilt, frozen\nip -n {dst} addr show dev {if}    # no {vip} yet"],
+    announce: ["Commit and announce",
+      "The source commits: the point of no return. The target takes the VIP and sends a gratuitous ARP: “{vip} is at my MAC”. The client updates its ARP entry, and its next segments go to the target's MAC.",
+      "ip -n {dst} addr add {vip}/32 dev {if}\nip netns exec {dst} arping -U -c 1 -I {if} {vip}\nip -n {cl} neigh show {vip}    # the client's entry now names the target"],
     resume: ["Resume",
       "The target leaves repair mode and the services carry on from their snapshots; the source closes its frozen sockets silently and hands over the client frames it caught meanwhile. No reconnect, no byte lost or repeated.",
       "ip netns exec {dst} ss -tni '( sport = :7 )'"],
@@ -556,6 +603,7 @@
     try {
       const body = {};
       if (step) body.step = true;
+      if ($("servicepick").value) body.services = [$("servicepick").value];
       if (Object.keys(brk).length) body.break = brk;
       const [res, r] = await post("/api/handoff", body);
       if (res.status === 401) {
@@ -606,6 +654,16 @@
     while (ul.children.length > 12) ul.firstElementChild.remove();
   }
 
+  // A page loaded after a hand-off shows it; a live one that came first wins.
+  async function latestReport() {
+    try {
+      const res = await fetch("/api/handoffs/latest.json", { cache: "no-store" });
+      if (res.status !== 200) return; // 204: none yet
+      const r = await res.json();
+      if (!report) renderReport(r);
+    } catch (e) { /* none yet, or the console is gone: the events say so */ }
+  }
+
   function connect() {
     const live = $("live");
     const es = new EventSource("/api/events");
@@ -652,5 +710,6 @@
     window.addEventListener("resize", drawGraph);
     drawGraph();
     connect();
+    latestReport();
   });
 })();

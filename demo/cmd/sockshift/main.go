@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,7 +33,7 @@ Usage:
   sockshift node    --config FILE | --name a --addr 192.0.2.1 --peer b=192.0.2.2 --key-file F --control SOCK|ADDR:PORT [--hold]
   sockshift console --config FILE | --nodes a=HOST:PORT,b=HOST:PORT --key-file F [--listen ADDR] [--vip IP]
   sockshift client  [--addr 192.0.2.100:7] [--mode ping|stream] [--conns N] [--duration D] [--json]
-  sockshift handoff [--console 127.0.0.1:8080] [--to a|b] [--token T]
+  sockshift handoff [--console 127.0.0.1:8080] [--to a|b] [--service chat[,echo]] [--token T]
   sockshift bench   [--prefix ssb] [--handoffs 200] [--bulk 1,100,1000,2000,10000] [--stream-duration 10s] [--quick] [--json] [--svg FILE]
 
 Run "sockshift <command> --help" for a command's flags.
@@ -166,7 +167,9 @@ func runClient(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.Interval, "interval", 10*time.Millisecond, "ping: pause between pings")
 	fs.IntVar(&cfg.Size, "size", 64, "ping: message size in bytes")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "how long to run (0: until Ctrl-C)")
-	fs.DurationVar(&cfg.Stall, "stall", 10*time.Second, "how long to wait for owed data before counting an error")
+	// A class in step mode holds the connection frozen while it talks
+	// (minutes); a person's client must outlast that.
+	fs.DurationVar(&cfg.Stall, "stall", 10*time.Minute, "how long to wait for owed data before counting an error (a step-mode hand-off holds the connection frozen as long as the class takes)")
 	asJSON := fs.Bool("json", false, "print one JSON line a second and at the end")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -191,10 +194,18 @@ func runHandoff(ctx context.Context, args []string) error {
 	console := fs.String("console", "127.0.0.1:8080", "the demo console's address")
 	to := fs.String("to", "", "a or b (default: the server not holding the VIP)")
 	token := fs.String("token", os.Getenv("SOCKSHIFT_TOKEN"), "bearer token, if the console needs one")
+	services := fs.String("service", "", "move only these services (comma-separated: echo, chat), each with its address; default every service")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	body, _ := json.Marshal(map[string]string{"to": *to})
+	hreq := struct {
+		To       string   `json:"to"`
+		Services []string `json:"services,omitempty"`
+	}{To: *to}
+	if *services != "" {
+		hreq.Services = strings.Split(*services, ",")
+	}
+	body, _ := json.Marshal(hreq)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+*console+"/api/handoff", bytes.NewReader(body))
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,11 +130,28 @@ func (e *Env) Holder() string {
 // DialVIP connects to the VIP from the client's namespace.
 func (e *Env) DialVIP(port int) net.Conn {
 	e.t.Helper()
+	return e.DialAddr(lab.VIP, port)
+}
+
+// DialChat connects from the client to the chat service, on its own
+// address (lab.ChatVIP:6667).
+func (e *Env) DialChat() net.Conn {
+	e.t.Helper()
+	return e.DialAddr(lab.ChatVIP, ChatPort)
+}
+
+// ChatPort is the chat service's port in the lab.
+const ChatPort = 6667
+
+// DialAddr connects from the client to addr:port (a service address, or a
+// server's own); the connection closes with the test.
+func (e *Env) DialAddr(addr netip.Addr, port int) net.Conn {
+	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := e.Dial(ctx, "tcp4", net.JoinHostPort(lab.VIP.String(), fmt.Sprint(port)))
+	c, err := e.Dial(ctx, "tcp4", net.JoinHostPort(addr.String(), fmt.Sprint(port)))
 	if err != nil {
-		e.t.Fatalf("dial VIP: %v", err)
+		e.t.Fatalf("dial %v:%d: %v", addr, port, err)
 	}
 	e.t.Cleanup(func() { c.Close() })
 	return c

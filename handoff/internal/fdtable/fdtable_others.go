@@ -4,10 +4,11 @@ package fdtable
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 )
 
-var errUnsupported = errors.New("fdtable: not implemented on " + runtime.GOOS)
+var errUnsupported = fmt.Errorf("fdtable: on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 
 // Next is not implemented here: the lab runs on Linux only.
 func Next() (int, error) { return 0, errUnsupported }

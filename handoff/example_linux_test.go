@@ -1,0 +1,354 @@
+package handoff_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sockshift/sockshift/handoff"
+	"github.com/sockshift/sockshift/handoff/wire"
+	"github.com/sockshift/sockshift/internal/nstest"
+)
+
+// The example's servers run as children of the test binary, each inside
+// its own namespace, as on their own hosts: a node's sockets, addresses and
+// packet sockets belong to the namespace it runs in.
+const (
+	exClient = "198.51.100.10"
+	exA      = "198.51.100.1"
+	exB      = "198.51.100.2"
+	exVIP    = "198.51.100.100"
+	childEnv = "SOCKSHIFT_EXAMPLE_NODE" // name,addr,keyfile: run as a server
+)
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(childEnv); spec != "" {
+		if err := childServer(spec); err != nil {
+			fmt.Fprintln(os.Stderr, "example server:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// faultHook fails the step it is set to; it is how the test injects a
+// fault on either side.
+type faultHook struct {
+	mu   sync.Mutex
+	step string
+}
+
+func (h *faultHook) set(step string) { h.mu.Lock(); h.step = step; h.mu.Unlock() }
+
+func (h *faultHook) At(_ context.Context, step string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.step != "" && h.step == step {
+		return errors.New("injected fault")
+	}
+	return nil
+}
+
+func (h *faultHook) Skip(string) bool { return false }
+
+// childServer runs the example's server and obeys one command per line on
+// stdin: "take", "handoff PEER [STEP]" (a fault at STEP of this hand-off),
+// "fault STEP" (this node's fault, "-" for none). It answers each with one
+// line, "ok ..." or "err ...".
+func childServer(spec string) error {
+	f := strings.Split(spec, ",")
+	if len(f) != 3 {
+		return fmt.Errorf("bad %s %q", childEnv, spec)
+	}
+	key, err := wire.LoadKeyFile(f[2])
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hook := &faultHook{}
+	n, err := runLineServer(ctx, handoff.Config{Name: f[0], Addr: netip.MustParseAddr(f[1]), Interface: "eth0",
+		VIP: netip.MustParseAddr(exVIP), Key: key, Hook: hook})
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	fmt.Println("ready")
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		cmd := strings.Fields(sc.Text())
+		switch {
+		case len(cmd) == 1 && cmd[0] == "take":
+			answer(n.TakeVIP(), "took")
+		case len(cmd) >= 2 && cmd[0] == "handoff":
+			opts := &handoff.Options{}
+			if len(cmd) == 3 {
+				h := &faultHook{step: cmd[2]}
+				opts.Hook = h
+			}
+			rep, err := n.HandOff(ctx, netip.MustParseAddr(cmd[1]), opts)
+			answer(err, fmt.Sprintf("moved %d stayed %d", rep.Connections, len(rep.Stayed)))
+		case len(cmd) == 2 && cmd[0] == "fault":
+			hook.set(strings.TrimPrefix(cmd[1], "-"))
+			answer(nil, "fault "+cmd[1])
+		default:
+			answer(fmt.Errorf("unknown command %q", sc.Text()), "")
+		}
+	}
+	return sc.Err()
+}
+
+func answer(err error, ok string) {
+	if err != nil {
+		fmt.Println("err", strings.ReplaceAll(err.Error(), "\n", " "))
+		return
+	}
+	fmt.Println("ok", ok)
+}
+
+// exServer is a running child server.
+type exServer struct {
+	t   *testing.T
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+func startExServer(t *testing.T, ns, name, addr, keyFile string) *exServer {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("ip", "netns", "exec", ns, exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+name+","+addr+","+keyFile)
+	cmd.Stderr = os.Stderr
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		in.Close() // the child returns at the end of its input
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	s := &exServer{t: t, in: in, out: bufio.NewScanner(out)}
+	if line := s.line(); line != "ready" {
+		t.Fatalf("server %s: %q", name, line)
+	}
+	return s
+}
+
+func (s *exServer) line() string {
+	s.t.Helper()
+	if !s.out.Scan() {
+		s.t.Fatalf("server ended: %v", s.out.Err())
+	}
+	return s.out.Text()
+}
+
+// do sends a command and returns the answer.
+func (s *exServer) do(cmd string) string {
+	s.t.Helper()
+	fmt.Fprintln(s.in, cmd)
+	return s.line()
+}
+
+// lineClient writes numbered lines of a few words (one-word ones too),
+// some in two pieces with a pause between, and checks every echoed line
+// comes back once, whole and in order.
+type lineClient struct {
+	c       net.Conn
+	stop    chan struct{}
+	done    chan struct{}
+	mu      sync.Mutex
+	sent    int
+	checked int
+	err     error
+}
+
+func dialFrom(t *testing.T, ns, addr string) net.Conn {
+	t.Helper()
+	var c net.Conn
+	err := nstest.Do(ns, func() (err error) {
+		c, err = net.DialTimeout("tcp4", addr, 5*time.Second)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func exLine(i int) string {
+	if i%3 == 0 {
+		return fmt.Sprintf("w%d\n", i) // one word
+	}
+	return fmt.Sprintf("line %d of the example %s\n", i, strings.Repeat("x", i%50))
+}
+
+func startLineClient(c net.Conn) *lineClient {
+	l := &lineClient{c: c, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-l.stop:
+				return
+			default:
+			}
+			line := exLine(i)
+			c.SetWriteDeadline(time.Now().Add(20 * time.Second))
+			half := len(line) / 2
+			_, err := io.WriteString(c, line[:half])
+			if i%7 == 0 {
+				time.Sleep(3 * time.Millisecond) // a half-typed line, maybe across a switch
+			}
+			if err == nil {
+				_, err = io.WriteString(c, line[half:])
+			}
+			if err != nil {
+				l.fail(err)
+				return
+			}
+			l.mu.Lock()
+			l.sent++
+			l.mu.Unlock()
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	go func() {
+		defer close(l.done)
+		r := bufio.NewReader(c)
+		for i := 0; ; i++ {
+			c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			got, err := r.ReadString('\n')
+			if err != nil {
+				l.fail(fmt.Errorf("after %d lines: %w", i, err))
+				return
+			}
+			if want := exLine(i); got != want {
+				l.fail(fmt.Errorf("line %d: got %q, want %q", i, got, want))
+				return
+			}
+			l.mu.Lock()
+			l.checked++
+			l.mu.Unlock()
+		}
+	}()
+	return l
+}
+
+func (l *lineClient) fail(err error) {
+	l.mu.Lock()
+	if l.err == nil {
+		l.err = err
+	}
+	l.mu.Unlock()
+}
+
+// finish stops writing and waits until every line sent came back.
+func (l *lineClient) finish(t *testing.T) int {
+	t.Helper()
+	close(l.stop)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		l.mu.Lock()
+		sent, checked, err := l.sent, l.checked, l.err
+		l.mu.Unlock()
+		if err != nil {
+			t.Fatalf("line client: %v", err)
+		}
+		if checked >= sent && sent > 0 {
+			return checked
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("line client: %d lines sent, %d came back", sent, checked)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestExampleHandsOff runs Example's service on two servers in their own
+// namespaces and moves its clients back and forth while they type: every
+// line comes back once, whole, in order; a failure at each step on either
+// side rolls back and the clients never notice; a client of a server's
+// own address stays there.
+func TestExampleHandsOff(t *testing.T) {
+	nstest.Privileged(t)
+	hosts := nstest.Segment(t, "ex", exClient+"/24", exA+"/24", exB+"/24")
+	keyFile := filepath.Join(t.TempDir(), "key")
+	if _, err := wire.GenerateKeyFile(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	servers := map[string]*exServer{
+		exA: startExServer(t, hosts[1], "a", exA, keyFile),
+		exB: startExServer(t, hosts[2], "b", exB, keyFile),
+	}
+	if got := servers[exA].do("take"); got != "ok took" {
+		t.Fatal(got)
+	}
+	clients := []*lineClient{
+		startLineClient(dialFrom(t, hosts[0], exVIP+":7007")),
+		startLineClient(dialFrom(t, hosts[0], exVIP+":7007")),
+	}
+	direct := startLineClient(dialFrom(t, hosts[0], exA+":7007"))
+	time.Sleep(50 * time.Millisecond)
+
+	from, to := exA, exB
+	for i := 0; i < 6; i++ {
+		want := "ok moved 2 stayed 0"
+		if from == exA {
+			want = "ok moved 2 stayed 1" // the direct client stays on a
+		}
+		if got := servers[from].do("handoff " + to); got != want {
+			t.Fatalf("hand-off %d %s->%s: %q, want %q", i, from, to, got, want)
+		}
+		from, to = to, from
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// A failure at each step before the commit, on the source, rolls back.
+	for _, step := range handoff.Steps[:7] {
+		if got := servers[exA].do("handoff " + exB + " " + step); !strings.HasPrefix(got, "err") || !strings.Contains(got, "rolled back") {
+			t.Fatalf("fault at %s: %q, want a rolled-back failure", step, got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// And on the target.
+	for _, step := range []string{"target-prepare", "target-restore"} {
+		servers[exB].do("fault " + step)
+		if got := servers[exA].do("handoff " + exB); !strings.HasPrefix(got, "err") {
+			t.Fatalf("target fault at %s: %q, want a failure", step, got)
+		}
+		servers[exB].do("fault -")
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The clients were never touched: the next hand-off moves them.
+	if got := servers[exA].do("handoff " + exB); got != "ok moved 2 stayed 1" {
+		t.Fatalf("after the rollbacks: %q", got)
+	}
+	time.Sleep(50 * time.Millisecond)
+	for i, c := range clients {
+		t.Logf("client %d: %d lines echoed", i, c.finish(t))
+	}
+	t.Logf("direct client of a: %d lines echoed", direct.finish(t))
+}

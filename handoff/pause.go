@@ -1,0 +1,229 @@
+package handoff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// Pauser stops the connections of a server that runs one goroutine per
+// connection at a clean point, for Service.Quiesce, and resumes or lets go
+// of each one as the hand-off decides. The zero value is ready to use.
+//
+// Each connection's goroutine takes a Gate with Add and passes every
+// error of its Read and Write to Gate.Check, which says what to do:
+//
+//	g := pauser.Add(conn, snapshot)
+//	for {
+//		n, err := conn.Read(buf)
+//		handle(buf[:n]) // every byte read is handled before the next Check
+//		if err != nil {
+//			switch g.Check(err) {
+//			case handoff.Retry: // paused and resumed here: read on
+//				continue
+//			case handoff.Moved: // the connection is on the target now
+//				return
+//			default: // handoff.Failed: a real error, the gate is gone
+//				conn.Close()
+//				return
+//			}
+//		}
+//	}
+//
+// Pause sets a deadline in the past on every connection, which wakes a
+// blocked Read or Write at once; the goroutine reports itself parked in
+// Check and waits there for the verdict. The snapshot function of each
+// connection is called while it is parked: whatever it returns is what the
+// target's Adopt gets as Adopted.State.
+type Pauser struct {
+	mu    sync.Mutex
+	gates map[*Gate]struct{}
+}
+
+// Verdict is what a connection's goroutine does after an error (Gate.Check).
+type Verdict int
+
+const (
+	// Retry: the error was a pause and the connection goes on here; retry
+	// the Read or Write (a Write may have written part of its bytes).
+	Retry Verdict = iota
+	// Moved: the connection now belongs to the target: return without
+	// touching the socket (the library closes it).
+	Moved
+	// Failed: a real error; the gate is forgotten. Close the connection.
+	Failed
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Retry:
+		return "retry"
+	case Moved:
+		return "moved"
+	case Failed:
+		return "failed"
+	}
+	return fmt.Sprintf("Verdict(%d)", int(v))
+}
+
+// Gate is one connection's place in a Pauser.
+type Gate struct {
+	p        *Pauser
+	conn     *net.TCPConn
+	snapshot func() []byte
+
+	mu      sync.Mutex
+	pausing bool
+	waiting bool          // its goroutine sits in Check
+	gone    bool          // its goroutine ended on a real error while pausing
+	parked  chan struct{} // closed once it sits there
+	verdict chan bool     // true: stay here
+}
+
+// Add registers a connection; snapshot (nil for none) returns its state
+// for the target while it is paused.
+func (p *Pauser) Add(c *net.TCPConn, snapshot func() []byte) *Gate {
+	g := &Gate{p: p, conn: c, snapshot: snapshot, verdict: make(chan bool, 1)}
+	p.mu.Lock()
+	if p.gates == nil {
+		p.gates = map[*Gate]struct{}{}
+	}
+	p.gates[g] = struct{}{}
+	p.mu.Unlock()
+	return g
+}
+
+// Remove forgets a connection that ended on its own.
+func (g *Gate) Remove() {
+	g.p.mu.Lock()
+	delete(g.p.gates, g)
+	g.p.mu.Unlock()
+}
+
+// Len returns how many connections the Pauser holds.
+func (p *Pauser) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.gates)
+}
+
+// Check is called by the connection's goroutine with the error of a Read
+// or Write, and says what to do next (see Pauser). It blocks while the
+// connection is paused.
+func (g *Gate) Check(err error) Verdict {
+	if err == nil {
+		return Retry
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		g.Remove()
+		g.mu.Lock()
+		if g.pausing && !g.gone {
+			// A pause waits for this goroutine: it will not come.
+			g.gone = true
+			close(g.parked)
+		}
+		g.mu.Unlock()
+		return Failed
+	}
+	g.mu.Lock()
+	if !g.pausing {
+		// A pause that was withdrawn left its deadline behind.
+		g.mu.Unlock()
+		return Retry
+	}
+	if g.gone {
+		g.mu.Unlock()
+		return Failed
+	}
+	g.waiting = true
+	close(g.parked)
+	g.mu.Unlock()
+	if stay := <-g.verdict; !stay {
+		g.Remove()
+		return Moved
+	}
+	return Retry
+}
+
+// Pause stops every connection at its next Check and returns them as a
+// Paused, with shared as the service's shared snapshot (nil for none). By
+// ctx's deadline every connection has stopped, or none stays stopped and
+// the error says how many did.
+func (p *Pauser) Pause(ctx context.Context, shared []byte) (Paused, error) {
+	p.mu.Lock()
+	gates := make([]*Gate, 0, len(p.gates))
+	for g := range p.gates {
+		gates = append(gates, g)
+	}
+	p.mu.Unlock()
+	for _, g := range gates {
+		g.mu.Lock()
+		g.pausing, g.parked = true, make(chan struct{})
+		g.mu.Unlock()
+		// A deadline in the past wakes a blocked Read or Write at once.
+		g.conn.SetDeadline(time.Unix(1, 0))
+	}
+	for i, g := range gates {
+		select {
+		case <-g.parked:
+		case <-ctx.Done():
+			for _, g := range gates {
+				g.release(true)
+			}
+			return nil, fmt.Errorf("handoff: pause: %d of %d connections stopped: %w", i, len(gates), ctx.Err())
+		}
+	}
+	live := gates[:0]
+	for _, g := range gates {
+		g.mu.Lock()
+		if !g.gone {
+			live = append(live, g)
+		}
+		g.mu.Unlock()
+	}
+	return &pausedGates{gates: live, shared: shared}, nil
+}
+
+// release ends g's pause; stay says whether it goes on here.
+func (g *Gate) release(stay bool) {
+	g.mu.Lock()
+	waiting := g.waiting
+	g.pausing, g.waiting, g.gone = false, false, false
+	g.mu.Unlock()
+	if stay {
+		g.conn.SetDeadline(time.Time{})
+	}
+	if waiting {
+		g.verdict <- stay
+	}
+}
+
+// pausedGates is a Pauser's Paused.
+type pausedGates struct {
+	gates  []*Gate
+	shared []byte
+}
+
+func (p *pausedGates) Shared() []byte { return p.shared }
+
+func (p *pausedGates) Conns() []PausedConn {
+	out := make([]PausedConn, len(p.gates))
+	for i, g := range p.gates {
+		out[i] = PausedConn{Conn: g.conn}
+		if g.snapshot != nil {
+			out[i].State = g.snapshot()
+		}
+	}
+	return out
+}
+
+func (p *pausedGates) Settle(moved func(*net.TCPConn) bool) {
+	for _, g := range p.gates {
+		g.release(!moved(g.conn))
+	}
+	p.gates = nil
+}
