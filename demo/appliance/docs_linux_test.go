@@ -94,6 +94,7 @@ var inlineNotRun = map[string]string{
 	"vagrant box add":                                                         "a form for the VM lab's box",
 	"vagrant destroy -f":                                                      "the VM lab; scripts/vm-lab-check runs it and checks what is left",
 	"sudo SOCKSHIFT_VM_LAB=1 scripts/test":                                    "the test suite itself, with the VM lab (CI runs it)",
+	"systemctl kill -s KILL":                                                  "the VM lab; scripts/vm-lab-check runs it on a node",
 	"sudo scripts/vm-lab-check":                                               "boots three VMs (about 12 minutes); scripts/test runs it under CI",
 }
 
