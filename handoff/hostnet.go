@@ -39,6 +39,7 @@ var (
 // linkNet is the real hostNet: one interface of this host.
 type linkNet struct {
 	ifname string
+	addrs  *vip.Link
 	ann    *announce.Announcer
 }
 
@@ -47,13 +48,18 @@ func openLinkNet(ifname string) (*linkNet, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &linkNet{ifname: ifname, ann: ann}, nil
+	addrs, err := vip.Open(ifname)
+	if err != nil {
+		ann.Close()
+		return nil, err
+	}
+	return &linkNet{ifname: ifname, addrs: addrs, ann: ann}, nil
 }
 
 func (l *linkNet) HardwareAddr() net.HardwareAddr      { return l.ann.HardwareAddr() }
-func (l *linkNet) Add(a netip.Addr) error              { return vip.Add(l.ifname, a) }
-func (l *linkNet) Remove(a netip.Addr) error           { return vip.Remove(l.ifname, a) }
-func (l *linkNet) Held(a netip.Addr) (bool, error)     { return vip.Held(l.ifname, a) }
+func (l *linkNet) Add(a netip.Addr) error              { return l.addrs.Add(a) }
+func (l *linkNet) Remove(a netip.Addr) error           { return l.addrs.Remove(a) }
+func (l *linkNet) Held(a netip.Addr) (bool, error)     { return l.addrs.Held(a) }
 func (l *linkNet) Announce(a netip.Addr) error         { return l.ann.Announce(a) }
-func (l *linkNet) Close() error                        { return l.ann.Close() }
+func (l *linkNet) Close() error                        { l.addrs.Close(); return l.ann.Close() }
 func (l *linkNet) Catch(a netip.Addr) (catcher, error) { return catch.Arm(l.ifname, a, nil) }

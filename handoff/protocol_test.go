@@ -371,3 +371,102 @@ func TestBreakItWithoutRoot(t *testing.T) {
 		t.Errorf("b announced %v with the announce skipped", p.netB.announced)
 	}
 }
+
+// connService is a service with real connections (on loopback) that it
+// lists when paused, keeping those named in keep.
+type connService struct {
+	idleService
+	conns []*net.TCPConn
+	keep  map[*net.TCPConn]string
+	moved []bool // per connection, from Settle
+}
+
+func (s *connService) Quiesce(context.Context) (Paused, error) {
+	s.mu.Lock()
+	s.quiesced++
+	s.mu.Unlock()
+	return &connPause{s}, nil
+}
+
+type connPause struct{ s *connService }
+
+func (p *connPause) Shared() []byte { return nil }
+func (p *connPause) Conns() []PausedConn {
+	var out []PausedConn
+	for _, c := range p.s.conns {
+		out = append(out, PausedConn{Conn: c, Stay: p.s.keep[c]})
+	}
+	return out
+}
+func (p *connPause) Settle(moved func(*net.TCPConn) bool) {
+	p.s.mu.Lock()
+	defer p.s.mu.Unlock()
+	p.s.settled++
+	p.s.moved = nil
+	for _, c := range p.s.conns {
+		p.s.moved = append(p.s.moved, moved(c))
+	}
+}
+
+// loopConn connects to addr (on loopback) and returns the server's end.
+func loopConn(t *testing.T, addr string) *net.TCPConn {
+	t.Helper()
+	ln, err := net.Listen("tcp4", addr+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s.(*net.TCPConn)
+}
+
+// TestWhatCannotMoveStaysWithoutRoot: a connection to the node's own
+// address stays and the rest moves; a connection its service keeps holds
+// its whole address here, with a reason, while the other address moves.
+func TestWhatCannotMoveStaysWithoutRoot(t *testing.T) {
+	p := newPair(t)
+	keeper := &connService{idleService: idleService{name: "chat"}}
+	direct := loopConn(t, "127.0.0.1") // the node's own address, not chat's
+	onChat := loopConn(t, "127.0.0.3") // chat's address (below)
+	keeper.conns = []*net.TCPConn{direct, onChat}
+	keeper.keep = map[*net.TCPConn]string{onChat: "in the middle of a transaction"}
+	chatAddr := netip.MustParseAddr("127.0.0.3")
+	p.a.cfg.Services[1] = keeper
+	p.a.cfg.ServiceAddrs = map[string]netip.Addr{"chat": chatAddr}
+	p.b.cfg.ServiceAddrs = map[string]netip.Addr{"chat": chatAddr}
+	p.netA.Remove(vipChat) // chat's address was another
+	if err := p.a.TakeVIP(); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err := p.handOff(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rep.Services, []string{"echo"}) || !slices.Equal(p.netA.holding(), []netip.Addr{chatAddr}) {
+		t.Fatalf("moved %v; a holds %v: want echo moved, chat's address kept", rep.Services, p.netA.holding())
+	}
+	why := map[string]string{}
+	for _, s := range rep.Stayed {
+		why[s.Local.Addr().String()] = s.Reason
+	}
+	if !strings.Contains(why["127.0.0.1"], "not on the service address 127.0.0.3") ||
+		!strings.Contains(why["127.0.0.3"], "in the middle of a transaction") || len(rep.Stayed) != 2 {
+		t.Errorf("stayed: %+v", rep.Stayed)
+	}
+	if _, st, _ := keeper.counts(); st != 1 || !slices.Equal(keeper.moved, []bool{false, false}) {
+		t.Errorf("chat settled %d times, moved %v: want once, nothing moved", st, keeper.moved)
+	}
+	if _, _, ad := p.svcB["chat"].counts(); ad != 0 {
+		t.Error("b adopted chat, which stayed")
+	}
+}

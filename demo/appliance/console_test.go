@@ -16,9 +16,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -270,6 +272,28 @@ func TestConsoleInChromium(t *testing.T) {
 		waitJS(`window.__loadedOnce === undefined`),
 		waitJS(text("report")+`.includes("→  Server A")`),
 	)
+
+	// Abort at Restore: the report says the hand-off failed and nothing
+	// moved, never "N connections moved".
+	b.run(t, "step mode, aborted at restore", click("stepmode"), click("handoff"),
+		waitJS(`!document.getElementById("stepper").hidden && !document.getElementById("stepnext").disabled`))
+	for i := 0; ; i++ {
+		name := b.eval(t, text("stepname"))
+		if name == "Next: Restore" {
+			break
+		}
+		if i > 8 {
+			t.Fatalf("step mode never reached Restore: %s", name)
+		}
+		b.run(t, "step "+name, click("stepnext"),
+			waitJS(fmt.Sprintf(`%s !== %q && !document.getElementById("stepnext").disabled`, text("stepname"), name)))
+	}
+	b.run(t, "abort", click("stepabort"), waitJS(text("message")+`.startsWith("Step-mode hand-off ended")`))
+	title := b.eval(t, `document.querySelector("#report .title").textContent`)
+	chips := b.eval(t, `document.querySelector("#report .chips").textContent`)
+	if !strings.Contains(title, "failed") || !strings.Contains(title, "nothing moved") || strings.Contains(chips, "connections moved") {
+		t.Errorf("an aborted hand-off's report reads %q / %q", title, chips)
+	}
 
 	if p := b.report(); len(p) > 0 {
 		t.Errorf("the page reported problems:\n%s", strings.Join(p, "\n"))
@@ -581,8 +605,10 @@ func TestBreakItShowsWhyEachStepExists(t *testing.T) {
 	if f := rep.Fate; f == nil || f.Reset == 0 || f.ResetBy != rep.From || strings.Contains(rep.Note, "moved") {
 		t.Errorf("address kept: the report should say the connections were reset by %s: %+v %q", rep.From, rep.Fate, rep.Note)
 	}
-	if out := nstest.Run(t, "ip", "netns", "exec", nsOf(t, base, rep.To), "ss", "-Htn", "state", "established", "src", "192.0.2.100"); strings.TrimSpace(out) != "" {
-		t.Errorf("after the repair %s still has connections on the VIP it no longer holds:\n%s", rep.To, out)
+	for _, addr := range []string{"192.0.2.100", "192.0.2.101"} { // echo's and chat's
+		if out := nstest.Run(t, "ip", "netns", "exec", nsOf(t, base, rep.To), "ss", "-Htn", "state", "established", "src", addr); strings.TrimSpace(out) != "" {
+			t.Errorf("after the repair %s still has connections on %s, which it no longer holds:\n%s", rep.To, addr, out)
+		}
 	}
 	// Put right: one server holds the VIP, and the clients are back.
 	deadline := time.Now().Add(20 * time.Second)
@@ -614,5 +640,80 @@ func TestBreakItShowsWhyEachStepExists(t *testing.T) {
 		if strings.Contains(r, " 192.0.2.100:") && !strings.Contains(r, ">192.0.2.100:") {
 			t.Errorf("a server reset a connection in a normal hand-off: %s", r)
 		}
+	}
+}
+
+// A class goes through step mode at a talking pace, two seconds a step or
+// more, and the guide's clients ride it out with their default flags: the
+// ping client of exercise 1 (no error: it waits for its echo, and having
+// been acknowledged before the freeze it has nothing to resend) and the
+// slow stream of exercise 4, whose line each second shows the frozen
+// connection's retransmissions while they happen.
+func TestGuideClientsOutlastStepModeAtTalkingPace(t *testing.T) {
+	base := "http://" + startDemo(t)
+	resp, err := http.Get(base + "/api/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		ClientHost struct{ Namespace string } `json:"client_host"`
+	}
+	json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if st.ClientHost.Namespace == "" {
+		t.Fatal("the state names no client namespace")
+	}
+	client := func(args ...string) (*exec.Cmd, *labtest.Output) {
+		cmd := exec.Command("ip", append([]string{"netns", "exec", st.ClientHost.Namespace, labtest.Binary(t), "client", "--addr", "192.0.2.100:7"}, args...)...)
+		var out labtest.Output
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd, &out
+	}
+	// As exercises 1 and 4 write them, in the one-host lab.
+	ping, pingOut := client("--mode", "ping", "--interval", "100ms")
+	stream, streamOut := client("--mode", "stream", "--rate", "10000")
+	time.Sleep(2 * time.Second)
+
+	post := func(path, body string) {
+		t.Helper()
+		resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("%s %s: %s", path, body, resp.Status)
+		}
+	}
+	lastLine := func(out *labtest.Output) string {
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		return lines[len(lines)-1]
+	}
+	post("/api/handoff", `{"step":true}`)
+	var retransSeen bool
+	re := regexp.MustCompile(`(\d+) retransmits`)
+	for i := 0; i < 8; i++ {
+		time.Sleep(2 * time.Second) // the class talks
+		if m := re.FindStringSubmatch(lastLine(streamOut)); m != nil && m[1] != "0" {
+			retransSeen = true
+		}
+		post("/api/step", `{}`)
+	}
+	time.Sleep(3 * time.Second)
+	for _, c := range []*exec.Cmd{ping, stream} {
+		c.Process.Signal(syscall.SIGINT)
+		c.Wait()
+	}
+	for _, out := range []*labtest.Output{pingOut, streamOut} {
+		if !strings.Contains(lastLine(out), " 0 errors") {
+			t.Errorf("a guide's client did not outlast step mode at two seconds a step:\n%s", out.String())
+		}
+	}
+	if !retransSeen {
+		t.Errorf("while frozen the stream's lines never showed a retransmission:\n%s", streamOut.String())
 	}
 }

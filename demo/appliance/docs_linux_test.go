@@ -54,6 +54,7 @@ var notRunHere = map[string]string{
 // this test does not run, and why: most belong to the VM lab, and some are
 // forms ("sudo CMD") rather than commands.
 var inlineNotRun = map[string]string{
+	"sudo scripts/leaky-host scripts/test":                                    "the whole suite again; TestUpSealsTheLabFromTheHost, TestBreakIt/skip-announce-on-leaky-host and TestSkipAnnounceStallsOnALeakyHost run the same wrapper",
 	"sudo apt-get install iproute2":                                           "installs a package (.ci/run installs what the tests need)",
 	"sudo scripts/demo":                                                       "run above, from the README's block",
 	"scripts/demo --listen 0.0.0.0:8080 --token SECRET":                       "would listen on every address of a shared machine; TestToken (web) checks the token rule",
@@ -459,9 +460,10 @@ func TestDocsCommandsRunAsWritten(t *testing.T) {
 		home := filepath.Join(l.tmp, "irssi")
 		os.MkdirAll(home, 0o700)
 		irssi := l.start("TERM=xterm script -qfec " + shellQuote(l.shell(c, "")+" --home="+home) + " /dev/null")
-		time.Sleep(3 * time.Second)
+		irssi.await(t, "irssi registered", "Welcome to the sockshift chat")
 		fmt.Fprint(irssi.in, "/join #lab\r")
-		time.Sleep(time.Second)
+		irssi.await(t, "irssi in #lab", "#lab")
+		time.Sleep(500 * time.Millisecond)
 		fmt.Fprint(irssi.in, "hi from irssi\r")
 		tail.await(t, "irssi's line in #lab", "<linus> hi from irssi")
 		fmt.Fprint(irssi.in, "/quit\r")
@@ -498,6 +500,8 @@ func TestDocsCommandsRunAsWritten(t *testing.T) {
 			t.Errorf("`%s` wrote no capture: %v", c.text, err)
 		}
 		_, c = find("sockshift client --addr VIP:7 --mode ping --interval 100ms")
+		l.clientAcrossHandOff(c, c.where[0])
+		_, c = find("sockshift client --addr VIP:7 --mode stream --rate 10000")
 		l.clientAcrossHandOff(c, c.where[0])
 	})
 

@@ -238,8 +238,11 @@ func (a *Appliance) dropOrphans(ctx context.Context, role string) (int, error) {
 			continue
 		}
 		peers, err := establishedPeers(ctx, h.Namespace, addr)
-		if err != nil || len(peers) == 0 {
+		if err != nil {
 			return closed, err
+		}
+		if len(peers) == 0 {
+			continue // and look at the next service's address
 		}
 		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", h.Namespace, "ss", "-K", "-tn",
 			"state", "established", "src", addr.String()).CombinedOutput()

@@ -179,8 +179,12 @@ func (a *Appliance) repair(ctx context.Context, from, to string, brk *web.Break)
 		// services keep them (a chat nick would collide later).
 		_, err := a.cluster.Control(to).SetVIP(ctx, node.VIPRequest{Hold: false, CloseConnections: true})
 		n, derr := a.dropOrphans(ctx, to)
-		return fmt.Sprintf("Put right: %s dropped the address again%s and closed the %d connections it had taken over, which no client could reach any more%s; the demo clients reconnect to %s.",
-			B, errNote(err), n, errNote(derr), A)
+		closed := ""
+		if n > 0 {
+			closed = fmt.Sprintf(" and closed the %d connections it still had on it, which no client could reach any more", n)
+		}
+		return fmt.Sprintf("Put right: %s dropped the address again%s%s%s; the demo clients reconnect to %s.",
+			B, errNote(err), closed, errNote(derr), A)
 	case brk.KeepVIP:
 		// Both servers hold the address; the client follows the announce.
 		_, err := a.cluster.Control(from).SetVIP(ctx, node.VIPRequest{Hold: false})

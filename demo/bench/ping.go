@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/sockshift/sockshift/demo/client"
 	"github.com/sockshift/sockshift/demo/internal/wait"
 	"io"
 	"net"
@@ -115,7 +116,7 @@ func (b *bench) ping(ctx context.Context, res *Result) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if rt, err := retransmits(c); err == nil {
+	if rt, _, err := client.Retransmits(c); err == nil {
 		pr.ClientRetransmits = rt
 	}
 	if p.err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/sockshift/sockshift/demo/client"
 	"github.com/sockshift/sockshift/demo/internal/wait"
 	"io"
 	"net"
@@ -210,7 +211,7 @@ func (b *bench) stream(ctx context.Context, res *Result) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if rt, err := retransmits(c); err == nil {
+	if rt, _, err := client.Retransmits(c); err == nil {
 		sr.Retransmits = rt
 	}
 	sr.DurationMS = d.Milliseconds()

@@ -5,7 +5,6 @@ package bench
 import (
 	"errors"
 	"fmt"
-	"net"
 	"runtime"
 )
 
@@ -14,5 +13,3 @@ func errNotLinux() error { return fmt.Errorf("bench: on %s: %w", runtime.GOOS, e
 func nofile() (int, error) { return 0, errNotLinux() }
 
 func uname() string { return runtime.GOOS + " " + runtime.GOARCH }
-
-func retransmits(net.Conn) (uint32, error) { return 0, errNotLinux() }

@@ -12,8 +12,8 @@ import (
 // irctest test it comes from (file.Class.test). irctest itself needs the
 // Python package index, which CI cannot reach; run by hand with its
 // external-server controller it passed these and failed only what the
-// server does not offer (README, "Conformance"). Written from what each
-// irctest test checks, not from its code.
+// server does not offer (the README's chat section lists both). Written
+// from what each irctest test checks, not from its code.
 func TestIrctest(t *testing.T) {
 	for name, check := range map[string]func(t *testing.T, l *local){
 		"connection_registration.ConnectionRegistrationTestCase.testConnectionRegistration": irctestRegistration,

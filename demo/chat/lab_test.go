@@ -4,20 +4,15 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sockshift/sockshift/demo/chat"
 	"github.com/sockshift/sockshift/demo/internal/labtest"
-	"github.com/sockshift/sockshift/demo/lab"
-	"github.com/sockshift/sockshift/internal/nstest"
 )
 
 const chatPort = 6667
@@ -220,54 +215,6 @@ func numbersFrom(r *ircClient, nick string) []int {
 		}
 	}
 	return out
-}
-
-// A real IRC client from Debian, ii, chats with a test client through a
-// hand-off and back.
-func TestIIThroughHandOffs(t *testing.T) {
-	nstest.NeedTool(t, "ii", "ii")
-	env := startLab(t)
-	dir := t.TempDir()
-	ii := exec.Command("ip", "netns", "exec", env.Lab.Client.Namespace,
-		"ii", "-s", lab.ChatVIP.String(), "-p", strconv.Itoa(chatPort), "-n", "iiuser", "-i", dir)
-	ii.Stderr = os.Stderr // its stdout echoes every line: too chatty for a test log
-	if err := ii.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ii.Process.Kill(); ii.Wait() })
-
-	srvDir := filepath.Join(dir, lab.ChatVIP.String())
-	chDir := filepath.Join(srvDir, "#lab")
-	waitFile(t, filepath.Join(srvDir, "in"))
-	waitFor(t, filepath.Join(srvDir, "out"), "Welcome")
-	toFIFO(t, filepath.Join(srvDir, "in"), "/j #lab")
-	waitFile(t, filepath.Join(chDir, "in"))
-
-	peer := labUser(t, env, "peer", "#lab")
-	peer.send("PRIVMSG #lab :hello ii, on a")
-	waitFor(t, filepath.Join(chDir, "out"), "<peer> hello ii, on a")
-	toFIFO(t, filepath.Join(chDir, "in"), "hello peer, on a")
-	peer.expect("PRIVMSG", "#lab hello peer, on a")
-
-	for i, hop := range [][2]string{{"a", "b"}, {"b", "a"}} {
-		res := env.HandOff(hop[0], hop[1])
-		if !res.OK || res.Connections != 2 {
-			t.Fatalf("hand-off %s->%s: ok %v, %d connections: %s", hop[0], hop[1], res.OK, res.Connections, res.Error)
-		}
-		peer.send("PRIVMSG #lab :hello ii, after hand-off %d", i)
-		waitFor(t, filepath.Join(chDir, "out"), fmt.Sprintf("<peer> hello ii, after hand-off %d", i))
-		toFIFO(t, filepath.Join(chDir, "in"), fmt.Sprintf("hello peer, after hand-off %d", i))
-		peer.expect("PRIVMSG", fmt.Sprintf("#lab hello peer, after hand-off %d", i))
-	}
-	peer.send("NAMES #lab")
-	peer.expect("353", "peer = #lab iiuser peer")
-	out, _ := os.ReadFile(filepath.Join(chDir, "out"))
-	if n := strings.Count(string(out), "<peer> hello ii"); n != 3 {
-		t.Errorf("ii shows %d lines from peer, want 3:\n%s", n, out)
-	}
-	if err := ii.Process.Signal(syscall.Signal(0)); err != nil {
-		t.Errorf("ii is gone: %v", err)
-	}
 }
 
 func waitFile(t *testing.T, path string) {

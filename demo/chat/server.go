@@ -180,6 +180,25 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// CloseConnections ends every connection (each client gets ERROR, then
+// its socket closes) and keeps serving new ones: what a server without
+// hand-off does when it goes away, and how a server lets go of clients
+// whose address it no longer has. It returns how many it ended.
+func (s *Server) CloseConnections() int {
+	s.setup()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for c := range s.conns {
+		if !c.dead {
+			s.drop(c, "Server going away")
+			n++
+		}
+	}
+	s.flushDrops()
+	return n
+}
+
 // channel is one channel; members are registered clients.
 type channel struct {
 	name           string

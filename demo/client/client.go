@@ -189,7 +189,7 @@ type retransCount struct {
 
 func (rc *retransCount) read() (uint32, uint32) {
 	if !rc.closed.Load() {
-		retrans, rtos := retransmits(rc.c)
+		retrans, rtos, _ := Retransmits(rc.c)
 		storeMax32(&rc.retrans, retrans)
 		storeMax32(&rc.rtos, rtos)
 	}

@@ -2,7 +2,14 @@
 
 package client
 
-import "net"
+import (
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+)
 
-// retransmits is not available outside Linux.
-func retransmits(net.Conn) (retrans, rtos uint32) { return 0, 0 }
+// Retransmits needs Linux's TCP_INFO.
+func Retransmits(net.Conn) (retrans, rtos uint32, err error) {
+	return 0, 0, fmt.Errorf("client: retransmissions on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+}

@@ -287,7 +287,15 @@ func (l *Lab) HandOffWith(ctx context.Context, req web.HandOffRequest) (web.Repo
 	}
 	if err == nil && req.Break != nil {
 		wait.Sleep(ctx, breakShow)
-		rep.Note = l.repair(ctx, from, to, req.Break)
+		// What the client's neighbour entry says after the break, before
+		// the repair: the one fact about the client this console has (it
+		// has no capture).
+		_, during := l.arp(ctx)
+		rep.Note = neighbourNote(from, to, during, st) + l.repair(ctx, from, to, req.Break)
+	}
+	if err != nil {
+		// Nothing moved: the report must not say so.
+		rep.Connections, rep.Moved = 0, nil
 	}
 	rep.ARPBefore = arpBefore
 	rep.ARPAfter, _ = l.arp(ctx)
@@ -313,16 +321,35 @@ func (l *Lab) repair(ctx context.Context, from, to string, brk *web.Break) strin
 	switch {
 	case brk.KeepVIP && brk.SkipAnnounce:
 		_, err = l.nodes[to].SetVIP(ctx, node.VIPRequest{Hold: false, CloseConnections: true})
-		note = fmt.Sprintf("Server %s kept the address and the client kept sending to it; with no socket for the connection its kernel answered with a reset (RST). Put right: %s dropped the address again.", from, to)
+		note = fmt.Sprintf("Server %s kept the address but no longer the sockets: a segment of the client that reaches it draws a reset (RST); see it with tcpdump on the client (this console has no capture). Put right: %s dropped the address again.", from, to)
 	case brk.KeepVIP:
 		_, err = l.nodes[from].SetVIP(ctx, node.VIPRequest{Hold: false})
 		note = fmt.Sprintf("Server %s kept the address while %s announced it: two hosts answered for one address. Put right: %s dropped it.", from, to, from)
 	case brk.SkipAnnounce:
 		_, err = l.nodes[to].SetVIP(ctx, node.VIPRequest{Hold: true})
-		note = fmt.Sprintf("Without the announce the client kept sending to %s's MAC, where the address was gone. Put right after %v: %s sent the gratuitous ARP it had skipped.", from, breakShow, to)
+		note = fmt.Sprintf("Put right after %v: %s sent the gratuitous ARP it had skipped.", breakShow, to)
 	}
 	if err != nil {
 		note += " (Putting it right failed: " + err.Error() + ")"
 	}
 	return note
+}
+
+// neighbourNote says which server the client's neighbour entry for the
+// VIP named, mac, as read on the client.
+func neighbourNote(from, to, mac string, st web.State) string {
+	if mac == "" {
+		return "The client had no neighbour entry for the VIP. "
+	}
+	for _, n := range st.Nodes {
+		if strings.EqualFold(n.MAC, mac) {
+			switch n.Name {
+			case from:
+				return fmt.Sprintf("%v after the hand-off the client's neighbour entry for the VIP still named server %s's MAC (%s): its segments went there. ", breakShow, from, mac)
+			case to:
+				return fmt.Sprintf("%v after the hand-off the client's neighbour entry for the VIP named server %s's MAC (%s). ", breakShow, to, mac)
+			}
+		}
+	}
+	return fmt.Sprintf("%v after the hand-off the client's neighbour entry for the VIP named %s, neither server's MAC. ", breakShow, mac)
 }

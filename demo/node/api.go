@@ -109,7 +109,7 @@ type Moved struct {
 // without hand-off does (the baseline the benchmark compares against).
 type VIPRequest struct {
 	Hold             bool `json:"hold"`              // take the VIP (and announce it), or drop it
-	CloseConnections bool `json:"close_connections"` // end every connection first
+	CloseConnections bool `json:"close_connections"` // end every connection (echo's and chat's) first
 }
 
 // VIPResult is what POST /vip answers.

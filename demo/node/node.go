@@ -315,7 +315,7 @@ func (m *Main) handler(n *handoff.Node, es *echo.Server, cs *chat.Server, hk *no
 		}
 		res := VIPResult{}
 		if req.CloseConnections {
-			res.Closed = es.CloseConnections()
+			res.Closed = es.CloseConnections() + cs.CloseConnections()
 		}
 		var err error
 		if req.Hold {

@@ -142,3 +142,34 @@ func TestErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestLinkFollowsAReplacedInterface: a Link opened once keeps working from
+// any goroutine, and finds the interface again after it was deleted and
+// made anew (a new index), as a lab rebuilt under a running node would.
+func TestLinkFollowsAReplacedInterface(t *testing.T) {
+	ns := newIface(t)
+	var l *vip.Link
+	do(t, ns, func() (err error) { l, err = vip.Open("d0"); return err })
+	defer l.Close()
+	if err := l.Add(theVIP); err != nil { // on whichever thread, in ns
+		t.Fatal(err)
+	}
+	if !has(ipv4Addrs(t, ns, "d0"), "192.0.2.100/32") {
+		t.Fatal("Link.Add: the VIP is not on d0")
+	}
+	nstest.Exec(t, ns, "ip", "link", "del", "d0")
+	nstest.Exec(t, ns, "ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1")
+	nstest.Exec(t, ns, "ip", "link", "set", "d0", "up")
+	if err := l.Add(theVIP); err != nil {
+		t.Fatalf("Add on the new d0: %v", err)
+	}
+	if h, err := l.Held(theVIP); err != nil || !h {
+		t.Fatalf("Held on the new d0: %v, %v", h, err)
+	}
+	if err := l.Remove(theVIP); err != nil || has(ipv4Addrs(t, ns, "d0"), "192.0.2.100/32") {
+		t.Fatalf("Remove on the new d0: %v", err)
+	}
+	if _, err := vip.Open("nosuch0"); err == nil || !strings.Contains(err.Error(), "nosuch0") {
+		t.Errorf("Open of a missing interface: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package labtest
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,9 +43,19 @@ var LeakyNeighbour = map[string]string{
 // be parallel (it sets PATH).
 func LeakyHost(t testing.TB) {
 	t.Helper()
+	dir := t.TempDir()
+	if err := WriteLeakyIP(dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
+
+// WriteLeakyIP writes into dir the ip wrapper LeakyHost puts first on PATH
+// (scripts/leaky-host runs a whole command, the test suite say, with it).
+func WriteLeakyIP(dir string) error {
 	real, err := exec.LookPath("ip")
 	if err != nil {
-		t.Fatalf("ip: %v", err)
+		return fmt.Errorf("ip: %w", err)
 	}
 	real, _ = filepath.Abs(real)
 	var neigh []string
@@ -52,7 +63,7 @@ func LeakyHost(t testing.TB) {
 		neigh = append(neigh, `"net.ipv4.neigh.$ifc.`+k+`=`+v+`"`)
 	}
 	script := `#!/bin/sh
-# A host whose settings leak into the lab (written by labtest.LeakyHost).
+# A host whose settings leak into the lab (written by labtest.WriteLeakyIP).
 real=` + real + `
 case "$1 $2" in
 "netns add")
@@ -74,9 +85,5 @@ case " $* " in
 esac
 exec "$real" "$@"
 `
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "ip"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return os.WriteFile(filepath.Join(dir, "ip"), []byte(script), 0o755)
 }
