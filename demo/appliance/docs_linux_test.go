@@ -44,6 +44,10 @@ var notRunHere = map[string]string{
 	"scripts/test":             "the test suite itself (CI runs it)",
 	"cd vagrant && vagrant up": "the VM lab: needs VMs; scripts/ci-vagrant checks it without (vagrant validate)",
 	"sudo bin/sockshift bench --handoffs 200 --bulk 1,100,1000,2000,10000 --svg docs/bench.svg": "minutes of benchmark; scripts/test runs the same command with --quick",
+	"sudo apt-get install mmdebstrap qemu-utils fdisk":                                          "installs packages (.ci/run installs them)",
+	"sudo vagrant/box/build": "the VM lab's box: minutes of mmdebstrap; scripts/vm-lab-check builds it",
+	"vagrant box add --name debian/bookworm64 /var/tmp/sockshift-vm/box/bookworm64-libvirt.box": "the VM lab; scripts/vm-lab-check adds the box it built",
+	"cd vagrant && vagrant up --provider=libvirt":                                               "the VM lab; scripts/vm-lab-check boots it",
 }
 
 // inlineNotRun are the commands written inline in the guides' prose that
@@ -86,6 +90,13 @@ var inlineNotRun = map[string]string{
 	"vagrant up":                                                              "the VM lab",
 	"vagrant rsync":                                                           "the VM lab",
 	"sockshift bench --soak N":                                                "a form; TestShortSoak runs a soak",
+	"vagrant up --provider=libvirt":                                           "the VM lab; scripts/vm-lab-check boots it",
+	"sudo vagrant/box/build":                                                  "the VM lab's box: minutes of mmdebstrap; scripts/vm-lab-check builds it",
+	"vagrant box add":                                                         "a form for the VM lab's box",
+	"vagrant destroy -f":                                                      "the VM lab; scripts/vm-lab-check runs it and checks what is left",
+	"sudo SOCKSHIFT_VM_LAB=1 scripts/test":                                    "the test suite itself, with the VM lab (CI runs it)",
+	"systemctl kill -s KILL":                                                  "the VM lab; scripts/vm-lab-check runs it on a node",
+	"sudo scripts/vm-lab-check":                                               "boots three VMs (about 12 minutes); scripts/test runs it under CI",
 }
 
 // inlineCommandRe finds commands written inline in prose: a code span that
