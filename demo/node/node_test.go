@@ -253,6 +253,13 @@ func TestHandOffsCarryEveryByte(t *testing.T) {
 func TestDataInFlightBothWays(t *testing.T) {
 	env := labtest.Start(t, nil)
 	c := env.DialVIP(7)
+	// A small, fixed receive buffer on the client: autotuned, it grew
+	// large enough to take in most of the 8 MB, and on an idle machine
+	// the client had written everything before the second hand-off, with
+	// nothing left in the server's receive queue.
+	if err := c.(*net.TCPConn).SetReadBuffer(128 << 10); err != nil {
+		t.Fatal(err)
+	}
 	// Write 8 MB without reading: the echo service fills the client's
 	// receive window, then its own send queue, then stops reading, so data
 	// waits in the server's receive queue too.
