@@ -82,14 +82,7 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 	arpBefore, _ := a.clientARP(ctx)
 	start := time.Now()
 	res, err := a.cluster.Control(from).HandOffWith(ctx, nreq)
-	for _, src := range sources[1:] {
-		if err != nil || !res.OK {
-			break
-		}
-		var more node.HandoffResult
-		more, err = a.cluster.Control(src.From).HandOffWith(ctx, node.HandoffRequest{To: to, Services: src.Services})
-		res = labview.MergeResults(res, more)
-	}
+	res, err = labview.HandOffRest(ctx, res, err, to, sources, a.cluster.Control)
 	end := time.Now()
 	if err == nil {
 		a.noteHandOff(to, res)

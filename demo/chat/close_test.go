@@ -1,6 +1,9 @@
 package chat_test
 
 import (
+	"context"
+	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -29,4 +32,37 @@ func TestCloseConnections(t *testing.T) {
 	}
 	c := l.user("carol", "#lab") // the nicks are free again, the server serves on
 	c.roundTrip("after")
+}
+
+// TestSettleTellsWhoStayed: when one member of #lab moves and another
+// stays, the one who stays sees the other quit, as after a netsplit, and
+// goes on; the one who moved is told nothing here.
+func TestSettleTellsWhoStayed(t *testing.T) {
+	l := serve(t, nil)
+	stays := l.user("stays", "#lab")
+	moves := l.user("moves", "#lab")
+	stays.expect("JOIN", "#lab") // moves joined
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p, err := l.s.Quiesce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var moved *net.TCPConn
+	for _, pc := range p.Conns() {
+		if pc.Conn.RemoteAddr().String() == moves.c.LocalAddr().String() {
+			moved = pc.Conn
+		}
+	}
+	if moved == nil {
+		t.Fatal("the moving client is not among the paused connections")
+	}
+	p.Settle(func(c *net.TCPConn) bool { return c == moved })
+	if m := stays.expect("QUIT"); m.Prefix == "" || !strings.HasPrefix(m.Prefix, "moves!") {
+		t.Errorf("the QUIT seen by who stayed: %+v", m)
+	}
+	stays.roundTrip("after")
+	if got := moves.messages("QUIT"); len(got) != 0 {
+		t.Errorf("the one who moved was told: %v", got)
+	}
 }

@@ -120,9 +120,13 @@ func (p *paused) finish(stay []bool) {
 			gone = append(gone, c)
 		}
 	}
+	// With nobody left here to tell, they go silently: telling is a walk
+	// of each one's channels, thousands of times over in a bulk hand-off.
 	for _, c := range gone {
-		if c.registered {
+		if c.registered && len(s.conns) > 0 {
 			s.quit(c, "Handed off to another server")
+		} else {
+			s.forget(c)
 		}
 	}
 	s.frozen = false

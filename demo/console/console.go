@@ -273,14 +273,7 @@ func (l *Lab) HandOffWith(ctx context.Context, req web.HandOffRequest) (web.Repo
 	arpBefore, _ := l.arp(ctx)
 	start := time.Now()
 	res, err := l.nodes[from].HandOffWith(ctx, nreq)
-	for _, src := range sources[1:] {
-		if err != nil || !res.OK {
-			break
-		}
-		var more node.HandoffResult
-		more, err = l.nodes[src.From].HandOffWith(ctx, node.HandoffRequest{To: to, Services: src.Services})
-		res = labview.MergeResults(res, more)
-	}
+	res, err = labview.HandOffRest(ctx, res, err, to, sources, func(role string) *node.Client { return l.nodes[role] })
 	rep := labview.Report(from, to, req, res, start, time.Now())
 	if err == nil && !res.OK {
 		err = errors.New(res.Error)

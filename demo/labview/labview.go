@@ -4,6 +4,7 @@
 package labview
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -117,6 +118,20 @@ func PlanHandOff(st web.State, req web.HandOffRequest) (string, []Source, error)
 		return to, nil, fmt.Errorf("server %s already holds %s", to, strings.Join(wanted, " and "))
 	}
 	return to, sources, nil
+}
+
+// HandOffRest runs the hand-offs of the sources after the first (whose
+// answer is res, err), while each succeeds, and adds each answer to res.
+func HandOffRest(ctx context.Context, res node.HandoffResult, err error, to string, sources []Source, control func(role string) *node.Client) (node.HandoffResult, error) {
+	for _, src := range sources[1:] {
+		if err != nil || !res.OK {
+			break
+		}
+		var more node.HandoffResult
+		more, err = control(src.From).HandOffWith(ctx, node.HandoffRequest{To: to, Services: src.Services})
+		res = MergeResults(res, more)
+	}
+	return res, err
 }
 
 // MergeResults adds a second server's hand-off to the first's.
