@@ -1,8 +1,10 @@
 package handoff
 
 import (
+	"errors"
 	"net"
 	"net/netip"
+	"sync"
 
 	"github.com/sockshift/sockshift/handoff/announce"
 	"github.com/sockshift/sockshift/handoff/catch"
@@ -40,7 +42,9 @@ var (
 type linkNet struct {
 	ifname string
 	addrs  *vip.Link
-	ann    *announce.Announcer
+
+	mu  sync.Mutex
+	ann *announce.Announcer
 }
 
 func openLinkNet(ifname string) (*linkNet, error) {
@@ -56,10 +60,40 @@ func openLinkNet(ifname string) (*linkNet, error) {
 	return &linkNet{ifname: ifname, addrs: addrs, ann: ann}, nil
 }
 
-func (l *linkNet) HardwareAddr() net.HardwareAddr      { return l.ann.HardwareAddr() }
-func (l *linkNet) Add(a netip.Addr) error              { return l.addrs.Add(a) }
-func (l *linkNet) Remove(a netip.Addr) error           { return l.addrs.Remove(a) }
-func (l *linkNet) Held(a netip.Addr) (bool, error)     { return l.addrs.Held(a) }
-func (l *linkNet) Announce(a netip.Addr) error         { return l.ann.Announce(a) }
-func (l *linkNet) Close() error                        { l.addrs.Close(); return l.ann.Close() }
+func (l *linkNet) HardwareAddr() net.HardwareAddr  { return l.announcer().HardwareAddr() }
+func (l *linkNet) Add(a netip.Addr) error          { return l.addrs.Add(a) }
+func (l *linkNet) Remove(a netip.Addr) error       { return l.addrs.Remove(a) }
+func (l *linkNet) Held(a netip.Addr) (bool, error) { return l.addrs.Held(a) }
+func (l *linkNet) Close() error                    { l.addrs.Close(); return l.announcer().Close() }
+
+func (l *linkNet) announcer() *announce.Announcer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ann
+}
+
+// Announce sends gratuitous ARP. A packet socket keeps the error of an
+// interface that went down (ENETDOWN) and is bound to the index of one
+// that was replaced: on a failure the announce goes out once more on a
+// fresh socket, which then replaces the old one.
+func (l *linkNet) Announce(a netip.Addr) error {
+	old := l.announcer()
+	err := old.Announce(a)
+	if err == nil {
+		return nil
+	}
+	fresh, ferr := announce.New(l.ifname)
+	if ferr != nil {
+		return errors.Join(err, ferr)
+	}
+	if rerr := fresh.Announce(a); rerr != nil {
+		fresh.Close()
+		return errors.Join(err, rerr)
+	}
+	l.mu.Lock()
+	l.ann = fresh
+	l.mu.Unlock()
+	go old.Close() // slow (see announce.Close), and off the switch
+	return nil
+}
 func (l *linkNet) Catch(a netip.Addr) (catcher, error) { return catch.Arm(l.ifname, a, nil) }

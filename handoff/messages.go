@@ -24,6 +24,8 @@ const (
 	msgRefused                       // target → source: will not take part
 	msgAnnounced                     // target → source: announced, holding (step mode)
 	msgResume                        // source → target: resume now (step mode)
+	msgSettle                        // source → target, on a new channel: the decision of an interrupted hand-off
+	msgSettled                       // target → source: how that hand-off ends here
 )
 
 // Prepare flags.
@@ -44,7 +46,7 @@ const (
 
 func msgName(t uint8) string {
 	names := [...]string{"?", "prepare", "ready", "service", "conns", "transfer-done",
-		"restored", "commit", "abort", "resumed", "aborted", "refused", "announced", "resume"}
+		"restored", "commit", "abort", "resumed", "aborted", "refused", "announced", "resume", "settle", "settled"}
 	if int(t) < len(names) {
 		return names[t]
 	}
@@ -60,6 +62,8 @@ type prepareMsg struct {
 	// descriptors. The target makes room for them before the freeze.
 	Conns uint32
 	Flags uint8
+	// ID names the hand-off in both journals and in a later Settle.
+	ID uint64
 }
 
 func (m prepareMsg) encode() []byte {
@@ -71,6 +75,7 @@ func (m prepareMsg) encode() []byte {
 	}
 	e.U32(m.Conns)
 	e.U8(m.Flags)
+	e.U64(m.ID)
 	return e.Data()
 }
 
@@ -91,6 +96,7 @@ func (m *prepareMsg) decode(b []byte) error {
 	}
 	m.Conns = d.U32()
 	m.Flags = d.U8()
+	m.ID = d.U64()
 	if err := d.Finish(); err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
@@ -263,6 +269,81 @@ func (m *resultMsg) decode(b []byte) error {
 	}
 	if err := d.Finish(); err != nil {
 		return fmt.Errorf("result: %w", err)
+	}
+	return nil
+}
+
+// settleMsg carries a source's decision on an interrupted hand-off, on a
+// channel of its own: the first channel broke, or the source restarted.
+type settleMsg struct {
+	ID     uint64
+	Commit bool // false: abort
+}
+
+func (m settleMsg) encode() []byte {
+	var e wire.Encoder
+	e.U64(m.ID)
+	e.Bool(m.Commit)
+	return e.Data()
+}
+
+func (m *settleMsg) decode(b []byte) error {
+	d := wire.NewDecoder(b)
+	m.ID = d.U64()
+	m.Commit = d.Bool()
+	if err := d.Finish(); err != nil {
+		return fmt.Errorf("settle: %w", err)
+	}
+	return nil
+}
+
+// Settled outcomes: how a hand-off ended on the target.
+const (
+	settledResumed uint8 = 1 + iota // committed, its sockets serve here, Addrs are here
+	settledLost                     // committed, but the target died before its sockets served; it holds nothing
+	settledUnknown                  // never committed here (discarded, or never rebuilt): it holds nothing
+	settledAborted                  // discarded on this Settle's abort
+	settledBusy                     // being decided right now: ask again
+)
+
+type settledMsg struct {
+	Outcome uint8
+	Addrs   []netip.Addr // the addresses the target holds for it
+	Conns   uint32       // connections serving on the target
+}
+
+func (m settledMsg) encode() []byte {
+	var e wire.Encoder
+	e.U8(m.Outcome)
+	e.U8(uint8(len(m.Addrs)))
+	for _, a := range m.Addrs {
+		e.Bytes(a.AsSlice())
+	}
+	e.U32(m.Conns)
+	return e.Data()
+}
+
+func (m *settledMsg) decode(b []byte) error {
+	d := wire.NewDecoder(b)
+	m.Outcome = d.U8()
+	n := int(d.U8())
+	if n > maxServices {
+		return fmt.Errorf("settled: %d addresses (at most %d): %w", n, maxServices, wire.ErrMalformed)
+	}
+	m.Addrs = nil
+	for i := 0; i < n && d.Err() == nil; i++ {
+		ip, ok := netip.AddrFromSlice(d.Bytes(16))
+		if d.Err() == nil && !ok {
+			return fmt.Errorf("settled: bad address: %w", wire.ErrMalformed)
+		}
+		m.Addrs = append(m.Addrs, ip.Unmap())
+	}
+	m.Conns = d.U32()
+	if err := d.Finish(); err != nil {
+		return fmt.Errorf("settled: %w", err)
+	}
+	if m.Outcome < settledResumed || m.Outcome > settledBusy {
+		return fmt.Errorf("settled: outcome %d: %w", m.Outcome, wire.ErrMalformed)
 	}
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/sockshift/sockshift/handoff/wire"
 )
 
 // DefaultPort is the hand-off channel's TCP port on each server's address.
@@ -33,6 +35,18 @@ type Config struct {
 	// that share an address move together.
 	ServiceAddrs map[string]netip.Addr
 
+	// StateDir is where the node writes down each hand-off's progress
+	// before acting on it (a few small files), so that a process killed
+	// mid-hand-off is settled when it starts again: see Recover. It must
+	// outlive the process (a tmpfs such as /run is enough) and belong to
+	// this node alone. Empty keeps nothing: a node killed mid-hand-off
+	// may then leave an address on no server.
+	StateDir string
+	// Grace is how long a target keeps what it rebuilt, frozen and
+	// holding no address, when the channel breaks before the decision: a
+	// restarted source tells it then whether to commit. 0 means 3 s.
+	Grace time.Duration
+
 	Port           uint16        // channel port; 0 means DefaultPort
 	Timeout        time.Duration // deadline of one whole hand-off; 0 means 5 s
 	QuiesceTimeout time.Duration // how long services may take to pause; 0 means 1 s
@@ -50,8 +64,16 @@ type Node struct {
 	cfg Config
 	net hostNet
 
+	journal journal
+
 	mu   sync.Mutex
 	busy bool
+	// pending are incoming hand-offs rebuilt here and waiting for the
+	// source's decision, by ID.
+	pending map[uint64]*target
+	// recovered says what Recover found and did, for operators.
+	recovered   []Recovery
+	recoverDone bool
 	// forwarding are the catchers of our last hand-off as source, still
 	// forwarding stragglers to the target for a grace period. They must
 	// stop as soon as an address comes back here, or frames would loop
@@ -88,7 +110,11 @@ func NewNode(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("handoff: node %s: %w", cfg.Name, err)
 	}
-	return &Node{cfg: cfg, net: hn}, nil
+	return newNode(cfg, hn), nil
+}
+
+func newNode(cfg Config, hn hostNet) *Node {
+	return &Node{cfg: cfg, net: hn, journal: journal{cfg.StateDir}, pending: map[uint64]*target{}}
 }
 
 // check returns cfg with its defaults, or what is wrong with it.
@@ -102,8 +128,8 @@ func (cfg Config) check() (Config, error) {
 		return cfg, fmt.Errorf("handoff: VIP %v is not IPv4", cfg.VIP)
 	case cfg.Interface == "":
 		return cfg, errors.New("handoff: config needs an Interface")
-	case len(cfg.Key) < 16:
-		return cfg, errors.New("handoff: config needs the lab's shared Key")
+	case len(cfg.Key) != wire.KeySize:
+		return cfg, fmt.Errorf("handoff: config needs the lab's shared Key of %d bytes (got %d)", wire.KeySize, len(cfg.Key))
 	}
 	if cfg.Port == 0 {
 		cfg.Port = DefaultPort
@@ -113,6 +139,9 @@ func (cfg Config) check() (Config, error) {
 	}
 	if cfg.QuiesceTimeout == 0 {
 		cfg.QuiesceTimeout = time.Second
+	}
+	if cfg.Grace == 0 {
+		cfg.Grace = 3 * time.Second
 	}
 	names := map[string]bool{}
 	for _, s := range cfg.Services {
@@ -259,6 +288,12 @@ func (n *Node) ServeListener(ctx context.Context, ln net.Listener) error {
 	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	if _, err := n.Recover(ctx); err != nil {
+		ln.Close()
+		return err
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); n.retryOpen(ctx) }()
 	for {
 		c, err := ln.Accept()
 		if err != nil {

@@ -211,7 +211,7 @@ func newPair(t *testing.T) *pair {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &Node{cfg: cfg, net: hn}, svcs
+		return newNode(cfg, hn), svcs
 	}
 	p.a, p.svcA = mk("a", "127.0.0.1", p.netA, p.hookA)
 	p.b, p.svcB = mk("b", "127.0.0.2", p.netB, p.hookB)

@@ -55,6 +55,8 @@ type source struct {
 	released []netip.Addr   // addresses removed here
 	batch    *batcher
 	frozeAt  time.Time
+	rec      *record // this hand-off in the journal, once written
+	tookBack bool    // after the commit, the target held nothing: all is back here
 }
 
 // Options tune one hand-off; nil applies the defaults.
@@ -97,7 +99,8 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	s := &source{n: n, opts: opts, rep: rep, clock: newPhaseClock(rep), peer: peer, plan: p, phase: "connect"}
+	s := &source{n: n, opts: opts, rep: rep, clock: newPhaseClock(rep), peer: peer, plan: p, phase: "connect",
+		rec: &record{ID: newID(), Role: "source", Peer: peer}}
 	defer func() {
 		if s.ch.Conn != nil {
 			s.ch.Close()
@@ -178,6 +181,7 @@ func (s *source) prepare(ctx context.Context) error {
 	if s.opts.Paced {
 		prep.Flags |= flagPaced
 	}
+	prep.ID = s.rec.ID
 	// Our open descriptors bound the connections we can move (when few
 	// were closed below the highest): the target's hint for room.
 	if next, err := fdtable.Next(); err == nil {
@@ -326,11 +330,19 @@ func (s *source) release(context.Context) error {
 	if skip("release", s.opts.Hook, s.n.cfg.Hook) {
 		return nil
 	}
+	var addrs []netip.Addr
 	for i, svc := range s.services {
-		a := s.n.AddrOf(svc.Name())
-		if !s.moving[i] || slices.Contains(s.released, a) {
-			continue
+		if a := s.n.AddrOf(svc.Name()); s.moving[i] && !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
 		}
+	}
+	// Written down first: a process killed from here on is settled by
+	// the next one (Recover), which finds the addresses gone.
+	s.rec.Addrs, s.rec.State = addrs, jReleased
+	if err := s.n.journal.write(s.rec); err != nil {
+		return err
+	}
+	for _, a := range addrs {
 		if err := s.n.net.Remove(a); err != nil {
 			return err
 		}
@@ -342,12 +354,6 @@ func (s *source) release(context.Context) error {
 // awaitRestored waits for the target's verdict. Addresses it refused stay
 // here with their connections; the rest goes on.
 func (s *source) awaitRestored(context.Context) error {
-	if s.opts.Paced {
-		// A paced target restores only now.
-		if err := s.ch.send(msgTransferDone, s.summarized()); err != nil {
-			return err
-		}
-	}
 	_, restored, err := s.ch.result(msgRestored)
 	if err == nil && !restored.OK {
 		err = fmt.Errorf("target %s could not restore: %s", s.rep.To, restored.Reason)
@@ -421,8 +427,15 @@ func (s *source) commit(ctx context.Context) (*Report, error) {
 	if err := peerGone(s.raw); err != nil {
 		return s.fail(err)
 	}
-	if err := s.ch.send(msgCommit, nil); err != nil {
+	// The point of no return, written down before it is passed: a source
+	// restarted after this tells the target to go on (Recover).
+	s.rec.State = jCommit
+	if err := s.n.journal.write(s.rec); err != nil {
 		return s.fail(err)
+	}
+	if err := s.ch.send(msgCommit, nil); err != nil {
+		// Whether the target read it is unknown: ask it on a new channel.
+		return s.afterCommit(ctx, err, s.settle)
 	}
 	s.rep.Committed = true
 	s.clock.mark(s.phase)
@@ -441,10 +454,9 @@ func (s *source) commit(ctx context.Context) (*Report, error) {
 
 	s.phase = "resume"
 	if err := s.awaitResumed(ctx); err != nil {
-		s.catchers.stop()
-		s.clock.mark(s.phase)
-		return s.rep, &Error{Phase: s.phase, RolledBack: false, Err: fmt.Errorf("target %s after commit: %w", s.rep.To, err)}
+		return s.afterCommit(ctx, err, startRelease)
 	}
+	s.n.journal.remove(s.rec)
 	// The target's sockets are live: deliver what reached us meanwhile, and
 	// of what reached us before the freeze, the data our dump lacks.
 	stats, ferr := s.catchers.forward(s.targetMAC, s.beyondDump())
@@ -458,6 +470,59 @@ func (s *source) commit(ctx context.Context) (*Report, error) {
 	s.n.logf("handed %d connections (%v) to %s in %v; %d stayed; %d frames caught, %d forwarded, %d already dumped, %d dropped",
 		s.rep.Connections, s.rep.Addrs, s.rep.To, s.rep.Total, len(s.rep.Stayed), stats.Caught, stats.Forwarded, stats.Early, stats.Dropped)
 	return s.rep, nil
+}
+
+// afterCommit settles a committed hand-off whose channel broke before the
+// target said it serves: the target may have died, or only the channel.
+// It asks the target on new channels. If the target serves, the hand-off
+// is done; if it holds nothing (it died before its sockets served), our
+// frozen copies are still exact: the addresses come back here and the
+// connections thaw. Without an answer the decision stands: the target
+// holds them.
+func (s *source) afterCommit(ctx context.Context, cause error, release func()) (*Report, error) {
+	s.rep.Committed = true
+	s.n.logf("hand-off %x to %s after the commit: %v; asking the target how it ended", s.rec.ID, s.rep.To, cause)
+	wait := max(s.n.cfg.Grace, 2*time.Second) + time.Second
+	out, _, err := s.n.askSettleFor(context.WithoutCancel(ctx), s.rec, wait, nil)
+	s.rep.Total = time.Since(s.frozeAt)
+	s.clock.mark(s.phase)
+	switch {
+	case err != nil:
+		s.catchers.stop()
+		release()
+		return s.rep, &Error{Phase: s.phase, RolledBack: false,
+			Err: fmt.Errorf("target %s after commit: %w; it cannot be asked (%v), so it keeps the connections", s.rep.To, cause, err)}
+	case out.Outcome == settledResumed:
+		s.n.journal.remove(s.rec)
+		stats, _ := s.catchers.forward(s.targetMAC, s.beyondDump())
+		s.n.setForwarding(s.catchers)
+		s.rep.Caught = stats.Caught - stats.Early
+		release()
+		s.n.logf("hand-off %x: the target serves %d connections on %v", s.rec.ID, out.Conns, out.Addrs)
+		return s.rep, nil
+	}
+	// The target holds nothing: take everything back, as in a rollback.
+	s.tookBack = true
+	s.rep.Committed = false
+	s.rec.State = jRollback
+	s.n.journal.write(s.rec)
+	s.catchers.stop()
+	var errs []error
+	if len(s.released) > 0 {
+		errs = append(errs, s.n.Take(s.released...))
+	}
+	for _, f := range s.frozen {
+		errs = append(errs, f.frozen.Thaw())
+	}
+	settleAll(s.paused, nothingMoved)
+	s.n.journal.remove(s.rec)
+	s.rep.Stayed, s.rep.Connections = nil, 0
+	s.rep.Services, s.rep.Addrs = nil, nil
+	err = fmt.Errorf("%w (%v): the connections are thawed here", errTargetLost, cause)
+	if jerr := errors.Join(errs...); jerr != nil {
+		err = errors.Join(err, jerr)
+	}
+	return s.rep, &Error{Phase: s.phase, RolledBack: true, Err: err}
 }
 
 // awaitResumed waits, after the commit, for the target to serve. In step
@@ -495,6 +560,9 @@ func (s *source) awaitResumed(ctx context.Context) error {
 // settle, after the commit, closes the sockets that moved (silently) and
 // those that were closing, and tells each service what moved.
 func (s *source) settle() {
+	if s.tookBack {
+		return
+	}
 	moved := make(map[*net.TCPConn]bool, len(s.frozen)+len(s.closing))
 	for _, f := range s.frozen {
 		if err := f.frozen.Close(); err != nil {
@@ -544,11 +612,21 @@ func (s *source) beyondDump() func(ip []byte) bool {
 func (s *source) rollback() error {
 	var errs []error
 	s.catchers.stop()
+	if s.rec.State != "" {
+		s.rec.State = jRollback
+		if err := s.n.journal.write(s.rec); err != nil {
+			errs = append(errs, err)
+		}
+		defer s.n.journal.remove(s.rec)
+	}
 	if s.ch.Conn != nil {
-		// Best effort: a dead target holds nothing that outlives it but the
-		// addresses, which its node removes when it starts again.
+		// Best effort: a dead target holds nothing (it takes no address
+		// before the commit); a live one whose channel broke keeps what it
+		// rebuilt for a grace period, so it is told on a new channel.
 		s.ch.SetDeadline(time.Now().Add(time.Second))
-		if s.ch.send(msgAbort, nil) == nil {
+		if s.ch.send(msgAbort, nil) != nil {
+			go s.n.tellAbort(context.Background(), s.rec)
+		} else {
 			// Wait until the target has let go (dropped the addresses,
 			// discarded its sockets) before we take them back; a Restored
 			// it sent before reading the Abort comes first.

@@ -18,14 +18,11 @@ func (s *source) dump(context.Context) error {
 	return s.dumpEach(s.batch.add)
 }
 
-// transfer sends what is left of the states. Outside step mode it also
-// ends the transfer, so that the target finishes restoring at once.
+// transfer sends what is left of the states and ends the transfer, so
+// that the target finishes restoring at once.
 func (s *source) transfer(context.Context) error {
 	if err := s.batch.flush(); err != nil {
 		return err
-	}
-	if s.opts.Paced {
-		return nil
 	}
 	return s.ch.send(msgTransferDone, s.summarized())
 }

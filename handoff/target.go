@@ -31,7 +31,7 @@ type target struct {
 	ch       channel
 	raw      net.Conn
 	flags    uint8
-	held     [][]byte                // paced: batches kept until the restore step
+	id       uint64 // the hand-off's, as the source named it
 	wanted   map[netip.AddrPort]bool // clients to read back for the report
 	services []Service               // index as the source numbered them
 	addrs    []netip.Addr            // each service's address, same index
@@ -51,6 +51,14 @@ type target struct {
 
 	end          func() // frees the node for the next hand-off (once)
 	restoreStart time.Time
+	timing       []uint64 // announce and resume, microseconds
+
+	// The decision, taken once: from the channel, or from a Settle on a
+	// new channel when the first one broke (see Node.settleIncoming).
+	decideOnce sync.Once
+	decided    chan struct{}
+	outcome    settledMsg
+	commitErr  error
 }
 
 // serveSession runs the target side of one hand-off.
@@ -63,8 +71,17 @@ func (n *Node) serveSession(ctx context.Context, raw net.Conn) {
 		n.logf("refused channel from %v: %v", raw.RemoteAddr(), err)
 		return
 	}
-	t := &target{n: n, ch: channel{wc}, raw: raw}
-	if err := t.run(ctx); err != nil {
+	typ, payload, err := wc.Recv()
+	if err != nil {
+		n.logf("channel from %v: %v", raw.RemoteAddr(), err)
+		return
+	}
+	if typ == msgSettle {
+		n.settleIncoming(channel{wc}, payload)
+		return
+	}
+	t := &target{n: n, ch: channel{wc}, raw: raw, decided: make(chan struct{})}
+	if err := t.run(ctx, typ, payload); err != nil {
 		n.logf("incoming hand-off from %v: %v", raw.RemoteAddr(), err)
 	}
 }
@@ -73,8 +90,8 @@ func (n *Node) serveSession(ctx context.Context, raw net.Conn) {
 // states come), report what was rebuilt, wait for the decision, then, once
 // committed, announce and resume. Until the commit every failure discards
 // what was rebuilt here.
-func (t *target) run(ctx context.Context) error {
-	end, err := t.prepare(ctx)
+func (t *target) run(ctx context.Context, typ uint8, payload []byte) error {
+	end, err := t.prepare(ctx, typ, payload)
 	if err != nil {
 		return err
 	}
@@ -87,20 +104,85 @@ func (t *target) run(ctx context.Context) error {
 	if err := t.reportRestored(ctx); err != nil {
 		return err
 	}
-	if aborted, err := t.decision(); err != nil || aborted {
+	t.n.addPending(t)
+	commit, err := t.decision()
+	if err != nil {
+		// The source may be gone (killed) or only its channel: what we
+		// rebuilt waits, frozen and holding no address, for its decision
+		// on a new channel (a restarted source asks), then is discarded.
+		t.n.logf("hand-off %x from %v: %v; keeping its %d connections frozen for %v, awaiting the source's decision",
+			t.id, t.raw.RemoteAddr(), err, len(t.restored), t.n.cfg.Grace)
+		select {
+		case <-t.decided:
+		case <-time.After(t.n.cfg.Grace):
+			t.decide(false, false)
+		}
 		return err
 	}
-	return t.commit()
+	out := t.decide(commit, true)
+	if !commit {
+		return t.ch.sendResult(msgAborted, resultMsg{OK: true})
+	}
+	res := resultMsg{OK: t.commitErr == nil, Conns: out.Conns, Timing: t.timing}
+	if t.commitErr != nil {
+		res.Reason = t.commitErr.Error()
+	}
+	if serr := t.ch.sendResult(msgResumed, res); serr != nil {
+		t.n.logf("report resume to source: %v", serr)
+	}
+	return t.commitErr
+}
+
+// decide takes the decision once, whoever asks first: commit (journal,
+// addresses, announce, resume) or discard. Later callers wait for it and
+// get the same outcome.
+func (t *target) decide(commit, onChannel bool) settledMsg {
+	t.decideOnce.Do(func() {
+		defer close(t.decided)
+		defer t.n.removePending(t)
+		defer t.end()
+		if !commit {
+			t.discard()
+			t.outcome = settledMsg{Outcome: settledAborted}
+			return
+		}
+		rec := &record{ID: t.id, Role: "target", Peer: addrOf(t.raw.RemoteAddr()), Addrs: t.moving(), State: jCommitted}
+		if err := t.n.journal.write(rec); err != nil {
+			// Nothing taken yet: better to lose the hand-off than to
+			// hold an address no restart could account for.
+			t.n.logf("hand-off %x: %v; discarding", t.id, err)
+			t.discard()
+			t.commitErr = err
+			t.outcome = settledMsg{Outcome: settledUnknown}
+			return
+		}
+		t.commitErr = t.commit(onChannel)
+		rec.State = jResumed
+		if err := t.n.journal.write(rec); err != nil {
+			t.n.logf("hand-off %x: %v", t.id, err)
+		}
+		t.n.journal.prune()
+		t.outcome = settledMsg{Outcome: settledResumed, Addrs: t.added, Conns: uint32(len(t.restored))}
+	})
+	<-t.decided
+	return t.outcome
+}
+
+// moving lists the addresses this target takes at the commit.
+func (t *target) moving() []netip.Addr {
+	var out []netip.Addr
+	for i, a := range t.addrs {
+		if t.coming[i] && !t.isRefused(a) && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // prepare reads the source's Prepare, checks it against this node, makes
 // room for the sockets and answers Ready. end frees the node for the next
 // hand-off.
-func (t *target) prepare(ctx context.Context) (end func(), err error) {
-	typ, payload, err := t.ch.Recv()
-	if err != nil {
-		return nil, err
-	}
+func (t *target) prepare(ctx context.Context, typ uint8, payload []byte) (end func(), err error) {
 	if typ != msgPrepare {
 		return nil, fmt.Errorf("expected prepare, got %s", msgName(typ))
 	}
@@ -148,6 +230,7 @@ func (t *target) accept(ctx context.Context, prep prepareMsg) error {
 	t.coming = make([]bool, len(t.services))
 	t.refused = map[netip.Addr]string{}
 	t.flags = prep.Flags
+	t.id = prep.ID
 	// Room for every socket that may come, now, while the clients are
 	// still served: growing the descriptor table during the restore
 	// stalls the whole process (see fdtable).
@@ -177,17 +260,9 @@ func (t *target) receive() (aborted bool, err error) {
 		case msgService:
 			t.onService(payload)
 		case msgConns:
-			if t.flags&flagPaced != 0 {
-				t.held = append(t.held, payload) // restored at the restore step
-				continue
-			}
 			t.onConns(payload)
 		case msgTransferDone:
 			t.wanted = decodeClients(payload)
-			for _, p := range t.held {
-				t.onConns(p)
-			}
-			t.held = nil
 			return false, nil
 		case msgAbort:
 			return true, t.abort()
@@ -210,17 +285,9 @@ func (t *target) abort() error {
 func (t *target) reportRestored(ctx context.Context) error {
 	t.waitRestorers()
 	t.dropRefused()
-	// The addresses come with the rebuilt sockets (with none, here),
-	// before we say they are ready: that keeps the decision's window short,
-	// and plain (not transparent) sockets measured steadier under
-	// back-to-back hand-offs. In a paced hand-off a person may hold the
-	// decision for minutes; a target dying then must not leave an address
-	// behind (its kernel would answer the client's ARP, then its packets
-	// with RSTs), so there they are taken at the commit, and the sockets
-	// are transparent until then.
-	if t.failed == nil && t.flags&flagPaced == 0 {
-		t.addAddrs()
-	}
+	// No address is taken here: the sockets are transparent until the
+	// commit, so a target that dies before it leaves nothing behind (its
+	// kernel would answer the client's ARP, then its packets with RSTs).
 	restored := time.Since(t.restoreStart)
 	if t.failed == nil {
 		t.failed = at(ctx, "target-restore", t.n.cfg.Hook)
@@ -238,20 +305,18 @@ func (t *target) reportRestored(ctx context.Context) error {
 	return err
 }
 
-// decision waits for the source's Commit or Abort.
-func (t *target) decision() (aborted bool, err error) {
+// decision waits for the source's Commit or Abort on the channel.
+func (t *target) decision() (commit bool, err error) {
 	typ, _, err := t.ch.Recv()
 	switch {
 	case err != nil:
-		t.discard()
 		return false, fmt.Errorf("waiting for the decision: %w", err)
 	case typ == msgAbort:
-		return true, t.abort()
+		return false, nil
 	case typ != msgCommit:
-		t.discard()
 		return false, fmt.Errorf("unexpected %s while waiting for the decision", msgName(typ))
 	}
-	return false, nil
+	return true, nil
 }
 
 // commit goes forward only. The addresses are announced only now (and,
@@ -260,7 +325,7 @@ func (t *target) decision() (aborted bool, err error) {
 // And they are announced before any socket leaves repair mode, so the
 // window probe that repair-off sends draws its answer here, not to the
 // old MAC.
-func (t *target) commit() error {
+func (t *target) commit(onChannel bool) error {
 	start := time.Now()
 	var errs []error
 	if !t.addAddrs() {
@@ -274,7 +339,7 @@ func (t *target) commit() error {
 		}
 	}
 	announced := time.Since(start)
-	if t.flags&flagPaced != 0 {
+	if t.flags&flagPaced != 0 && onChannel {
 		// Hold after the announce until the source says resume; committed,
 		// so a lost source still ends in a resume.
 		t.ch.sendResult(msgAnnounced, resultMsg{OK: true})
@@ -284,17 +349,8 @@ func (t *target) commit() error {
 		start = time.Now()
 	}
 	errs = append(errs, t.resume())
-	err := errors.Join(errs...)
-	res := resultMsg{OK: err == nil, Conns: uint32(len(t.restored)),
-		Timing: []uint64{uint64(announced.Microseconds()), uint64((time.Since(start) - announced).Microseconds())}}
-	if err != nil {
-		res.Reason = err.Error()
-	}
-	t.end()
-	if serr := t.ch.sendResult(msgResumed, res); serr != nil {
-		t.n.logf("report resume to source: %v", serr)
-	}
-	return err
+	t.timing = []uint64{uint64(announced.Microseconds()), uint64((time.Since(start) - announced).Microseconds())}
+	return errors.Join(errs...)
 }
 
 // readBack inspects a few restored sockets, still frozen, for the report:
@@ -336,7 +392,7 @@ func (t *target) onService(payload []byte) {
 }
 
 func (t *target) onConns(payload []byte) {
-	if t.failed != nil {
+	if t.failedYet() {
 		return // drain the rest; the source learns of the failure at the end
 	}
 	entries, err := decodeConns(payload)
@@ -349,11 +405,6 @@ func (t *target) onConns(payload []byte) {
 		return
 	}
 	t.received += len(entries)
-	// Plain sockets bind the VIP, so it must be ours first; in step mode
-	// they are transparent and the VIP waits for the commit.
-	if t.flags&flagPaced == 0 && !t.addAddrs() {
-		return
-	}
 	t.startRestorers()
 	for _, e := range entries {
 		if int(e.Service) >= len(t.services) || !t.coming[e.Service] {
@@ -426,8 +477,8 @@ func (t *target) restoreOne(e connEntry) (*repair.Restored, *repair.State, error
 	if err := at(context.Background(), "restore "+st.Remote.String(), t.n.cfg.Hook); err != nil {
 		return nil, nil, &refusedConn{st.Remote, err}
 	}
-	// In step mode the VIP comes only at the commit: rebuild transparent.
-	r, err := repair.Restore(st, &repair.RestoreOptions{Transparent: t.flags&flagPaced != 0})
+	// The address comes only at the commit: rebuild transparent.
+	r, err := repair.Restore(st, &repair.RestoreOptions{Transparent: true})
 	if err != nil {
 		return nil, nil, &refusedConn{st.Remote, err}
 	}

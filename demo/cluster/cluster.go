@@ -158,7 +158,8 @@ func (c *Cluster) NodeArgs(role string, hold bool, extra ...string) []string {
 	args := []string{"netns", "exec", h.Namespace, c.cfg.Exe, "node",
 		"--name", role, "--iface", h.Interface, "--addr", h.Addr.Addr().String(),
 		"--vip", lab.VIP.String(), "--chat-vip", lab.ChatVIP.String(), "--peer", peer.Role + "=" + peer.Addr.Addr().String(),
-		"--key-file", c.Key, "--control", c.ControlPath(role)}
+		"--key-file", c.Key, "--control", c.ControlPath(role),
+		"--state-dir", filepath.Join(c.cfg.RunDir, "state-"+role)}
 	if hold {
 		args = append(args, "--hold")
 	}

@@ -15,6 +15,9 @@ type State struct {
 	Step        *StepState   `json:"step,omitempty"`
 	Connections []Connection `json:"connections"`
 	Services    []Service    `json:"services"`
+	// Recovered says what the node settled at start from its journal:
+	// hand-offs its previous process left open when it died.
+	Recovered []string `json:"recovered,omitempty"`
 }
 
 // Service is one service of the node, its address, and whether the node

@@ -41,6 +41,7 @@ type Main struct {
 	ChatMaxClients, ChatMaxMembers int           // chat bounds; 0 means the defaults
 	Fault                          string        // test hook: fail hand-offs at this phase
 	Timeout                        time.Duration
+	StateDir                       string // the hand-off journal (handoff.Config.StateDir)
 
 	Log *log.Logger
 }
@@ -66,6 +67,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&m.ChatMaxMembers, "chat-max-members", 0, "chat: most members of one channel (default 500)")
 	fs.StringVar(&m.Fault, "fault", "", "testing only: fail every hand-off at this phase (hang:PHASE blocks there instead)")
 	fs.DurationVar(&m.Timeout, "timeout", 5*time.Second, "deadline of one hand-off")
+	fs.StringVar(&m.StateDir, "state-dir", "", "where hand-offs are written down, to be settled after a crash (default /run/sockshift/node-NAME)")
 	if err := flagfile.Parse(fs, args); err != nil {
 		return err
 	}
@@ -94,6 +96,9 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	if err := checkControl(m.Control, m.Addr); err != nil {
 		return err
+	}
+	if m.StateDir == "" {
+		m.StateDir = "/run/sockshift/node-" + m.Name
 	}
 	m.Peers = map[string]netip.Addr{}
 	for _, p := range strings.Split(peers, ",") {
@@ -126,6 +131,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Name: m.Name, Addr: m.Addr, Interface: m.Interface, VIP: m.VIP, Key: key,
 		Services: []handoff.Service{es, cs}, Timeout: m.Timeout, Logf: m.Log.Printf,
 		ServiceAddrs: map[string]netip.Addr{chat.Name: m.chatVIP()},
+		StateDir:     m.StateDir,
 	}
 	hk := &nodeHook{log: m.Log}
 	hk.fault, hk.hang = m.Fault, false
@@ -146,6 +152,11 @@ func (m *Main) Run(ctx context.Context) error {
 		err = n.Take(m.HoldOnly...)
 	}
 	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	// Then what the journal left open is settled with the peer, before any
+	// client is served: it may take an address back, or let one go.
+	if _, err := n.Recover(ctx); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
 
@@ -239,6 +250,9 @@ func (m *Main) handler(n *handoff.Node, es *echo.Server, cs *chat.Server, hk *no
 		}
 		ns := State{Name: m.Name, Address: m.Addr.String(), MAC: n.HardwareAddr().String(),
 			HoldsVIP: holds, Busy: n.Busy(), Step: st.state(), Connections: []Connection{}}
+		for _, rv := range n.Recoveries() {
+			ns.Recovered = append(ns.Recovered, rv.String())
+		}
 		for _, sv := range []struct {
 			name string
 			port int
