@@ -31,7 +31,7 @@ type target struct {
 	ch       channel
 	raw      net.Conn
 	flags    uint8
-	id       uint64 // the hand-off's, as the source named it
+	id       uint64                  // the hand-off's, as the source named it
 	wanted   map[netip.AddrPort]bool // clients to read back for the report
 	services []Service               // index as the source numbered them
 	addrs    []netip.Addr            // each service's address, same index
