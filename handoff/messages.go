@@ -22,15 +22,15 @@ const (
 	msgResumed                       // target → source: serving
 	msgAborted                       // target → source: rolled back
 	msgRefused                       // target → source: will not take part
-	msgAnnounced                     // target → source: announced, holding (step mode)
-	msgResume                        // source → target: resume now (step mode)
+	_                                // (retired: announced, holding)
+	_                                // (retired: resume now)
 	msgSettle                        // source → target, on a new channel: the decision of an interrupted hand-off
 	msgSettled                       // target → source: how that hand-off ends here
 )
 
 // Prepare flags.
 const (
-	flagPaced uint8 = 1 << iota // a person steps through: long deadlines, hold after announce
+	flagPaced uint8 = 1 << iota // a person steps through: long deadlines
 )
 
 // Bounds on what a peer may send; the wire layer bounds each frame too.

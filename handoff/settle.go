@@ -329,7 +329,7 @@ func (n *Node) settleLocal(m settleMsg) settledMsg {
 	t := n.pending[m.ID]
 	n.mu.Unlock()
 	if t != nil {
-		return t.decide(m.Commit, false)
+		return t.decide(m.Commit)
 	}
 	r := n.journal.find("target", m.ID)
 	switch {

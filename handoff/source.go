@@ -68,8 +68,8 @@ type Options struct {
 	// Hook, if set, steers this hand-off (before the node's own Hook).
 	Hook Hook
 	// Paced says a person steps through the hand-off with Hook.At, for
-	// teaching: deadlines are PacedTimeout, not seconds, and the target
-	// holds between announce and resume until the source's hook lets it.
+	// teaching: deadlines are PacedTimeout, not seconds. Nothing else
+	// differs: the same messages, in the same order.
 	Paced bool
 }
 
@@ -453,10 +453,16 @@ func (s *source) commit(ctx context.Context) (*Report, error) {
 	defer func() { startRelease(); <-closed }()
 
 	s.phase = "resume"
-	if err := s.awaitResumed(ctx); err != nil {
+	reported, err := s.awaitResumed()
+	if err != nil {
 		return s.afterCommit(ctx, err, startRelease)
 	}
 	s.n.journal.remove(s.rec)
+	// A paced hand-off waits here, with the target serving and the caught
+	// packets and frozen copies still here; committed, so only forward.
+	if serr := s.begin(ctx, "resume"); serr != nil {
+		s.n.logf("%v; going on, the hand-off is committed", serr)
+	}
 	// The target's sockets are live: deliver what reached us meanwhile, and
 	// of what reached us before the freeze, the data our dump lacks.
 	stats, ferr := s.catchers.forward(s.targetMAC, s.beyondDump())
@@ -469,6 +475,9 @@ func (s *source) commit(ctx context.Context) (*Report, error) {
 	s.clock.mark(s.phase)
 	s.n.logf("handed %d connections (%v) to %s in %v; %d stayed; %d frames caught, %d forwarded, %d already dumped, %d dropped",
 		s.rep.Connections, s.rep.Addrs, s.rep.To, s.rep.Total, len(s.rep.Stayed), stats.Caught, stats.Forwarded, stats.Early, stats.Dropped)
+	if reported != nil {
+		return s.rep, &Error{Phase: s.phase, RolledBack: false, Err: fmt.Errorf("target %s after commit: %w", s.rep.To, reported)}
+	}
 	return s.rep, nil
 }
 
@@ -525,36 +534,24 @@ func (s *source) afterCommit(ctx context.Context, cause error, release func()) (
 	return s.rep, &Error{Phase: s.phase, RolledBack: true, Err: err}
 }
 
-// awaitResumed waits, after the commit, for the target to serve. In step
-// mode it first holds between announce and resume for the go-ahead.
-func (s *source) awaitResumed(ctx context.Context) error {
-	if s.opts.Paced {
-		// The target announced and holds; after the commit only forward, so
-		// a failed step still resumes.
-		_, _, err := s.ch.result(msgAnnounced)
-		s.clock.mark("announce")
-		if err != nil {
-			return err
-		}
-		if serr := at(ctx, "resume", s.opts.Hook, s.n.cfg.Hook); serr != nil {
-			s.n.logf("%v; resuming anyway, the hand-off is committed", serr)
-		}
-		s.clock.last = time.Now()
-		if err := s.ch.send(msgResume, nil); err != nil {
-			return err
-		}
-	}
+// awaitResumed waits, after the commit, for the target to serve. reported
+// is a failure the target reported (it serves, less what failed); err is
+// a channel that broke, after which the target must be asked.
+func (s *source) awaitResumed() (reported, err error) {
 	_, resumed, err := s.ch.result(msgResumed)
-	if err == nil && !resumed.OK {
-		err = errors.New(resumed.Reason)
-	}
 	s.rep.Total = time.Since(s.frozeAt)
-	if len(resumed.Timing) == 2 && !s.opts.Paced {
+	if err != nil {
+		return nil, err
+	}
+	if !resumed.OK {
+		reported = errors.New(resumed.Reason)
+	}
+	if len(resumed.Timing) == 2 {
 		announced := time.Duration(resumed.Timing[0]) * time.Microsecond
 		s.clock.add("announce", announced)
 		s.clock.last = s.clock.last.Add(announced)
 	}
-	return err
+	return reported, nil
 }
 
 // settle, after the commit, closes the sockets that moved (silently) and

@@ -115,11 +115,11 @@ func (t *target) run(ctx context.Context, typ uint8, payload []byte) error {
 		select {
 		case <-t.decided:
 		case <-time.After(t.n.cfg.Grace):
-			t.decide(false, false)
+			t.decide(false)
 		}
 		return err
 	}
-	out := t.decide(commit, true)
+	out := t.decide(commit)
 	if !commit {
 		return t.ch.sendResult(msgAborted, resultMsg{OK: true})
 	}
@@ -136,7 +136,7 @@ func (t *target) run(ctx context.Context, typ uint8, payload []byte) error {
 // decide takes the decision once, whoever asks first: commit (journal,
 // addresses, announce, resume) or discard. Later callers wait for it and
 // get the same outcome.
-func (t *target) decide(commit, onChannel bool) settledMsg {
+func (t *target) decide(commit bool) settledMsg {
 	t.decideOnce.Do(func() {
 		defer close(t.decided)
 		defer t.n.removePending(t)
@@ -156,7 +156,7 @@ func (t *target) decide(commit, onChannel bool) settledMsg {
 			t.outcome = settledMsg{Outcome: settledUnknown}
 			return
 		}
-		t.commitErr = t.commit(onChannel)
+		t.commitErr = t.commit()
 		rec.State = jResumed
 		if err := t.n.journal.write(rec); err != nil {
 			t.n.logf("hand-off %x: %v", t.id, err)
@@ -325,7 +325,7 @@ func (t *target) decision() (commit bool, err error) {
 // And they are announced before any socket leaves repair mode, so the
 // window probe that repair-off sends draws its answer here, not to the
 // old MAC.
-func (t *target) commit(onChannel bool) error {
+func (t *target) commit() error {
 	start := time.Now()
 	var errs []error
 	if !t.addAddrs() {
@@ -339,15 +339,6 @@ func (t *target) commit(onChannel bool) error {
 		}
 	}
 	announced := time.Since(start)
-	if t.flags&flagPaced != 0 && onChannel {
-		// Hold after the announce until the source says resume; committed,
-		// so a lost source still ends in a resume.
-		t.ch.sendResult(msgAnnounced, resultMsg{OK: true})
-		if typ, _, err := t.ch.Recv(); err != nil || typ != msgResume {
-			t.n.logf("paced hand-off: no resume from the source (%v); resuming, the hand-off is committed", err)
-		}
-		start = time.Now()
-	}
 	errs = append(errs, t.resume())
 	t.timing = []uint64{uint64(announced.Microseconds()), uint64((time.Since(start) - announced).Microseconds())}
 	return errors.Join(errs...)
