@@ -190,7 +190,7 @@ func (s *Server) postHandOff(c *gin.Context) {
 	}
 	defer s.handingOff.Store(false)
 
-	ctx, done := handOffContext(c.Request.Context())
+	ctx, done := handOffContext(s.freeOnSwitched(c.Request.Context()))
 	var rep Report
 	if req.Break != nil || req.Services != nil {
 		rep, err = classroom.HandOffWith(ctx, req)
@@ -229,6 +229,26 @@ func (s *Server) checkServices(ctx context.Context, names []string, classroom bo
 		return "this lab hands off every service at once"
 	}
 	return ""
+}
+
+// switchedKey carries the function that frees the console for the next
+// hand-off once the switch itself is over (see Switched).
+type switchedKey struct{}
+
+// freeOnSwitched returns ctx for a hand-off the lab runs: when the lab
+// calls Switched, the next hand-off may start while this one's report
+// (the capture, the fate of each frame) is still being written.
+func (s *Server) freeOnSwitched(ctx context.Context) context.Context {
+	return context.WithValue(ctx, switchedKey{}, func() { s.handingOff.Store(false) })
+}
+
+// Switched tells the console, from inside Lab.HandOff or
+// Classroom.HandOffWith, that the servers are done with the hand-off: no
+// 409 for the next one while the report is still being made.
+func Switched(ctx context.Context) {
+	if free, ok := ctx.Value(switchedKey{}).(func()); ok {
+		free()
+	}
 }
 
 // finishHandOff completes a report and pushes it, with the new state.
@@ -271,7 +291,7 @@ const maxStepHandOff = 30 * time.Minute
 // startStepHandOff runs a step-mode hand-off in the background and
 // answers 202 once its first phase waits (or it ended).
 func (s *Server) startStepHandOff(c *gin.Context, lab Classroom, req HandOffRequest) {
-	ctx, done := stepContext(c.Request.Context())
+	ctx, done := stepContext(s.freeOnSwitched(c.Request.Context()))
 	finished := make(chan struct{})
 	s.background.Add(1)
 	go func() {

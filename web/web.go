@@ -89,6 +89,10 @@ type State struct {
 	ClientHost *ClientHost `json:"client_host,omitempty"`
 	// Step is the running step-mode hand-off, if any.
 	Step *StepState `json:"step,omitempty"`
+	// Unheld lists, in plain words, each service address that no server
+	// holds now (a server died mid-hand-off; the one that last held it
+	// takes it back on its own).
+	Unheld []string `json:"unheld,omitempty"`
 	// Features says what this console offers; the server fills it in.
 	Features Features `json:"features"`
 }
@@ -101,6 +105,9 @@ type Node struct {
 	HoldsVIP    bool   `json:"holds_vip"`
 	Connections int    `json:"connections"`
 	Up          bool   `json:"up"`
+	// Recovered says what the server settled from its journal when it
+	// last started: hand-offs its previous process left open.
+	Recovered []string `json:"recovered,omitempty"`
 	// Namespace and Interface name the host, for the shell commands the
 	// console shows (ip -n <namespace> addr show dev <interface>).
 	Namespace string `json:"namespace,omitempty"`

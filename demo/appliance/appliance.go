@@ -291,7 +291,7 @@ func (a *Appliance) State(ctx context.Context) (web.State, error) {
 		n := web.Node{Name: name, Address: h.Addr.Addr().String(), MAC: h.MAC.String(), Namespace: h.Namespace, Interface: h.Interface}
 		ns, err := a.cluster.Control(name).State(ctx)
 		if err == nil {
-			n.Up, n.HoldsVIP, n.Connections = true, ns.HoldsVIP, len(ns.Connections)
+			n.Up, n.HoldsVIP, n.Connections, n.Recovered = true, ns.HoldsVIP, len(ns.Connections), ns.Recovered
 			if ns.HoldsVIP {
 				st.Holder = name
 			}
@@ -308,6 +308,11 @@ func (a *Appliance) State(ctx context.Context) (web.State, error) {
 	}
 	if run != nil && st.Step == nil {
 		st.Step = run.State(nil)
+	}
+	for _, sv := range st.Services {
+		if sv.Holder == "" {
+			st.Unheld = append(st.Unheld, fmt.Sprintf("no server holds %s's address %s now: a server died mid-hand-off, and the one that last held it takes it back on its own", sv.Name, sv.Address))
+		}
 	}
 	for i := range st.Connections {
 		a.lastHandOffOf(&st.Connections[i], addrs)

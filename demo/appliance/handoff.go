@@ -82,17 +82,28 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 	arpBefore, _ := a.clientARP(ctx)
 	start := time.Now()
 	res, err := a.cluster.Control(from).HandOffWith(ctx, nreq)
+	var survivorNote string
+	if err != nil && res.From == "" {
+		// No answer at all: the source died mid-hand-off. What happened
+		// is what the survivors hold once they have settled it.
+		res, err, survivorNote = a.askSurvivor(ctx, from, to, sources[0].Services, err)
+	}
 	res, err = labview.HandOffRest(ctx, res, err, to, sources, a.cluster.Control)
 	end := time.Now()
-	if err == nil {
-		a.noteHandOff(to, res)
-	}
-	done := end
 	if req.Step {
 		a.stepMu.Lock()
 		a.step = nil
 		a.stepMu.Unlock()
 	}
+	if brk == nil {
+		// The servers are free: the report below takes its time off the
+		// switch. (A hand-off broken on purpose is put right first.)
+		web.Switched(ctx)
+	}
+	if err == nil {
+		a.noteHandOff(to, res)
+	}
+	done := end
 	rep := labview.Report(from, to, req, res, start, done)
 	if err == nil && !res.OK {
 		err = errors.New(res.Error)
@@ -136,6 +147,9 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 	}
 	if err == nil && brk != nil {
 		rep.Note = noteFromFate(from, to, brk, rep.Fate, putRight)
+	}
+	if survivorNote != "" {
+		rep.Note = strings.TrimSpace(survivorNote + " " + rep.Note)
 	}
 	if req.Step && !a.cfg.NoClient {
 		fate := "stayed on " + serverName(from)
@@ -256,3 +270,65 @@ func (a *Appliance) lastHandOffOf(c *web.Connection, addrs map[string]string) {
 		c.HandOff = "moved"
 	}
 }
+
+// askSurvivor tells what a hand-off did whose source died before it
+// answered: it waits (at most settleWithin) until each moving address is
+// on exactly one server, then reads the facts from the servers. If the
+// target holds them, the hand-off was committed and the target serves
+// its connections: that is a hand-off that worked.
+func (a *Appliance) askSurvivor(ctx context.Context, from, to string, services []string, cause error) (node.HandoffResult, error, string) {
+	res := node.HandoffResult{From: from, To: to}
+	deadline := time.Now().Add(settleWithin)
+	for {
+		var held map[string][]string // service -> servers holding its address
+		conns := 0
+		targetUp := false
+		held = map[string][]string{}
+		for _, role := range []string{from, to} {
+			ns, err := a.cluster.Control(role).State(ctx)
+			if err != nil {
+				continue
+			}
+			for _, sv := range ns.Services {
+				if sv.Holds && (len(services) == 0 || slices.Contains(services, sv.Name)) {
+					held[sv.Name] = append(held[sv.Name], role)
+				}
+			}
+			if role == to {
+				targetUp = true
+				for _, c := range ns.Connections {
+					if len(services) == 0 || slices.Contains(services, c.Service) {
+						conns++
+					}
+				}
+			}
+		}
+		onTarget, settled := 0, targetUp && len(held) > 0
+		for _, roles := range held {
+			settled = settled && len(roles) == 1
+			if len(roles) == 1 && roles[0] == to {
+				onTarget++
+			}
+		}
+		if settled && onTarget == len(held) {
+			res.OK, res.Connections = true, conns
+			for name := range held {
+				res.Services = append(res.Services, name)
+			}
+			slices.Sort(res.Services)
+			return res, nil, fmt.Sprintf("%s died before it answered (%v); the hand-off had been committed: %s holds the addresses and serves %d connections.",
+				serverName(from), cause, serverName(to), conns)
+		}
+		if (settled && onTarget == 0) || time.Now().After(deadline) || ctx.Err() != nil {
+			res.Error = fmt.Sprintf("%s died mid-hand-off (%v): the addresses are where its journal and %s settled them (%v); the connections it alone held died with it", serverName(from), cause, serverName(to), held)
+			res.RolledBack = onTarget == 0
+			return res, errors.New(res.Error), ""
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// settleWithin is how long the servers may take to settle a hand-off
+// whose process died: the dead one is restarted and settles from its
+// journal.
+const settleWithin = 3 * time.Second

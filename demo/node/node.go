@@ -235,6 +235,10 @@ func (m *Main) handler(n *handoff.Node, es *echo.Server, cs *chat.Server, hk *no
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad JSON: " + err.Error()})
 			return
 		}
+		if req.Abort && st.committed() {
+			writeJSON(w, http.StatusConflict, map[string]string{"error": "the hand-off is committed (past the point of no return): it can only go forward"})
+			return
+		}
 		phase, ok := st.advance(req.Abort)
 		if !ok {
 			writeJSON(w, http.StatusConflict, map[string]string{"error": "no hand-off is waiting for a step"})
@@ -381,6 +385,13 @@ func (s *stepper) wait(ctx context.Context, phase string) error {
 	case <-ctx.Done():
 		return fmt.Errorf("waiting for the step %q: %w", phase, ctx.Err())
 	}
+}
+
+// committed reports whether the waiting step comes after the commit.
+func (s *stepper) committed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.waiting == "resume"
 }
 
 // advance releases the waiting phase, if any.
