@@ -29,7 +29,7 @@ const (
 	exA      = "198.51.100.1"
 	exB      = "198.51.100.2"
 	exVIP    = "198.51.100.100"
-	childEnv = "SOCKSHIFT_EXAMPLE_NODE" // name,addr,keyfile: run as a server
+	childEnv = "SOCKSHIFT_EXAMPLE_NODE" // name,addr,keyfile[,statedir]: run as a server
 )
 
 func TestMain(m *testing.M) {
@@ -48,14 +48,39 @@ func TestMain(m *testing.M) {
 type faultHook struct {
 	mu   sync.Mutex
 	step string
+	// hold is a step to stop at (announced with "at STEP" on stdout)
+	// until go closes: the test kills a process right there.
+	hold string
+	goOn chan struct{}
 }
 
 func (h *faultHook) set(step string) { h.mu.Lock(); h.step = step; h.mu.Unlock() }
 
+func (h *faultHook) holdAt(step string) {
+	h.mu.Lock()
+	h.hold, h.goOn = step, make(chan struct{})
+	h.mu.Unlock()
+}
+
+func (h *faultHook) release() {
+	h.mu.Lock()
+	if h.goOn != nil {
+		close(h.goOn)
+	}
+	h.hold, h.goOn = "", nil
+	h.mu.Unlock()
+}
+
 func (h *faultHook) At(_ context.Context, step string) error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.step != "" && h.step == step {
+	hold, goOn := h.hold, h.goOn
+	fault := h.step != "" && h.step == step
+	h.mu.Unlock()
+	if hold == step && goOn != nil {
+		fmt.Println("at", step)
+		<-goOn
+	}
+	if fault {
 		return errors.New("injected fault")
 	}
 	return nil
@@ -69,8 +94,12 @@ func (h *faultHook) Skip(string) bool { return false }
 // line, "ok ..." or "err ...".
 func childServer(spec string) error {
 	f := strings.Split(spec, ",")
-	if len(f) != 3 {
+	if len(f) != 3 && len(f) != 4 {
 		return fmt.Errorf("bad %s %q", childEnv, spec)
+	}
+	stateDir := ""
+	if len(f) == 4 {
+		stateDir = f[3]
 	}
 	key, err := wire.LoadKeyFile(f[2])
 	if err != nil {
@@ -80,7 +109,7 @@ func childServer(spec string) error {
 	defer cancel()
 	hook := &faultHook{}
 	n, err := runLineServer(ctx, handoff.Config{Name: f[0], Addr: netip.MustParseAddr(f[1]), Interface: "eth0",
-		VIP: netip.MustParseAddr(exVIP), Key: key, Hook: hook})
+		VIP: netip.MustParseAddr(exVIP), Key: key, Hook: hook, StateDir: stateDir})
 	if err != nil {
 		return err
 	}
@@ -100,6 +129,19 @@ func childServer(spec string) error {
 			}
 			rep, err := n.HandOff(ctx, netip.MustParseAddr(cmd[1]), opts)
 			answer(err, fmt.Sprintf("moved %d stayed %d", rep.Connections, len(rep.Stayed)))
+		case len(cmd) == 2 && cmd[0] == "handoff-bg":
+			// Answered later, with "done ...": it may be held at a step.
+			go func() {
+				rep, err := n.HandOff(ctx, netip.MustParseAddr(cmd[1]), nil)
+				fmt.Print("done ")
+				answer(err, fmt.Sprintf("moved %d stayed %d", rep.Connections, len(rep.Stayed)))
+			}()
+		case len(cmd) == 2 && cmd[0] == "hold":
+			hook.holdAt(cmd[1])
+			answer(nil, "hold "+cmd[1])
+		case len(cmd) == 1 && cmd[0] == "go":
+			hook.release()
+			answer(nil, "go")
 		case len(cmd) == 2 && cmd[0] == "fault":
 			hook.set(strings.TrimPrefix(cmd[1], "-"))
 			answer(nil, "fault "+cmd[1])
@@ -121,18 +163,23 @@ func answer(err error, ok string) {
 // exServer is a running child server.
 type exServer struct {
 	t   *testing.T
+	cmd *exec.Cmd
 	in  io.WriteCloser
 	out *bufio.Scanner
 }
 
-func startExServer(t *testing.T, ns, name, addr, keyFile string) *exServer {
+func startExServer(t *testing.T, ns, name, addr, keyFile string, stateDir ...string) *exServer {
 	t.Helper()
+	spec := name + "," + addr + "," + keyFile
+	if len(stateDir) > 0 {
+		spec += "," + stateDir[0]
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("ip", "netns", "exec", ns, exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+name+","+addr+","+keyFile)
+	cmd.Env = append(os.Environ(), childEnv+"="+spec)
 	cmd.Stderr = os.Stderr
 	in, _ := cmd.StdinPipe()
 	out, _ := cmd.StdoutPipe()
@@ -150,7 +197,7 @@ func startExServer(t *testing.T, ns, name, addr, keyFile string) *exServer {
 			<-done
 		}
 	})
-	s := &exServer{t: t, in: in, out: bufio.NewScanner(out)}
+	s := &exServer{t: t, cmd: cmd, in: in, out: bufio.NewScanner(out)}
 	if line := s.line(); line != "ready" {
 		t.Fatalf("server %s: %q", name, line)
 	}

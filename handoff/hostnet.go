@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/sockshift/sockshift/handoff/announce"
 	"github.com/sockshift/sockshift/handoff/catch"
@@ -21,6 +22,8 @@ type hostNet interface {
 	Remove(addr netip.Addr) error // ip addr del ADDR/32 dev IF, if there
 	Held(addr netip.Addr) (bool, error)
 	Announce(addr netip.Addr) error // gratuitous ARP
+	// Probe asks the segment who has addr: the MAC that answered, or nil.
+	Probe(addr netip.Addr) (net.HardwareAddr, error)
 	Catch(addr netip.Addr) (catcher, error)
 	Close() error
 }
@@ -64,6 +67,14 @@ func (l *linkNet) HardwareAddr() net.HardwareAddr  { return l.announcer().Hardwa
 func (l *linkNet) Add(a netip.Addr) error          { return l.addrs.Add(a) }
 func (l *linkNet) Remove(a netip.Addr) error       { return l.addrs.Remove(a) }
 func (l *linkNet) Held(a netip.Addr) (bool, error) { return l.addrs.Held(a) }
+func (l *linkNet) Probe(a netip.Addr) (net.HardwareAddr, error) {
+	return announce.Probe(l.ifname, a, probeWait)
+}
+
+// probeWait is how long a probe waits for an ARP answer: on a LAN one
+// comes within a millisecond.
+const probeWait = 100 * time.Millisecond
+
 func (l *linkNet) Close() error                    { l.addrs.Close(); return l.announcer().Close() }
 
 func (l *linkNet) announcer() *announce.Announcer {

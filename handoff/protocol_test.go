@@ -28,6 +28,7 @@ type fakeNet struct {
 
 	mu        sync.Mutex
 	held      map[netip.Addr]bool
+	segment   []*fakeNet // every host of the fake segment, for Probe
 	announced []netip.Addr
 	catchers  []*fakeCatcher
 }
@@ -57,6 +58,18 @@ func (f *fakeNet) Held(a netip.Addr) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.held[a], nil
+}
+
+// Probe answers for the other hosts of the fake segment.
+func (f *fakeNet) Probe(a netip.Addr) (net.HardwareAddr, error) {
+	for _, o := range f.segment {
+		if o != f {
+			if held, _ := o.Held(a); held {
+				return o.mac, nil
+			}
+		}
+	}
+	return nil, nil
 }
 
 func (f *fakeNet) Announce(a netip.Addr) error {
@@ -203,6 +216,8 @@ func newPair(t *testing.T) *pair {
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
 	key := []byte("0123456789abcdef0123456789abcdef")
 	p := &pair{netA: newFakeNet(1), netB: newFakeNet(2), hookA: &stepFault{}, hookB: &stepFault{}}
+	p.netA.segment = []*fakeNet{p.netA, p.netB}
+	p.netB.segment = p.netA.segment
 	mk := func(name, addr string, hn *fakeNet, hook Hook) (*Node, map[string]*idleService) {
 		svcs := map[string]*idleService{"echo": {name: "echo"}, "chat": {name: "chat"}}
 		cfg, err := Config{Name: name, Addr: netip.MustParseAddr(addr), Interface: "eth0", VIP: vipEcho, Key: key,

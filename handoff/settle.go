@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/sockshift/sockshift/handoff/wire"
@@ -231,25 +232,40 @@ func (n *Node) tellAbort(ctx context.Context, r *record) {
 // out. sent says whether any Settle went out: if none did, the target
 // cannot have acted on it.
 func (n *Node) askSettleFor(ctx context.Context, r *record, wait time.Duration, before func() error) (settledMsg, bool, error) {
+	out, a, err := n.askSettleLong(ctx, r, wait, before)
+	return out, a.sent, err
+}
+
+// settleAttempt is what asking a peer showed, answered or not.
+type settleAttempt struct {
+	sent    bool // a Settle went out
+	refused bool // every dial was refused: no process listens on the peer's channel
+}
+
+func (n *Node) askSettleLong(ctx context.Context, r *record, wait time.Duration, before func() error) (settledMsg, settleAttempt, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	var last error
 	sent := false
+	refused := true
 	for {
 		ch, err := n.dialPeer(ctx, r.Peer)
+		if err != nil && !errors.Is(err, syscall.ECONNREFUSED) {
+			refused = false
+		}
 		if err == nil && !sent && before != nil {
 			if err = before(); err != nil {
 				ch.Close()
-				return settledMsg{}, false, err
+				return settledMsg{}, settleAttempt{}, err
 			}
 		}
 		if err == nil {
-			sent = true
+			sent, refused = true, false
 			var out settledMsg
 			out, err = exchangeSettle(ch, settleMsg{ID: r.ID, Commit: true})
 			ch.Close()
 			if err == nil && out.Outcome != settledBusy {
-				return out, true, nil
+				return out, settleAttempt{sent: true}, nil
 			}
 		}
 		if err != nil {
@@ -260,7 +276,7 @@ func (n *Node) askSettleFor(ctx context.Context, r *record, wait time.Duration, 
 			if last == nil {
 				last = ctx.Err()
 			}
-			return settledMsg{}, sent, last
+			return settledMsg{}, settleAttempt{sent: sent, refused: refused}, last
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -371,3 +387,36 @@ func addrOf(a net.Addr) netip.Addr {
 }
 
 var errTargetLost = errors.New("the target died after the commit, before its sockets served")
+
+// anyoneHolds probes the segment for each address (ARP): whether any host
+// answers for one of them. A failed probe counts as held.
+func (n *Node) anyoneHolds(addrs []netip.Addr) bool {
+	for _, a := range addrs {
+		if mac, err := n.net.Probe(a); err != nil || mac != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// keepAsking settles, in the background, a committed hand-off whose target
+// could not be asked: once a second for a minute, until it answers (and
+// the addresses it no longer holds come back here) or no host holds them.
+func (n *Node) keepAsking(r *record) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for ctx.Err() == nil {
+			out, attempt, err := n.askSettleLong(ctx, r, time.Second, nil)
+			switch {
+			case err == nil:
+				n.logf("hand-off %x settled late: %s", r.ID, n.applySettled(r, out))
+				return
+			case attempt.refused && !n.anyoneHolds(r.Addrs):
+				n.logf("hand-off %x: the target is gone and no host holds %v: taking them back", r.ID, r.Addrs)
+				n.takeBack(r, nil)
+				return
+			}
+		}
+	}()
+}

@@ -492,15 +492,21 @@ func (s *source) afterCommit(ctx context.Context, cause error, release func()) (
 	s.rep.Committed = true
 	s.n.logf("hand-off %x to %s after the commit: %v; asking the target how it ended", s.rec.ID, s.rep.To, cause)
 	wait := max(s.n.cfg.Grace, 2*time.Second) + time.Second
-	out, _, err := s.n.askSettleFor(context.WithoutCancel(ctx), s.rec, wait, nil)
+	out, attempt, err := s.n.askSettleLong(context.WithoutCancel(ctx), s.rec, wait, nil)
 	s.rep.Total = time.Since(s.frozeAt)
 	s.clock.mark(s.phase)
 	switch {
+	case err != nil && attempt.refused && !s.n.anyoneHolds(s.released):
+		// No process listens on the target's channel, and no host
+		// answers for the addresses: the target died before it took
+		// them, and cannot take them any more. Ours are still exact.
+		cause = fmt.Errorf("%v; its process is gone and no host holds the addresses", cause)
 	case err != nil:
 		s.catchers.stop()
 		release()
+		s.n.keepAsking(s.rec)
 		return s.rep, &Error{Phase: s.phase, RolledBack: false,
-			Err: fmt.Errorf("target %s after commit: %w; it cannot be asked (%v), so it keeps the connections", s.rep.To, cause, err)}
+			Err: fmt.Errorf("target %s after commit: %w; it cannot be asked (%v), so it keeps the connections (asked again each second)", s.rep.To, cause, err)}
 	case out.Outcome == settledResumed:
 		s.n.journal.remove(s.rec)
 		stats, _ := s.catchers.forward(s.targetMAC, s.beyondDump())

@@ -308,5 +308,3 @@ func (w *addrWatch) stop(t *testing.T) {
 		t.Errorf("an address was on two servers: %v", w.twice[:min(len(w.twice), 5)])
 	}
 }
-
-

@@ -1,9 +1,13 @@
 package announce
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"time"
 
+	"github.com/mdlayher/arp"
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/bpf"
 )
@@ -47,4 +51,36 @@ func isZero(mac net.HardwareAddr) bool {
 		}
 	}
 	return true
+}
+
+// Probe asks the segment who has addr (an ARP request from this host's
+// own address on the interface) and returns the MAC that answered, or nil
+// if nobody did within wait: the one way to learn that no host holds an
+// address, whatever its processes did. Equivalent to: arping -c2 -w WAIT -I IF ADDR
+func Probe(ifname string, addr netip.Addr, wait time.Duration) (net.HardwareAddr, error) {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("announce: probe %v on %s: %w", addr, ifname, err)
+	}
+	c, err := arp.Dial(ifi)
+	if err != nil {
+		return nil, fmt.Errorf("announce: probe %v on %s: %w", addr, ifname, err)
+	}
+	defer c.Close()
+	// Two requests, half the wait each: one lost frame must not read as
+	// "nobody has it".
+	for range 2 {
+		if err := c.SetDeadline(time.Now().Add(wait / 2)); err != nil {
+			return nil, fmt.Errorf("announce: probe %v on %s: %w", addr, ifname, err)
+		}
+		mac, err := c.Resolve(addr.Unmap())
+		if err == nil {
+			return mac, nil
+		}
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			return nil, fmt.Errorf("announce: probe %v on %s: %w", addr, ifname, err)
+		}
+	}
+	return nil, nil
 }
