@@ -75,7 +75,7 @@ func (l *linkNet) Probe(a netip.Addr) (net.HardwareAddr, error) {
 // comes within a millisecond.
 const probeWait = 100 * time.Millisecond
 
-func (l *linkNet) Close() error                    { l.addrs.Close(); return l.announcer().Close() }
+func (l *linkNet) Close() error { l.addrs.Close(); return l.announcer().Close() }
 
 func (l *linkNet) announcer() *announce.Announcer {
 	l.mu.Lock()
