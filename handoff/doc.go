@@ -9,24 +9,71 @@
 //	source                                   target
 //	prepare, arm the catcher ─── Prepare ──▶ room for the sockets, ready
 //	quiesce services, freeze sockets
-//	release the VIP (packets now dropped, never answered with RST,
-//	and kept by the catcher)
-//	dump ─────────── Service, Conns… ──────▶ restore (still frozen), take the VIP
+//	journal "released", release the addresses (packets now dropped,
+//	never answered with RST, and kept by the catcher)
+//	dump ─────────── Service, Conns… ──────▶ restore, transparent and frozen;
+//	                                          no address taken
 //	decide ◀────────── Restored ───────────
-//	is the channel still open? commit ─────▶ announce (gratuitous ARP),
-//	close frozen sockets (silent)            repair off, services adopt
-//	forward caught packets ◀────── Resumed ─
+//	journal "commit", commit ──────────────▶ journal "committed", take the
+//	                                          addresses, announce (gratuitous
+//	                                          ARP), repair off, services adopt
+//	close frozen sockets (silent) ◀─ Resumed ─ journal "resumed"
+//	forward caught packets
 //
-// The target announces the VIP only after the decision: a target that
-// died before it must not leave the clients pointed at a host whose kernel
-// would answer them with RSTs. In step mode, where a person holds the
-// decision, it takes the address only then too; its sockets are rebuilt
-// transparent (IP_TRANSPARENT), so they need no local address until then.
+// The target takes an address only after the decision, just before it
+// announces it: a target that died before then leaves nothing behind (its
+// kernel would answer the clients' ARP, then their packets with RSTs).
 //
 // Until the source sends Commit, any failure rolls back: the target
-// discards what it rebuilt; the source takes the VIP
-// back, announces it, thaws its sockets and its services resume. After
-// Commit, only forward. Every wait has a deadline.
+// discards what it rebuilt; the source takes the addresses back,
+// announces them, thaws its sockets and its services resume. After
+// Commit, only forward. Every wait has a deadline. A paced hand-off
+// (Options.Paced, for teaching) is the same hand-off, waiting at Hook.At.
+//
+// # What happens when a process dies
+//
+// Each side writes a hand-off down (Config.StateDir) before each step it
+// cannot undo: the source before it releases an address ("released") and
+// before it sends the decision ("commit"); the target before it takes an
+// address ("committed") and once its sockets serve ("resumed"). A node
+// that starts calls Recover, which settles what its journal left open with
+// the peer, on a channel of its own (Settle). The rules:
+//
+//   - An address is added by the target only after it wrote "committed",
+//     which it does only on the source's Commit (on the channel, or in a
+//     Settle), which the source sends only after it wrote "commit".
+//   - The source adds an address back only when the commit was never sent
+//     (rollback; its journal says so), or when the target said it holds
+//     nothing of the hand-off (it discarded it, or it died before its
+//     sockets served and removed the address again before answering), or
+//     when no process listens on the target's channel and no host answers
+//     ARP for the address (the target is dead and never took it).
+//   - A target that restarts with "committed" but not "resumed" removes the
+//     addresses before it serves, and answers the source "lost".
+//
+// So an address is on the source, or on the target, or, between the
+// release and the commit (and while a dead target's restart is awaited),
+// on neither; never on both.
+//
+// Who keeps the connections, by the step at which a process dies:
+//
+//	dies     at                                   connections          address ends on
+//	source   quiesce, freeze, release             die with it          the source
+//	source   dump, transfer (not yet rebuilt)     die with it          the source (Recover)
+//	source   restore, announce (rebuilt there)    live on the target   the target: the restarted
+//	                                                                   source says commit; the
+//	                                                                   target waits Config.Grace
+//	source   resume (after the commit)            live on the target   the target
+//	target   quiesce … announce (before commit)   stay on the source   the source (rollback)
+//	target   after the commit, before serving     stay on the source   the source: its frozen
+//	                                                                   copies are exact; it takes
+//	                                                                   the addresses back once the
+//	                                                                   target says "lost"
+//	target   resume (serving)                     die with it          the target
+//
+// A connection dies only with the one process that held it. Without a
+// StateDir a node keeps no journal, and a source killed between the
+// release and the commit leaves its addresses on no server.
 //
 // Applications take part through the Service interface: they stop their
 // connections at a clean point, snapshot their state, and adopt restored
