@@ -32,7 +32,10 @@ type Config struct {
 	Token    string // needed when Listen is not loopback
 	Exe      string // the sockshift binary for child processes; default this one
 	RunDir   string // control sockets and the key; default /run/sockshift/<prefix>
-	Log      *log.Logger
+	// BreakHold is how long a hand-off broken on purpose stays broken
+	// before the console puts it right; default DefaultBreakHold.
+	BreakHold time.Duration
+	Log       *log.Logger
 	// Ready, if set, is called once the console serves.
 	Ready func(addr net.Addr)
 }
@@ -95,6 +98,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = lab.DefaultPrefix
+	}
+	if cfg.BreakHold <= 0 {
+		cfg.BreakHold = DefaultBreakHold
 	}
 	if err := lab.ValidatePrefix(cfg.Prefix); err != nil {
 		return err
@@ -160,6 +166,11 @@ func Run(ctx context.Context, cfg Config) (err error) {
 				a.runClient(ctx, mode)
 			}()
 		}
+	}
+	if unwrite, err := writeConsoleFile(cfg.Prefix, ln.Addr().String()); err != nil {
+		cfg.Log.Printf("%v; `sockshift handoff` needs --console %s", err, ln.Addr())
+	} else {
+		defer unwrite()
 	}
 	cfg.Log.Printf("lab %q up; console on http://%s (Ctrl-C to stop and clean up)", cfg.Prefix, ln.Addr())
 	if cfg.Ready != nil {

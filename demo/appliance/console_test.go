@@ -48,7 +48,8 @@ func startDemo(t *testing.T) string {
 	done := make(chan error, 1)
 	go func() {
 		done <- appliance.Run(ctx, appliance.Config{Listen: addr, Prefix: labtest.Prefix(), Exe: exe,
-			Log: log.New(&logs, "demo: ", log.Lmicroseconds)})
+			BreakHold: 2 * time.Second, // as long as the checks of a broken hand-off need
+			Log:       log.New(&logs, "demo: ", log.Lmicroseconds)})
 	}()
 	t.Cleanup(func() {
 		cancel()
