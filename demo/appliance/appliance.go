@@ -295,6 +295,7 @@ func clientStats(st client.Stats) *web.ClientStats {
 // State implements web.Lab.
 func (a *Appliance) State(ctx context.Context) (web.State, error) {
 	st := web.State{VIP: lab.VIP.String()}
+	st.Features.BreakHoldMS = a.cfg.BreakHold.Milliseconds()
 	run := a.stepping()
 	addrs := map[string]string{}
 	for _, name := range []string{"a", "b"} {
