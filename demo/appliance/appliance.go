@@ -66,9 +66,11 @@ type Appliance struct {
 	recID  int
 	last   *lastHandOff
 
-	// stepMu guards step, the running step-mode hand-off.
+	// stepMu guards step, the running step-mode hand-off, and steps, the
+	// frames copied around its steps.
 	stepMu sync.Mutex
 	step   *labview.StepRun
+	steps  stepCapture
 
 	// The built-in client processes, paused during step mode.
 	cliMu      sync.Mutex

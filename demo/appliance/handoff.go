@@ -36,6 +36,7 @@ func (a *Appliance) Step(ctx context.Context, abort bool) (string, error) {
 	if run == nil {
 		return "", errors.New("no hand-off is waiting for a step")
 	}
+	a.markStep()
 	return a.cluster.Control(run.From).Step(ctx, abort)
 }
 
@@ -76,6 +77,7 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 		a.stepMu.Lock()
 		a.step = &labview.StepRun{From: from, To: to, Break: brk}
 		a.stepMu.Unlock()
+		a.startStepCapture(time.Now())
 		a.pauseClients()
 		defer a.resumeClients()
 	}
