@@ -416,7 +416,7 @@
     ["rcv_wnd", "receive window", "how much the server lets the client send"],
     ["snd_wscale", "send window scale", ""],
     ["rcv_wscale", "receive window scale", ""],
-    ["mss", "MSS (ss: less 12 with timestamps)", "the largest segment the client takes, from its SYN; ss prints mss: without the 12 bytes of the timestamp option (1,460 here is ss's mss:1448)"],
+    ["mss", "MSS", "the largest segment the client takes, from its SYN; ss's mss: is what a segment carries, the 12 bytes of the timestamp option less"],
     ["sack", "SACK", "selective acknowledgements"],
     ["timestamps", "timestamps", "the TCP timestamps option"],
     ["timestamp", "timestamp clock", "moves on with time: restored so it never goes back"],
@@ -460,11 +460,14 @@
     }
     for (const [k, label, title] of TCP_FIELDS) {
       const b = mv.before ? mv.before[k] : undefined, a = mv.after ? mv.after[k] : undefined;
-      const fmt = (v) => (typeof v === "boolean" ? (v ? "on" : "off") : v === undefined ? "–" : int(v));
+      // ss counts the MSS without the timestamp option: show its figure too.
+      const ts = (side) => side && side.timestamps;
+      const fmt = (v, side) => (typeof v === "boolean" ? (v ? "on" : "off") : v === undefined ? "–" :
+        k === "mss" && ts(side) ? int(v) + " (ss: " + int(v - 12) + ")" : int(v));
       const tr = el("tr", b === a ? "" : "diff");
       const name = el("td", "", label);
       if (title) name.title = title;
-      tr.append(name, el("td", "num", fmt(b)), el("td", "num", fmt(a)));
+      tr.append(name, el("td", "num", fmt(b, mv.before)), el("td", "num", fmt(a, mv.after)));
       rows.append(tr);
     }
   }
@@ -506,7 +509,7 @@
       "ip -n {dst} addr add {vip}/32 dev {if}\nip netns exec {dst} arping -U -c 1 -I {if} {vip}\nip -n {cl} neigh show {vip}    # the client's entry now names the target"],
     resume: ["Resume",
       "The target leaves repair mode and the services carry on from their snapshots; the source closes its frozen sockets silently and hands over the client frames it caught meanwhile. No reconnect, no byte lost or repeated.",
-      "ip netns exec {dst} ss -tni '( sport = :7 )'"],
+      "ip netns exec {dst} ss -tnie '( sport = :7 )'    # new sockets (another ino:): rtt: and the byte counters start again"],
   };
 
   function fill(cmd, st, step) {
