@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/sockshift/sockshift/demo/internal/labtest"
 	"github.com/sockshift/sockshift/internal/nstest"
 )
@@ -752,6 +753,7 @@ func TestDocsCommandsRunAsWritten(t *testing.T) {
 		since := time.Now()
 		l.post("/api/handoff", `{"step":true}`, http.StatusAccepted)
 		l.stepTo("freeze")
+		tFreeze := time.Now()
 		l.step(false) // freeze
 		l.waitStep("release")
 		q1, r1 := recvQ(), timeouts(t, stream)
@@ -766,6 +768,7 @@ func TestDocsCommandsRunAsWritten(t *testing.T) {
 		if ack := lastAck(t, l, peer); ack > 1000 {
 			t.Errorf("after freeze the client's lastack: is %d ms: the guide says acknowledgements still come", ack)
 		}
+		tRelease := time.Now()
 		l.step(false) // release
 		l.waitStep("dump")
 		time.Sleep(3 * time.Second)
@@ -794,8 +797,20 @@ func TestDocsCommandsRunAsWritten(t *testing.T) {
 			t.Errorf("after commit and announce the client's ARP entry names no %s: %q", to, out)
 		}
 		l.step(false) // resume
-		if rep := l.awaitReport(since); !rep.OK {
+		rep := l.awaitReport(since)
+		if !rep.OK {
 			t.Fatalf("the step-mode hand-off failed: %s", rep.Error)
+		}
+		// The report's longest stall is the client's wait, as its gap is
+		// (the console's ping client waited from the freeze to the resume).
+		if f := rep.Fate; f == nil || rep.GapUS == 0 || float64(f.WorstStallMS)*1000 < 0.9*float64(rep.GapUS) {
+			t.Errorf("a step-mode hand-off with a gap of %d µs reports a longest stall of %+v", rep.GapUS, rep.Fate)
+		}
+		// Its capture keeps what the class looked at: the client's frames
+		// while frozen with the address, and after the release.
+		frozen, released := l.capturedBetween(tFreeze.Add(100*time.Millisecond), tRelease), l.capturedBetween(tRelease.Add(100*time.Millisecond), tRelease.Add(3*time.Second))
+		if frozen == 0 || released == 0 {
+			t.Errorf("the step-mode capture (%d frames) has %d frames from the freeze to the release and %d after the release", rep.Capture.Frames, frozen, released)
 		}
 		mark := len(stream.out.String())
 		time.Sleep(2500 * time.Millisecond)
@@ -808,7 +823,7 @@ func TestDocsCommandsRunAsWritten(t *testing.T) {
 		l.post("/api/handoff", `{"step":true}`, http.StatusAccepted)
 		l.stepTo("announce")
 		l.step(true)
-		rep := l.awaitReport(since)
+		rep = l.awaitReport(since)
 		if rep.OK || !rep.RolledBack || rep.Connections != 0 || !strings.Contains(rep.Error, "failed at announce") || !strings.Contains(rep.Error, "stopped by the operator") {
 			t.Errorf("an abort before commit and announce reads: ok %v, rolled back %v, %d connections, %q", rep.OK, rep.RolledBack, rep.Connections, rep.Error)
 		}
@@ -1096,8 +1111,36 @@ type docReport struct {
 	}
 	ARPBefore string `json:"arp_before"`
 	ARPAfter  string `json:"arp_after"`
+	GapUS     int64  `json:"gap_us"`
+	Capture   struct{ Frames int }
 	Fate      *struct {
-		ToSource int `json:"to_source"`
+		ToSource     int   `json:"to_source"`
+		WorstStallMS int64 `json:"worst_stall_ms"`
+	}
+}
+
+// capturedBetween counts the frames of the latest hand-off's capture
+// (GET /api/handoffs/latest.pcap) from from to to.
+func (l *docLab) capturedBetween(from, to time.Time) int {
+	l.t.Helper()
+	resp, err := http.Get("http://" + l.console + "/api/handoffs/latest.pcap")
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r, err := pcapgo.NewReader(resp.Body)
+	if err != nil {
+		l.t.Fatalf("latest.pcap: %v", err)
+	}
+	n := 0
+	for {
+		_, ci, err := r.ReadPacketData()
+		if err != nil {
+			return n
+		}
+		if !ci.Timestamp.Before(from) && !ci.Timestamp.After(to) {
+			n++
+		}
 	}
 }
 
