@@ -282,6 +282,16 @@ func (p *proc) stop(sig syscall.Signal) {
 	}
 }
 
+// awaitAfter waits until the output past mark has want.
+func (p *proc) awaitAfter(t *testing.T, what string, mark int, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(p.out.String()[mark:], want); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no %q in\n%s", what, want, p.out.String()[mark:])
+		}
+	}
+}
+
 // await waits until the output has want.
 func (p *proc) await(t *testing.T, what, want string) {
 	t.Helper()
@@ -500,6 +510,11 @@ func TestDocsCommandsRunAsWritten(t *testing.T) {
 	// The classroom's exercises, step by step, each checked for what the
 	// guide says a student sees.
 	var neighCmd, ssCmd docCommand
+	// A chat client of exercise 3 that stays silent, for the server's
+	// PING the guide says to answer (checked in exercise 5, 30 s on).
+	var pinged *proc
+	var pingedSince time.Time
+	top := t
 	t.Run("classroom: what to watch", func(t *testing.T) {
 		l.t = t
 		_, neighCmd = find("watch -n 0.2 ip neigh show VIP")
@@ -676,6 +691,12 @@ func TestDocsCommandsRunAsWritten(t *testing.T) {
 		two := l.start(l.shell(c, "client"))
 		fmt.Fprintf(two.in, "NICK %s\r\nUSER %s 0 * :Other\r\nJOIN %s\r\n", other, other, channel)
 		two.await(t, "the other nc in "+channel, " 366 "+other+" "+channel)
+		parent := l.t
+		l.t = top // it lives on into exercise 5
+		pinged = l.start(l.shell(c, "client"))
+		l.t = parent
+		pingedSince = time.Now()
+		fmt.Fprintf(pinged.in, "NICK %s3\r\nUSER %s3 0 * :Quiet\r\nJOIN %s\r\n", nick, nick, channel)
 		if topic[1] != channel {
 			t.Errorf("the guide sets the topic of %s, its students are in %s", topic[1], channel)
 		}
@@ -779,6 +800,9 @@ func TestDocsCommandsRunAsWritten(t *testing.T) {
 		if ack := lastAck(t, l, peer); ack < 2000 {
 			t.Errorf("3 s after release the client's lastack: is %d ms: the guide says nothing acknowledges any more", ack)
 		}
+		if e := ssEntry(l.run("ss on the client", "ip netns exec "+l.prefix+"-client ss -tnie dst 192.0.2.100:7"), peer); field(e, "backoff:") == "" || field(e, "rto:") == "" {
+			t.Errorf("after release the guide has the client's ss show rto: and backoff:; it shows:\n%s", e)
+		}
 		time.Sleep(time.Second)
 		if q4 := recvQ(); q4 != q3 {
 			t.Errorf("after release, the stream's Recv-Q on %s still changes (%d → %d): the guide says nothing reaches the socket", from, q3, q4)
@@ -841,6 +865,27 @@ func TestDocsCommandsRunAsWritten(t *testing.T) {
 	t.Run("classroom 5: break it", func(t *testing.T) {
 		l.t = t
 		b, _ := os.ReadFile("../../docs/classroom.md")
+		// Exercise 3's silent client got the PING the guide describes, and
+		// the PONG it says to send keeps it connected.
+		if pinged == nil {
+			t.Fatal("exercise 3 did not run")
+		}
+		for deadline := pingedSince.Add(50 * time.Second); !strings.Contains(pinged.out.String(), "PING :sockshift"); time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no `PING :sockshift` to a client silent for %v:\n%s", time.Since(pingedSince), pinged.out.String())
+			}
+		}
+		if d := time.Since(pingedSince); d < 25*time.Second {
+			t.Errorf("the PING came %v after the client fell silent; the guide says 30 s", d)
+		}
+		fmt.Fprint(pinged.in, "PONG :sockshift\r\n")
+		mark := len(pinged.out.String())
+		fmt.Fprint(pinged.in, "NAMES #class\r\n")
+		pinged.awaitAfter(t, "the client that answered PONG", mark, " 366 ")
+		if strings.Contains(pinged.out.String(), "ERROR") {
+			t.Errorf("the client that answered the PING:\n%s", pinged.out.String())
+		}
+
 		hold := time.Duration(l.state().Features.BreakHoldMS) * time.Millisecond
 		if hold < 10*time.Second || !strings.Contains(string(b), fmt.Sprintf("waits %d seconds", int(hold.Seconds()))) {
 			t.Errorf("break-it holds %v; the guide says otherwise", hold)
