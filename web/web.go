@@ -140,6 +140,10 @@ type StepState struct {
 type Features struct {
 	Step    bool `json:"step"`    // step mode and break-it toggles (a Classroom lab)
 	Capture bool `json:"capture"` // latest.pcap and latest.svg (a Recorder lab)
+	// BreakHoldMS is how long a hand-off broken on purpose stays broken
+	// before the lab puts it right (0: the lab does not say); the lab
+	// fills it in.
+	BreakHoldMS int64 `json:"break_hold_ms,omitempty"`
 }
 
 // Service is one service of the lab and where its address is.

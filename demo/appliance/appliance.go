@@ -32,7 +32,10 @@ type Config struct {
 	Token    string // needed when Listen is not loopback
 	Exe      string // the sockshift binary for child processes; default this one
 	RunDir   string // control sockets and the key; default /run/sockshift/<prefix>
-	Log      *log.Logger
+	// BreakHold is how long a hand-off broken on purpose stays broken
+	// before the console puts it right; default DefaultBreakHold.
+	BreakHold time.Duration
+	Log       *log.Logger
 	// Ready, if set, is called once the console serves.
 	Ready func(addr net.Addr)
 }
@@ -63,9 +66,11 @@ type Appliance struct {
 	recID  int
 	last   *lastHandOff
 
-	// stepMu guards step, the running step-mode hand-off.
+	// stepMu guards step, the running step-mode hand-off, and steps, the
+	// frames copied around its steps.
 	stepMu sync.Mutex
 	step   *labview.StepRun
+	steps  stepCapture
 
 	// The built-in client processes, paused during step mode.
 	cliMu      sync.Mutex
@@ -95,6 +100,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = lab.DefaultPrefix
+	}
+	if cfg.BreakHold <= 0 {
+		cfg.BreakHold = DefaultBreakHold
 	}
 	if err := lab.ValidatePrefix(cfg.Prefix); err != nil {
 		return err
@@ -160,6 +168,11 @@ func Run(ctx context.Context, cfg Config) (err error) {
 				a.runClient(ctx, mode)
 			}()
 		}
+	}
+	if unwrite, err := writeConsoleFile(cfg.Prefix, ln.Addr().String()); err != nil {
+		cfg.Log.Printf("%v; `sockshift handoff` needs --console %s", err, ln.Addr())
+	} else {
+		defer unwrite()
 	}
 	cfg.Log.Printf("lab %q up; console on http://%s (Ctrl-C to stop and clean up)", cfg.Prefix, ln.Addr())
 	if cfg.Ready != nil {
@@ -284,6 +297,7 @@ func clientStats(st client.Stats) *web.ClientStats {
 // State implements web.Lab.
 func (a *Appliance) State(ctx context.Context) (web.State, error) {
 	st := web.State{VIP: lab.VIP.String()}
+	st.Features.BreakHoldMS = a.cfg.BreakHold.Milliseconds()
 	run := a.stepping()
 	addrs := map[string]string{}
 	for _, name := range []string{"a", "b"} {

@@ -14,7 +14,7 @@
 //
 // For classes, a hand-off can run one phase at a time and be broken on
 // purpose (no announce; address kept on the source). A broken hand-off is
-// left broken for two seconds, so the stall or the reset is seen and
+// left broken for Config.BreakHold (10 s), so the stall or the reset is seen and
 // captured, then put right (the missing announce sent, or the extra
 // address dropped), and the report says what happened.
 package appliance

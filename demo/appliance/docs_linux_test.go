@@ -11,11 +11,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/sockshift/sockshift/demo/internal/labtest"
 	"github.com/sockshift/sockshift/internal/nstest"
 )
@@ -29,14 +31,22 @@ import (
 //
 // What is changed before a command runs, as the guides tell a reader to:
 // `sudo ` is dropped (the test is root); the lab's prefix and the
-// console's address are this test's (the README: "use your --lab-prefix",
-// `--listen`), and `sockshift handoff` is told the console's address;
-// files under /tmp go to the test's own directory; the classroom's
-// placeholders VIP and IF are the one-host lab's (its table), and a command
-// "on the client" or "on server A" runs in that namespace (`sudo ip netns
-// exec ss-client` in front, as its table says). Commands that run until
-// stopped (nc, watch, tail -f, tcpdump, a client) run for a few seconds,
-// around a hand-off where the guide says to hand off.
+// console's address are this test's (classroom.md: "Another prefix or
+// port"), so `sockshift handoff` is given `--lab-prefix` and must find the
+// console by itself; files under /tmp go to the test's own directory; the
+// classroom's placeholders VIP, CHATVIP, IF and `sockshift` are the
+// one-host lab's (its table: `bin/sockshift`, for `sudo` keeps no PATH, so
+// neither does this test), and a command "on the client" or "on server A"
+// runs in that namespace (`sudo ip netns exec ss-client` in front, as its
+// table says). Commands that run until stopped (nc, watch, tail -f,
+// tcpdump, a client) run for a few seconds, around a hand-off where the
+// guide says to hand off.
+//
+// What a command shows is checked too, where the guide says what it shows
+// (the sequence numbers equal on both servers, the ARP entry changing,
+// the frozen socket still acknowledging until the release and the
+// retransmits growing after it, the chat line arriving whole, ...): the
+// guide cannot drift from what the lab does.
 var docs = []string{"../../README.md", "../../docs/classroom.md"}
 
 // notRunHere are the commands of the guides this test does not run.
@@ -97,6 +107,9 @@ var inlineNotRun = map[string]string{
 	"sudo SOCKSHIFT_VM_LAB=1 scripts/test":                                    "the test suite itself, with the VM lab (CI runs it)",
 	"systemctl kill -s KILL":                                                  "the VM lab; scripts/vm-lab-check runs it on a node",
 	"sudo scripts/vm-lab-check":                                               "boots three VMs (about 12 minutes); scripts/test runs it under CI",
+	"sockshift client --addr VIP:7 --mode ping":                               "a form; its one-host spelling, the next command, runs here",
+	"sudo scripts/demo --lab-prefix P --listen ADDR":                          "a form: this test starts the demo so, with a prefix and an address of its own",
+	"scripts/demo --break-hold 20s":                                           "a second demo; the break-it exercise runs with the default hold and checks it",
 }
 
 // inlineCommandRe finds commands written inline in prose: a code span that
@@ -200,14 +213,14 @@ func (l *docLab) shell(c docCommand, role string) string {
 	s = regexp.MustCompile(`\bss-(client|a|b|sw)\b`).ReplaceAllString(s, l.prefix+"-$1")
 	s = strings.ReplaceAll(s, "127.0.0.1:8080", l.console)
 	s = strings.ReplaceAll(s, "/tmp/", l.tmp+"/")
-	if strings.HasPrefix(s, "bin/sockshift handoff") || strings.Contains(s, "sockshift handoff --console") {
-		s = regexp.MustCompile(`--console \S+`).ReplaceAllString(s, "")
-		s = strings.Replace(s, "sockshift handoff", "sockshift handoff --console "+l.console, 1)
-	}
 	if c.file == "classroom.md" {
-		s = regexp.MustCompile(`\bVIP\b`).ReplaceAllString(s, "192.0.2.100")
 		s = regexp.MustCompile(`\bCHATVIP\b`).ReplaceAllString(s, "192.0.2.101")
+		s = regexp.MustCompile(`\bVIP\b`).ReplaceAllString(s, "192.0.2.100")
 		s = regexp.MustCompile(`\bIF\b`).ReplaceAllString(s, "eth0")
+		s = regexp.MustCompile(`^sockshift `).ReplaceAllString(s, "bin/sockshift ")
+	}
+	if strings.HasPrefix(s, "bin/sockshift handoff") {
+		s = strings.Replace(s, "bin/sockshift handoff", "bin/sockshift handoff --lab-prefix "+l.prefix, 1)
 	}
 	if role != "" {
 		s = "ip netns exec " + l.prefix + "-" + role + " " + s
@@ -228,9 +241,9 @@ func (l *docLab) run(what, line string) string {
 	return string(out)
 }
 
-func (l *docLab) env() []string {
-	return append(os.Environ(), "PATH="+filepath.Join(l.root, "bin")+":"+os.Getenv("PATH"))
-}
+// env is the test's environment: bin/ is not on PATH, as it is not for
+// a reader who runs `sudo ...`.
+func (l *docLab) env() []string { return os.Environ() }
 
 // proc is a command that runs until stopped.
 type proc struct {
@@ -266,6 +279,16 @@ func (p *proc) stop(sig syscall.Signal) {
 	case <-time.After(5 * time.Second):
 		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.ended
+	}
+}
+
+// awaitAfter waits until the output past mark has want.
+func (p *proc) awaitAfter(t *testing.T, what string, mark int, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(p.out.String()[mark:], want); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no %q in\n%s", what, want, p.out.String()[mark:])
+		}
 	}
 }
 
@@ -358,6 +381,21 @@ func TestDocsCommandsRunAsWritten(t *testing.T) {
 		if _, ok := notRunHere[c.text]; ok {
 			ran[i] = true
 		}
+	}
+	// inline finds a command written inline in the guides' prose, for an
+	// exercise that runs it; the inline commands' own subtest then skips it.
+	inlineRan := map[string]bool{}
+	inlineCmds := readInlineCommands(t)
+	inline := func(text string) docCommand {
+		t.Helper()
+		for _, c := range inlineCmds {
+			if c.text == text {
+				inlineRan[text] = true
+				return c
+			}
+		}
+		t.Fatalf("no inline command `%s` in the guides (were they changed? run the new one here)", text)
+		return docCommand{}
 	}
 
 	// sudo scripts/demo, with the flags the README gives.
@@ -469,48 +507,427 @@ func TestDocsCommandsRunAsWritten(t *testing.T) {
 		fmt.Fprint(irssi.in, "/quit\r")
 	})
 
-	t.Run("classroom", func(t *testing.T) {
+	// The classroom's exercises, step by step, each checked for what the
+	// guide says a student sees.
+	var neighCmd, ssCmd docCommand
+	// A chat client of exercise 3 that stays silent, for the server's
+	// PING the guide says to answer (checked in exercise 5, 30 s on).
+	var pinged *proc
+	var pingedSince time.Time
+	top := t
+	t.Run("classroom: what to watch", func(t *testing.T) {
 		l.t = t
-		_, c := find("watch -n 0.2 ip neigh show VIP")
-		for _, r := range c.where {
-			if out := l.run(c.text, l.shell(docCommand{file: c.file, text: watched(c.text)}, r)); !strings.Contains(out, "192.0.2.100") || !strings.Contains(out, "lladdr") {
-				t.Errorf("`%s` on %s: %q", c.text, r, out)
+		_, neighCmd = find("watch -n 0.2 ip neigh show VIP")
+		for _, r := range neighCmd.where {
+			if out := l.run(neighCmd.text, l.watchOnce(neighCmd, r)); !strings.Contains(out, "192.0.2.100") || !strings.Contains(out, "lladdr") {
+				t.Errorf("`%s` on %s: %q", neighCmd.text, r, out)
 			}
 		}
-		_, c = find("watch -n 0.5 \"ss -tni")
+		_, ssCmd = find("watch -n 0.5 \"ss -tnie")
 		h := l.holder()
-		for _, r := range c.where {
-			out := l.run(c.text, l.shell(docCommand{file: c.file, text: watched(c.text)}, r))
-			if r == h && !strings.Contains(out, "192.0.2.100:7 ") {
-				t.Errorf("`%s` on the holder %s lists no echo connection:\n%s", c.text, r, out)
+		for _, r := range ssCmd.where {
+			out := l.run(ssCmd.text, l.watchOnce(ssCmd, r))
+			if r != h {
+				continue
+			}
+			if !strings.Contains(out, "192.0.2.100:7 ") {
+				t.Errorf("`%s` on the holder %s lists no echo connection:\n%s", ssCmd.text, r, out)
+			}
+			// What the guide says `ss -tnie` shows of a busy connection.
+			for _, field := range []string{"ino:", "wscale:", "mss:1448", "rtt:", "rto:", "bytes_sent:", "bytes_acked:", "bytes_received:"} {
+				if !strings.Contains(out, field) {
+					t.Errorf("the guide says `%s` shows %s; on the holder it does not:\n%s", ssCmd.text, field, out)
+				}
+			}
+			if regexp.MustCompile(`\b(seq|snd_nxt|rcv_nxt)\b`).MatchString(out) {
+				t.Errorf("the guide says ss shows no sequence numbers, yet:\n%s", out)
 			}
 		}
-		_, c = find("sudo tcpdump -ni IF -e")
-		dump := l.start(l.shell(c, c.where[0]))
-		time.Sleep(time.Second)
-		l.handOff()
-		dump.await(t, "the gratuitous ARP in tcpdump", "tell 192.0.2.100")
-		_, c = find("sudo tcpdump -ni IF -w /tmp/handoff.pcap")
-		dump = l.start(l.shell(c, c.where[0]))
-		time.Sleep(time.Second)
-		l.handOff()
+	})
+
+	t.Run("classroom 1 and 2: a connection that does not notice, the gratuitous ARP", func(t *testing.T) {
+		l.t = t
+		_, live := find("sudo tcpdump -ni IF -e -S")
+		dump := l.start(l.shell(live, live.where[0]))
+		_, pc := find("sockshift client --addr VIP:7 --mode ping --interval 100ms")
+		ping := l.start(l.shell(pc, pc.where[0]))
+		ping.await(t, pc.text, " 0 errors")
+		c := inline("nc -p 40000 VIP 7")
+		nc := l.start(l.shell(c, "client"))
+		fmt.Fprintln(nc.in, "line one")
+		nc.await(t, c.text, "line one\n")
+		time.Sleep(time.Second) // tcpdump prints what it saw so far
+		from := l.holder()
+		to := otherRole(from)
+		mac := l.state().macs()
+		onA := ssEntry(l.run(ssCmd.text, l.watchOnce(ssCmd, from)), "192.0.2.10:40000")
+		if onA == "" {
+			t.Fatalf("`%s` on %s lists no nc connection from port 40000", ssCmd.text, from)
+		}
+
+		c = inline("bin/sockshift handoff")
+		out := strings.TrimSpace(l.run(c.text, l.shell(c, "")))
+		if !regexp.MustCompile(`^[AB] → [AB]: \d+ connections moved`).MatchString(out) || strings.Contains(out, "\n") {
+			t.Errorf("`%s` printed, where the guide says one line:\n%s", c.text, out)
+		}
+		if h := l.holder(); h != to {
+			t.Fatalf("`%s` left the VIP on %s", c.text, h)
+		}
+		// B's socket is another, with no round trip measured yet and its
+		// counters at zero; a line brings them.
+		onB := ssEntry(l.run(ssCmd.text, l.watchOnce(ssCmd, to)), "192.0.2.10:40000")
+		if onB == "" || field(onB, "ino:") == field(onA, "ino:") {
+			t.Errorf("after the hand-off, nc's socket on %s is no other socket:\n%s\n%s", to, onA, onB)
+		}
+		for _, f := range []string{"wscale:", "mss:"} {
+			if field(onA, f) != field(onB, f) {
+				t.Errorf("%s differs: %q on %s, %q on %s", f, field(onA, f), from, field(onB, f), to)
+			}
+		}
+		for _, f := range []string{"rtt:", "bytes_sent:", "bytes_acked:", "bytes_received:"} {
+			if strings.Contains(onB, " "+f) {
+				t.Errorf("the guide says that right after the hand-off `ss -tnie` on B shows no %s; it does:\n%s", f, onB)
+			}
+		}
+		fmt.Fprintln(nc.in, "line two")
+		nc.await(t, "nc after the hand-off", "line two\n")
+		later := ssEntry(l.run(ssCmd.text, l.watchOnce(ssCmd, to)), "192.0.2.10:40000")
+		for _, f := range []string{"rtt:", "bytes_acked:", "bytes_received:"} {
+			if !strings.Contains(later, " "+f) {
+				t.Errorf("the guide says a typed line brings %s back on B; it did not:\n%s", f, later)
+			}
+		}
+
+		// What moved: the sequence numbers (and the rest of the connection)
+		// the same on both; the MSS the client's, ss's mss: 12 less.
+		rep := l.latest()
+		if len(rep.Moved) == 0 {
+			t.Fatalf("the report has no What moved: %+v", rep)
+		}
+		for _, mv := range rep.Moved {
+			for _, k := range []string{"send_seq", "recv_seq", "snd_wscale", "rcv_wscale", "mss", "sack", "timestamps"} {
+				if fmt.Sprint(mv.Before[k]) != fmt.Sprint(mv.After[k]) {
+					t.Errorf("What moved, %s: %s is %v on A, %v on B", mv.Client, k, mv.Before[k], mv.After[k])
+				}
+			}
+			if mss := fmt.Sprint(mv.Before["mss"]); mss != "1460" {
+				t.Errorf("What moved shows MSS %s, the guide 1,460", mss)
+			}
+		}
+		// The client's ARP entry names the other server.
+		if !strings.Contains(rep.ARPBefore, mac[from]) || !strings.Contains(rep.ARPAfter, mac[to]) {
+			t.Errorf("the client's ARP entry: %q before, %q after; want %s then %s", rep.ARPBefore, rep.ARPAfter, mac[from], mac[to])
+		}
+		if out := l.run(neighCmd.text, l.watchOnce(neighCmd, "client")); !strings.Contains(out, mac[to]) {
+			t.Errorf("`%s` after the hand-off names no %s: %q", neighCmd.text, mac[to], out)
+		}
+		if rep.Fate == nil || rep.Fate.ToSource != 0 {
+			t.Errorf("the guide says fate.to_source is 0 after a hand-off: %+v", rep.Fate)
+		}
+
+		ping.stop(syscall.SIGINT)
+		if lines := strings.Split(strings.TrimSpace(ping.out.String()), "\n"); !strings.Contains(lines[len(lines)-1], " 0 errors") {
+			t.Errorf("`%s` across the hand-off:\n%s", pc.text, ping.out.String())
+		}
 		time.Sleep(500 * time.Millisecond)
 		dump.stop(syscall.SIGINT)
-		if fi, err := os.Stat(filepath.Join(l.tmp, "handoff.pcap")); err != nil || fi.Size() < 100 {
-			t.Errorf("`%s` wrote no capture: %v", c.text, err)
+		seen := dump.out.String()
+		// One named frame: the request for the VIP's own address, from
+		// the target's MAC to everyone.
+		garp := regexp.MustCompile(`(?m)^\S+ (\S+) > ff:ff:ff:ff:ff:ff, ethertype ARP .*Request who-has 192\.0\.2\.100 tell 192\.0\.2\.100,`).FindAllStringSubmatch(seen, -1)
+		if len(garp) != 1 || garp[0][1] != mac[to] {
+			t.Errorf("`%s`: want one `Request who-has 192.0.2.100 tell 192.0.2.100` from %s (the target) to ff:ff:ff:ff:ff:ff, got %v in\n%s", live.text, mac[to], garp, seen)
 		}
-		_, c = find("sockshift client --addr VIP:7 --mode ping --interval 100ms")
-		l.clientAcrossHandOff(c, c.where[0])
-		_, c = find("sockshift client --addr VIP:7 --mode stream --rate 10000")
-		l.clientAcrossHandOff(c, c.where[0])
+		// seq and ack go on across the hand-off: the two lines back to
+		// back, and so their echoes.
+		sent := regexp.MustCompile(`192\.0\.2\.10\.40000 > 192\.0\.2\.100\.7: Flags \[P\.\], seq (\d+):(\d+), ack (\d+)`).FindAllStringSubmatch(seen, -1)
+		echoed := regexp.MustCompile(`192\.0\.2\.100\.7 > 192\.0\.2\.10\.40000: Flags \[P\.\], seq (\d+):(\d+), ack (\d+)`).FindAllStringSubmatch(seen, -1)
+		if len(sent) != 2 || len(echoed) != 2 || sent[1][1] != sent[0][2] || echoed[1][1] != echoed[0][2] || echoed[1][3] != sent[1][2] {
+			t.Errorf("`%s`: the nc connection's seq/ack do not go on across the hand-off: sent %v, echoed %v in\n%s", live.text, sent, echoed, seen)
+		}
+
+		// The same kept in a file, then read.
+		_, keep := find("sudo tcpdump -ni IF --immediate-mode -w /tmp/handoff.pcap")
+		w := l.start(l.shell(keep, keep.where[0]))
+		time.Sleep(time.Second)
+		l.handOff()
+		fmt.Fprintln(nc.in, "line three")
+		nc.await(t, "nc after the second hand-off", "line three\n")
+		time.Sleep(500 * time.Millisecond)
+		w.stop(syscall.SIGINT)
+		_, read := find("tcpdump -nr /tmp/handoff.pcap")
+		out = l.run(read.text, l.shell(read, read.where[0]))
+		if !strings.Contains(out, "Request who-has 192.0.2.100 tell 192.0.2.100") || !strings.Contains(out, "192.0.2.10.40000 > 192.0.2.100.7") {
+			t.Errorf("`%s` shows no gratuitous ARP or no nc segment:\n%s", read.text, out)
+		}
+		nc.stop(syscall.SIGKILL)
+
+		// The guide's one-host spelling of the ping client.
+		l.clientAcrossHandOff(inline("sudo ip netns exec ss-client bin/sockshift client --addr 192.0.2.100:7 --mode ping"), "")
+	})
+
+	t.Run("classroom 3: the chat keeps its state", func(t *testing.T) {
+		l.t = t
+		b, err := os.ReadFile("../../docs/classroom.md")
+		if err != nil {
+			t.Fatal(err)
+		}
+		said := func(re string) []string {
+			t.Helper()
+			m := regexp.MustCompile(re).FindStringSubmatch(string(b))
+			if m == nil {
+				t.Fatalf("classroom.md has no %s", re)
+			}
+			return m
+		}
+		nick, user, channel := said("`NICK ([^`]+)`")[1], said("`(USER [^`]+)`")[1], said("`JOIN (#[^`]+)`")[1]
+		topic := said("`TOPIC (#[^ `]+) :([^`]+)`")
+		c := inline("nc CHATVIP 6667")
+		one := l.start(l.shell(c, "client"))
+		fmt.Fprintf(one.in, "NICK %s\r\n%s\r\nJOIN %s\r\n", nick, user, channel)
+		one.await(t, "nc registered", " 001 "+nick+" ")
+		one.await(t, "nc in "+channel, " 366 "+nick+" "+channel)
+		other := nick + "2"
+		two := l.start(l.shell(c, "client"))
+		fmt.Fprintf(two.in, "NICK %s\r\nUSER %s 0 * :Other\r\nJOIN %s\r\n", other, other, channel)
+		two.await(t, "the other nc in "+channel, " 366 "+other+" "+channel)
+		parent := l.t
+		l.t = top // it lives on into exercise 5
+		pinged = l.start(l.shell(c, "client"))
+		l.t = parent
+		pingedSince = time.Now()
+		fmt.Fprintf(pinged.in, "NICK %s3\r\nUSER %s3 0 * :Quiet\r\nJOIN %s\r\n", nick, nick, channel)
+		if topic[1] != channel {
+			t.Errorf("the guide sets the topic of %s, its students are in %s", topic[1], channel)
+		}
+		fmt.Fprintf(one.in, "TOPIC %s :%s\r\n", topic[1], topic[2])
+		two.await(t, "the topic set", "TOPIC "+channel+" :"+topic[2])
+
+		// Half a line, as Ctrl-D sends it, chat moved alone, the rest.
+		fmt.Fprintf(one.in, "PRIVMSG %s :half a line", channel)
+		time.Sleep(300 * time.Millisecond)
+		hc := inline("bin/sockshift handoff --service chat")
+		before := l.holders()
+		l.run(hc.text, l.shell(hc, ""))
+		after := l.holders()
+		if after["chat"] == before["chat"] || after["echo"] != before["echo"] {
+			t.Errorf("`%s`: holders %v before, %v after; want chat moved alone", hc.text, before, after)
+		}
+		fmt.Fprintln(one.in, " and its end")
+		two.await(t, "the finished line", "PRIVMSG "+channel+" :half a line and its end")
+		mark := len(two.out.String())
+		fmt.Fprintf(two.in, "NAMES %s\r\nTOPIC %s\r\n", channel, channel)
+		two.await(t, "TOPIC after the hand-off", " 332 "+other+" "+channel+" :"+topic[2])
+		rest := two.out.String()[mark:]
+		names := regexp.MustCompile(` 353 \S+ . ` + regexp.QuoteMeta(channel) + ` :(.*)`).FindStringSubmatch(rest)
+		var members []string
+		if names != nil {
+			for _, n := range strings.Fields(names[1]) {
+				members = append(members, strings.TrimLeft(n, "@+"))
+			}
+		}
+		if !slices.Contains(members, nick) || !slices.Contains(members, other) {
+			t.Errorf("NAMES %s after the hand-off: %v in\n%s", channel, names, rest)
+		}
+		if n := strings.Count(two.out.String(), "half a line"); n != 1 {
+			t.Errorf("the half line arrived %d times:\n%s", n, two.out.String())
+		}
+		// The bots talk elsewhere: nothing of theirs reaches the class.
+		for _, bot := range botNicks {
+			if strings.Contains(two.out.String(), ":"+bot+"!") {
+				t.Errorf("the bot %s talks in the class's %s:\n%s", bot, channel, two.out.String())
+			}
+		}
+		l.run(hc.text, l.shell(hc, "")+" --to "+after["echo"]) // together again
+		one.stop(syscall.SIGKILL)
+		two.stop(syscall.SIGKILL)
+	})
+
+	t.Run("classroom 4: step mode", func(t *testing.T) {
+		l.t = t
+		_, sc := find("sockshift client --addr VIP:7 --mode stream --rate 10000")
+		pre := l.clientConns()
+		stream := l.start(l.shell(sc, sc.where[0]))
+		stream.await(t, sc.text, " 0 errors")
+		var peer string
+		for c := range l.clientConns() {
+			if !pre[c] {
+				peer = c
+			}
+		}
+		if peer == "" {
+			t.Fatalf("`%s`: no new connection on the client", sc.text)
+		}
+		from := l.holder()
+		to := otherRole(from)
+		recvQ := func() int {
+			t.Helper()
+			e := ssEntry(l.run(ssCmd.text, l.watchOnce(ssCmd, from)), peer)
+			f := strings.Fields(e)
+			if len(f) == 0 {
+				t.Fatalf("`%s` on %s lists no stream connection %s", ssCmd.text, from, peer)
+			}
+			n, _ := strconv.Atoi(f[0])
+			return n
+		}
+
+		since := time.Now()
+		l.post("/api/handoff", `{"step":true}`, http.StatusAccepted)
+		l.stepTo("freeze")
+		tFreeze := time.Now()
+		l.step(false) // freeze
+		l.waitStep("release")
+		q1, r1 := recvQ(), timeouts(t, stream)
+		time.Sleep(2 * time.Second)
+		q2, r2 := recvQ(), timeouts(t, stream)
+		if q2 <= q1 {
+			t.Errorf("after freeze, the stream's Recv-Q on %s went %d → %d in 2 s: the guide says the kernel still takes its segments in", from, q1, q2)
+		}
+		if r2 != r1 {
+			t.Errorf("after freeze, with the address still on %s, the stream's timeouts went %d → %d: the guide says they stay", from, r1, r2)
+		}
+		if ack := lastAck(t, l, peer); ack > 1000 {
+			t.Errorf("after freeze the client's lastack: is %d ms: the guide says acknowledgements still come", ack)
+		}
+		tRelease := time.Now()
+		l.step(false) // release
+		l.waitStep("dump")
+		time.Sleep(3 * time.Second)
+		q3, r3 := recvQ(), timeouts(t, stream)
+		if r3 <= r2 {
+			t.Errorf("after release the stream's timeouts went %d → %d: the guide says they grow", r2, r3)
+		}
+		if ack := lastAck(t, l, peer); ack < 2000 {
+			t.Errorf("3 s after release the client's lastack: is %d ms: the guide says nothing acknowledges any more", ack)
+		}
+		if e := ssEntry(l.run("ss on the client", "ip netns exec "+l.prefix+"-client ss -tnie dst 192.0.2.100:7"), peer); field(e, "backoff:") == "" || field(e, "rto:") == "" {
+			t.Errorf("after release the guide has the client's ss show rto: and backoff:; it shows:\n%s", e)
+		}
+		time.Sleep(time.Second)
+		if q4 := recvQ(); q4 != q3 {
+			t.Errorf("after release, the stream's Recv-Q on %s still changes (%d → %d): the guide says nothing reaches the socket", from, q3, q4)
+		}
+		l.stepTo("announce")
+		// Restore done, commit not yet: B lists the stream, holds no VIP.
+		if out := l.run("ip addr show", "ip -n "+l.prefix+"-"+to+" addr show dev eth0"); strings.Contains(out, "192.0.2.100/32") {
+			t.Errorf("before the commit %s holds the VIP:\n%s", to, out)
+		}
+		if out := l.run("ss on B", "ip netns exec "+l.prefix+"-"+to+" ss -tn state established '( sport = :7 )'"); !strings.Contains(out, peer) {
+			t.Errorf("after restore `ss -tn` on %s lists no %s:\n%s", to, peer, out)
+		}
+		l.step(false) // commit and announce
+		l.waitStep("resume")
+		if out := l.run(neighCmd.text, l.watchOnce(neighCmd, "client")); !strings.Contains(out, l.state().macs()[to]) {
+			t.Errorf("after commit and announce the client's ARP entry names no %s: %q", to, out)
+		}
+		l.step(false) // resume
+		rep := l.awaitReport(since)
+		if !rep.OK {
+			t.Fatalf("the step-mode hand-off failed: %s", rep.Error)
+		}
+		// The report's longest stall is the client's wait, as its gap is
+		// (the console's ping client waited from the freeze to the resume).
+		if f := rep.Fate; f == nil || rep.GapUS == 0 || float64(f.WorstStallMS)*1000 < 0.9*float64(rep.GapUS) {
+			t.Errorf("a step-mode hand-off with a gap of %d µs reports a longest stall of %+v", rep.GapUS, rep.Fate)
+		}
+		// Its capture keeps what the class looked at: the client's frames
+		// while frozen with the address, and after the release.
+		frozen, released := l.capturedBetween(tFreeze.Add(100*time.Millisecond), tRelease), l.capturedBetween(tRelease.Add(100*time.Millisecond), tRelease.Add(3*time.Second))
+		if frozen == 0 || released == 0 {
+			t.Errorf("the step-mode capture (%d frames) has %d frames from the freeze to the release and %d after the release", rep.Capture.Frames, frozen, released)
+		}
+		mark := len(stream.out.String())
+		time.Sleep(2500 * time.Millisecond)
+		if rest := stream.out.String()[mark:]; !strings.Contains(rest, " 0 errors") {
+			t.Errorf("the stream after the step-mode hand-off:\n%s", stream.out.String())
+		}
+
+		// Abort while the console waits at commit and announce.
+		since = time.Now()
+		l.post("/api/handoff", `{"step":true}`, http.StatusAccepted)
+		l.stepTo("announce")
+		l.step(true)
+		rep = l.awaitReport(since)
+		if rep.OK || !rep.RolledBack || rep.Connections != 0 || !strings.Contains(rep.Error, "failed at announce") || !strings.Contains(rep.Error, "stopped by the operator") {
+			t.Errorf("an abort before commit and announce reads: ok %v, rolled back %v, %d connections, %q", rep.OK, rep.RolledBack, rep.Connections, rep.Error)
+		}
+		if h := l.holder(); h != to {
+			t.Errorf("after the abort the VIP is on %s, want %s still", h, to)
+		}
+		mark = len(stream.out.String())
+		time.Sleep(2500 * time.Millisecond)
+		stream.stop(syscall.SIGINT)
+		if rest := stream.out.String()[mark:]; !strings.Contains(rest, " 0 errors") {
+			t.Errorf("the stream after the abort:\n%s", stream.out.String())
+		}
+	})
+
+	t.Run("classroom 5: break it", func(t *testing.T) {
+		l.t = t
+		b, _ := os.ReadFile("../../docs/classroom.md")
+		// Exercise 3's silent client got the PING the guide describes, and
+		// the PONG it says to send keeps it connected.
+		if pinged == nil {
+			t.Fatal("exercise 3 did not run")
+		}
+		for deadline := pingedSince.Add(50 * time.Second); !strings.Contains(pinged.out.String(), "PING :sockshift"); time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no `PING :sockshift` to a client silent for %v:\n%s", time.Since(pingedSince), pinged.out.String())
+			}
+		}
+		if d := time.Since(pingedSince); d < 25*time.Second {
+			t.Errorf("the PING came %v after the client fell silent; the guide says 30 s", d)
+		}
+		fmt.Fprint(pinged.in, "PONG :sockshift\r\n")
+		mark := len(pinged.out.String())
+		fmt.Fprint(pinged.in, "NAMES #class\r\n")
+		pinged.awaitAfter(t, "the client that answered PONG", mark, " 366 ")
+		if strings.Contains(pinged.out.String(), "ERROR") {
+			t.Errorf("the client that answered the PING:\n%s", pinged.out.String())
+		}
+
+		hold := time.Duration(l.state().Features.BreakHoldMS) * time.Millisecond
+		if hold < 10*time.Second || !strings.Contains(string(b), fmt.Sprintf("waits %d seconds", int(hold.Seconds()))) {
+			t.Errorf("break-it holds %v; the guide says otherwise", hold)
+		}
+		to := otherRole(l.holder())
+		start := time.Now()
+		got := make(chan time.Duration, 1)
+		go func() {
+			l.postReport(`{"break":{"skip_announce":true}}`)
+			got <- time.Since(start)
+		}()
+		time.Sleep(hold / 2)
+		if out := l.run("ss on the client", "ip netns exec "+l.prefix+"-client ss -tnie dst 192.0.2.100"); !strings.Contains(out, "retrans:") {
+			t.Errorf("with the announce skipped, `ss -tnie` on the client shows no retrans:\n%s", out)
+		}
+		if took := <-got; took < hold {
+			t.Errorf("the broken hand-off was put right after %v, before its hold of %v", took, hold)
+		}
+		if out := l.run(neighCmd.text, l.watchOnce(neighCmd, "client")); !strings.Contains(out, l.state().macs()[to]) {
+			t.Errorf("once put right the client's ARP entry names no %s: %q", to, out)
+		}
+
+		// Keep the address: a student's own session is reset, as the
+		// guide warns.
+		nc := l.start("ip netns exec " + l.prefix + "-client nc 192.0.2.100 7")
+		fmt.Fprintln(nc.in, "mine")
+		nc.await(t, "nc", "mine\n")
+		l.postReport(`{"break":{"skip_announce":true,"keep_vip":true}}`)
+		fmt.Fprintln(nc.in, "still there?")
+		select {
+		case <-nc.ended:
+		case <-time.After(10 * time.Second):
+			t.Errorf("the guide warns that keeping the address resets your own nc; it did not:\n%s", nc.out.String())
+		}
 	})
 
 	t.Run("inline commands", func(t *testing.T) {
 		l.t = t
-		inline := readInlineCommands(t)
+		all := readInlineCommands(t)
 		done := map[string]bool{}
-		for _, c := range inline {
-			if _, ok := inlineNotRun[c.text]; ok || done[c.text] {
+		for _, c := range all {
+			if _, ok := inlineNotRun[c.text]; ok || done[c.text] || inlineRan[c.text] {
 				continue
 			}
 			done[c.text] = true
@@ -535,10 +952,6 @@ func TestDocsCommandsRunAsWritten(t *testing.T) {
 						t.Errorf("`%s` with --to %s: the VIP is on %s", c.text, to, h)
 					}
 				}
-			case "nc VIP 7":
-				nc := l.start(l.shell(c, "client"))
-				fmt.Fprintln(nc.in, "inline")
-				nc.await(t, c.text, "inline\n")
 			case "nc CHATVIP 6667":
 				nc := l.start(l.shell(c, "client"))
 				fmt.Fprint(nc.in, "NICK grace2\r\nUSER grace2 0 * :Grace\r\n")
@@ -557,7 +970,7 @@ func TestDocsCommandsRunAsWritten(t *testing.T) {
 			}
 		}
 		for text := range inlineNotRun {
-			if !slices.ContainsFunc(inline, func(c docCommand) bool { return c.text == text }) {
+			if !slices.ContainsFunc(all, func(c docCommand) bool { return c.text == text }) {
 				t.Errorf("inlineNotRun lists `%s`, which the guides no longer have: remove it", text)
 			}
 		}
@@ -623,4 +1036,255 @@ func otherRole(r string) string {
 		return "b"
 	}
 	return "a"
+}
+
+// watchOnce is the command a `watch -n N CMD` line of the guides runs, as
+// this lab runs it on role, once.
+func (l *docLab) watchOnce(c docCommand, role string) string {
+	return l.shell(docCommand{file: c.file, text: watched(c.text)}, role)
+}
+
+// ssEntry is the entry of `ss` output (its line and the indented line of
+// details under it) for the connection with the address addr:port at
+// either end; "" if none.
+func ssEntry(out, peer string) string {
+	var entry []string
+	found := false
+	for line := range strings.Lines(out) {
+		if !strings.HasPrefix(line, "\t") && !strings.HasPrefix(line, " ") {
+			if found {
+				break
+			}
+			entry = entry[:0]
+			found = slices.Contains(strings.Fields(line), peer)
+		}
+		entry = append(entry, strings.TrimRight(line, "\n"))
+	}
+	if !found {
+		return ""
+	}
+	return strings.Join(entry, "\n")
+}
+
+// field is the value of a `name:value` field of an ss entry.
+func field(entry, name string) string {
+	for _, f := range strings.Fields(entry) {
+		if v, ok := strings.CutPrefix(f, name); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// timeouts is the last count of retransmission timeouts a `sockshift
+// client` printed.
+func timeouts(t *testing.T, p *proc) int {
+	t.Helper()
+	m := regexp.MustCompile(`(\d+) timeouts`).FindAllStringSubmatch(p.out.String(), -1)
+	if m == nil {
+		t.Fatalf("the client printed no timeouts:\n%s", p.out.String())
+	}
+	n, _ := strconv.Atoi(m[len(m)-1][1])
+	return n
+}
+
+// lastAck is `ss -tnie`'s lastack: (ms) for the client's connection from
+// local, read on the client as the guide has it.
+func lastAck(t *testing.T, l *docLab, local string) int {
+	t.Helper()
+	out := l.run("ss on the client", "ip netns exec "+l.prefix+"-client ss -tnie dst 192.0.2.100:7")
+	n, err := strconv.Atoi(field(ssEntry(out, local), "lastack:"))
+	if err != nil {
+		t.Fatalf("`ss -tnie` on the client has no lastack: for %s:\n%s", local, out)
+	}
+	return n
+}
+
+// clientConns are the client's connections to echo on the VIP, by local
+// address.
+func (l *docLab) clientConns() map[string]bool {
+	l.t.Helper()
+	out := l.run("ss on the client", "ip netns exec "+l.prefix+"-client ss -tnH state established dst 192.0.2.100:7")
+	conns := map[string]bool{}
+	for line := range strings.Lines(out) {
+		if f := strings.Fields(line); len(f) >= 3 {
+			conns[f[2]] = true
+		}
+	}
+	return conns
+}
+
+// docState is what the tests read of GET /api/state.
+type docState struct {
+	Nodes []struct{ Name, MAC string }
+	Step  *struct {
+		Waiting string
+		Done    []string
+	}
+	Features struct {
+		BreakHoldMS int64 `json:"break_hold_ms"`
+	}
+}
+
+func (s docState) macs() map[string]string {
+	m := map[string]string{}
+	for _, n := range s.Nodes {
+		m[n.Name] = n.MAC
+	}
+	return m
+}
+
+func (l *docLab) state() docState {
+	l.t.Helper()
+	var st docState
+	l.getJSON("/api/state", &st)
+	return st
+}
+
+// docReport is what the tests read of a hand-off's report.
+type docReport struct {
+	OK          bool
+	Error       string
+	RolledBack  bool `json:"rolled_back"`
+	Connections int
+	Caught      int
+	Step        bool
+	StartedMS   int64 `json:"started_ms"`
+	Moved       []struct {
+		Client        string
+		Before, After map[string]any
+	}
+	ARPBefore string `json:"arp_before"`
+	ARPAfter  string `json:"arp_after"`
+	GapUS     int64  `json:"gap_us"`
+	Capture   struct{ Frames int }
+	Fate      *struct {
+		ToSource     int   `json:"to_source"`
+		WorstStallMS int64 `json:"worst_stall_ms"`
+	}
+}
+
+// capturedBetween counts the frames of the latest hand-off's capture
+// (GET /api/handoffs/latest.pcap) from from to to.
+func (l *docLab) capturedBetween(from, to time.Time) int {
+	l.t.Helper()
+	resp, err := http.Get("http://" + l.console + "/api/handoffs/latest.pcap")
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r, err := pcapgo.NewReader(resp.Body)
+	if err != nil {
+		l.t.Fatalf("latest.pcap: %v", err)
+	}
+	n := 0
+	for {
+		_, ci, err := r.ReadPacketData()
+		if err != nil {
+			return n
+		}
+		if !ci.Timestamp.Before(from) && !ci.Timestamp.After(to) {
+			n++
+		}
+	}
+}
+
+func (l *docLab) latest() docReport {
+	l.t.Helper()
+	var r docReport
+	l.getJSON("/api/handoffs/latest.json", &r)
+	return r
+}
+
+func (l *docLab) getJSON(path string, v any) {
+	l.t.Helper()
+	resp, err := http.Get("http://" + l.console + path)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		l.t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
+// post sends body to the console and wants status back.
+func (l *docLab) post(path, body string, status int) []byte {
+	l.t.Helper()
+	resp, err := http.Post("http://"+l.console+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != status {
+		l.t.Fatalf("POST %s %s: %s %s", path, body, resp.Status, b)
+	}
+	return b
+}
+
+// postReport runs a hand-off to its end and returns its report.
+func (l *docLab) postReport(body string) docReport {
+	l.t.Helper()
+	var r docReport
+	if err := json.Unmarshal(l.post("/api/handoff", body, http.StatusOK), &r); err != nil {
+		l.t.Fatal(err)
+	}
+	return r
+}
+
+// step releases the phase a step-mode hand-off waits for (or aborts).
+func (l *docLab) step(abort bool) {
+	l.t.Helper()
+	l.post("/api/step", fmt.Sprintf(`{"abort":%v}`, abort), http.StatusOK)
+}
+
+// waitStep waits until the step-mode hand-off waits before phase.
+func (l *docLab) waitStep(phase string) {
+	l.t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		st := l.state()
+		if st.Step != nil && st.Step.Waiting == phase {
+			return
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("the step-mode hand-off never waited before %s: %+v", phase, st.Step)
+		}
+	}
+}
+
+// stepTo releases each phase until the hand-off waits before phase.
+func (l *docLab) stepTo(phase string) {
+	l.t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		st := l.state()
+		switch {
+		case st.Step != nil && st.Step.Waiting == phase:
+			return
+		case st.Step != nil && st.Step.Waiting != "":
+			l.step(false)
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("the step-mode hand-off never waited before %s: %+v", phase, st.Step)
+		}
+	}
+}
+
+// awaitReport waits for the report of a hand-off started after since.
+func (l *docLab) awaitReport(since time.Time) docReport {
+	l.t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get("http://" + l.console + "/api/handoffs/latest.json")
+		if err == nil {
+			var r docReport
+			if resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&r) == nil && r.StartedMS >= since.UnixMilli() && l.state().Step == nil {
+				resp.Body.Close()
+				return r
+			}
+			resp.Body.Close()
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("no report of the hand-off started at %v", since)
+		}
+	}
 }

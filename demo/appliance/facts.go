@@ -92,8 +92,11 @@ func readFate(frames []capture.Frame, vips []netip.Addr, m macs, roleOf func(net
 		}
 		// Answered: the VIP acknowledged the data the client waited on (a
 		// window probe or a retransmission of the server's own is not an
-		// answer).
-		if !c.waitingSince.IsZero() && t.Flags&capture.ACK != 0 && int32(t.Ack-c.waitingEnd) >= 0 {
+		// answer). Echo answers with data: a frozen source's kernel still
+		// acknowledges until the address leaves it, while the echo waits
+		// for the resume, and the wait must read as long as the client's.
+		echoed := t.Payload > 0 || t.Src.Port() != echoPort
+		if !c.waitingSince.IsZero() && echoed && t.Flags&capture.ACK != 0 && int32(t.Ack-c.waitingEnd) >= 0 {
 			if w := p.Time.Sub(c.waitingSince); w >= stallAt {
 				c.stalled = true
 				worst = max(worst, w)
@@ -147,7 +150,7 @@ func (a *Appliance) fate(from, to string, start, end, switchAt time.Time) *web.F
 		}
 		return ""
 	}
-	frames := a.ring.Window(start.Add(-captureBefore), end.Add(captureAfter))
+	frames, _ := a.frames(start.Add(-captureBefore), end.Add(captureAfter))
 	return readFate(frames, serviceAddrs, macs{source: src.MAC, target: dst.MAC}, roleOf, switchAt)
 }
 
@@ -280,3 +283,7 @@ func establishedPeers(ctx context.Context, ns string, vip netip.Addr) ([]netip.A
 // serviceAddrs are the lab's service addresses: echo's (the VIP) and
 // chat's.
 var serviceAddrs = []netip.Addr{lab.VIP, lab.ChatVIP}
+
+// echoPort is the echo service's port (RFC 862), whose every byte is
+// answered with the same byte.
+const echoPort = 7

@@ -161,6 +161,21 @@ func TestFateIsReadFromTheClientsFrames(t *testing.T) {
 		}
 	})
 
+	t.Run("a frozen source acknowledges, the echo comes after the resume", func(t *testing.T) {
+		// Step mode: the ping is acknowledged by A's frozen socket (repair
+		// mode leaves the kernel's TCP running until the address goes) and
+		// echoed by B 5 s later: the client waited 5 s, as its gap says.
+		f := newFrames(t)
+		f.ping(-5000, fMacA)
+		f.tcp(-4999, fMacA, fMacClient, false, f.sseq, f.cseq+16, false, 0)
+		f.garp(-1, fMacB)
+		f.echo(10, fMacB)
+		got := f.fate()
+		if got.Stalled != 1 || got.WorstStallMS != 5010 || got.Moved != 1 {
+			t.Fatalf("frozen, then echoed: %+v", got)
+		}
+	})
+
 	t.Run("address kept: reset", func(t *testing.T) {
 		f := newFrames(t)
 		f.ping(10, fMacA)

@@ -36,6 +36,7 @@ func (a *Appliance) Step(ctx context.Context, abort bool) (string, error) {
 	if run == nil {
 		return "", errors.New("no hand-off is waiting for a step")
 	}
+	a.markStep()
 	return a.cluster.Control(run.From).Step(ctx, abort)
 }
 
@@ -76,6 +77,7 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 		a.stepMu.Lock()
 		a.step = &labview.StepRun{From: from, To: to, Break: brk}
 		a.stepMu.Unlock()
+		a.startStepCapture(time.Now())
 		a.pauseClients()
 		defer a.resumeClients()
 	}
@@ -114,7 +116,7 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 	// the time to show what goes wrong, and is then put right.
 	settle := captureAfter
 	if err == nil && brk != nil {
-		settle = breakShow
+		settle = a.cfg.BreakHold
 	}
 	wait.Sleep(ctx, settle)
 	var putRight string
@@ -169,9 +171,10 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 	return rep, err
 }
 
-// breakShow is how long a broken hand-off is left broken: long enough for
-// the demo clients to stall or be reset, short enough to watch.
-const breakShow = 2 * time.Second
+// DefaultBreakHold is how long a broken hand-off is left broken: long
+// enough for a class to run `ss -ti` and read the capture while the client
+// stalls (`sockshift demo --break-hold`).
+const DefaultBreakHold = 10 * time.Second
 
 // repair puts the lab right after a hand-off broken on purpose and says,
 // for the report, what it did; what went wrong is read from the client's
@@ -200,7 +203,7 @@ func (a *Appliance) repair(ctx context.Context, from, to string, brk *web.Break)
 	case brk.SkipAnnounce:
 		// The announce that was skipped brings the client over.
 		_, err := a.cluster.Control(to).SetVIP(ctx, node.VIPRequest{Hold: true})
-		return fmt.Sprintf("Put right after %v: %s sent the gratuitous ARP it had skipped%s.", breakShow, B, errNote(err))
+		return fmt.Sprintf("Put right after %v: %s sent the gratuitous ARP it had skipped%s.", a.cfg.BreakHold, B, errNote(err))
 	}
 	return ""
 }

@@ -70,8 +70,13 @@ func (a *Appliance) startCapture() {
 // the hand-off itself ended, the switch if no gratuitous ARP was sent.
 func (a *Appliance) record(start, end, done time.Time) *web.Capture {
 	follow := a.probe.connAt(start)
-	frames := capture.Around(a.ring.Window(start.Add(-captureBefore), end.Add(captureAfter)), start, end, capture.Cut{
-		Before: captureBefore, After: captureAfter, Max: captureMax,
+	window, marks := a.frames(start.Add(-captureBefore), end.Add(captureAfter))
+	most := captureMax
+	if len(marks) > 0 {
+		most = stepCaptureMax
+	}
+	frames := capture.Around(window, start, end, capture.Cut{
+		Before: captureBefore, After: captureAfter, Max: most, Marks: marks,
 		// What the diagram shows and what tells the story stays in.
 		Keep: func(f capture.Frame) bool {
 			p, err := capture.Decode(f)

@@ -377,3 +377,56 @@ func TestSequenceSVG(t *testing.T) {
 		t.Error("an empty diagram does not say so")
 	}
 }
+
+// A step-mode hand-off pauses at each phase: the frames around every
+// phase are kept, not only those around its two ends, and what the ring
+// lost meanwhile comes back from the copies taken at each step.
+func TestAroundKeepsEachPhase(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	r := NewRing(&RingConfig{MaxFrames: 20})
+	var copies [][]Frame
+	last, mark := at(0), time.Time{}
+	for i := range 100 { // a frame every 100 ms, for 10 s
+		r.Add(Frame{Time: at(100 * i), Data: []byte{byte(i)}, Len: 1})
+		switch {
+		case i%25 == 24: // a step every 2.5 s: what led to it
+			mark = at(100 * i)
+			copies = append(copies, r.Ends(last, mark, 3))
+			last = mark
+		case i%25 == 4 && !mark.IsZero(): // and, a moment later, what followed it
+			copies = append(copies, r.Ends(mark, at(100*i), 3))
+		}
+	}
+	frames := Merge(append(copies, r.Window(at(0), at(10000)))...)
+	for i := 1; i < len(frames); i++ {
+		if !frames[i].Time.After(frames[i-1].Time) {
+			t.Fatalf("merged frames out of order or twice: %v then %v", frames[i-1].Time.Sub(t0), frames[i].Time.Sub(t0))
+		}
+	}
+	// The ring alone holds the last 2 s; the copies give back the frames
+	// around the earlier steps.
+	has := func(fs []Frame, ms int) bool {
+		for _, f := range fs {
+			if f.Time.Equal(at(ms)) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, ms := range []int{2400, 2500, 4900, 5000} {
+		if !has(frames, ms) {
+			t.Errorf("the frame at %d ms, by a step, is lost", ms)
+		}
+	}
+	marks := []time.Time{at(2450), at(4950)}
+	w := Around(frames, at(500), at(9900), Cut{Max: 6, Marks: marks})
+	for _, ms := range []int{500, 2400, 2500, 4900, 5000, 9900} {
+		if !has(w, ms) {
+			t.Errorf("cut to 6 frames around the marks: no frame at %d ms (%d kept)", ms, len(w))
+		}
+	}
+	if w := Around(frames, at(500), at(9900), Cut{Max: 6}); has(w, 2500) {
+		t.Errorf("without marks the cut keeps only the two ends, yet it has the frame at 2500 ms")
+	}
+}

@@ -88,6 +88,46 @@ func (r *Ring) Window(from, to time.Time) []Frame {
 	return out
 }
 
+// Ends returns the first n and the last n frames captured from from to to
+// (both included), oldest first: what a long window starts and ends with,
+// copied before the ring overwrites it.
+func (r *Ring) Ends(from, to time.Time, n int) []Frame {
+	w := r.Window(from, to)
+	if len(w) <= 2*n {
+		return w
+	}
+	return append(w[:n:n], w[len(w)-n:]...)
+}
+
+// Merge merges frame lists, each oldest first and cut from the same ring,
+// into one, oldest first, each frame once.
+func Merge(lists ...[]Frame) []Frame {
+	var all []Frame
+	for _, l := range lists {
+		all = append(all, l...)
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Time.Before(all[j].Time) })
+	out := all[:0:0]
+next:
+	for _, f := range all {
+		// Copies of one frame share its time: look back over that time.
+		for i := len(out) - 1; i >= 0 && out[i].Time.Equal(f.Time); i-- {
+			if sameFrame(out[i], f) {
+				continue next
+			}
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// sameFrame: frames from one ring are the same if they share time, length
+// and data (the ring hands out its own slices).
+func sameFrame(a, b Frame) bool {
+	return a.Time.Equal(b.Time) && a.Len == b.Len && len(a.Data) == len(b.Data) &&
+		(len(a.Data) == 0 || &a.Data[0] == &b.Data[0] || string(a.Data) == string(b.Data))
+}
+
 // Cut says how much of the frames around a hand-off Around keeps.
 type Cut struct {
 	// Before and After widen the window: from Before ahead of the
@@ -101,6 +141,11 @@ type Cut struct {
 	// Keep, if set, marks frames kept even beyond Max (the gratuitous ARP,
 	// a reset, the connection a diagram follows).
 	Keep func(Frame) bool
+	// Marks are more moments to keep frames around beyond Max (each phase
+	// of a step-mode hand-off): with marks, the frames nearest any mark,
+	// the start or the end are kept, so a long pause keeps what happened
+	// at each step rather than only at its two ends.
+	Marks []time.Time
 }
 
 // Around cuts the window of a hand-off from start to end out of frames,
@@ -122,8 +167,14 @@ func Around(frames []Frame, start, end time.Time, cut Cut) []Frame {
 			return start.Sub(t)
 		case t.After(end):
 			return t.Sub(end)
+		case len(cut.Marks) == 0:
+			return 0
 		}
-		return 0
+		d := min(t.Sub(start), end.Sub(t))
+		for _, m := range cut.Marks {
+			d = min(d, t.Sub(m).Abs())
+		}
+		return d
 	}
 	var keep, rest []int
 	for i, f := range out {

@@ -341,7 +341,14 @@
     const lost = (f && f.reset) || 0;
     const plural = (n, w) => int(n) + " " + w + (n === 1 ? "" : "s");
     let head;
-    if (!r.ok) {
+    const aborted = !r.ok && /stopped by the operator/.test(r.error || "");
+    if (aborted) {
+      // The library names the phase it was waiting to start.
+      const at = /failed at (\w+)/.exec(r.error || "");
+      const phase = at && PHASES[at[1]] ? PHASES[at[1]][0].toLowerCase() : at ? at[1] : "the commit";
+      head = "Hand-off " + (r.from ? server(r.from) + " → " + server(r.to) + " " : "") + "aborted before " + phase +
+        (r.rolled_back ? ": rolled back — nothing moved; the connections stay on " + server(r.from) : "");
+    } else if (!r.ok) {
       head = "Hand-off " + (r.from ? server(r.from) + " → " + server(r.to) + " " : "") + "failed: " + (r.error || "unknown error") +
         (r.rolled_back ? " — nothing moved; the connections stay on " + server(r.from) : "");
     } else if (lost) {
@@ -366,7 +373,7 @@
     if (f && f.stalled) chip("longest stall (client waited for an answer)", us(f.worst_stall_ms * 1000), "bad");
     chip("freeze to resume", us(r.total_us));
     if (r.gap_us) chip("client-visible gap (worst round trip)", us(r.gap_us), "accent");
-    chip("client frames caught and delivered", int(r.caught));
+    chip("client frames caught and delivered (reached the source from the freeze on)", int(r.caught));
     if (r.rolled_back) chip("rolled back", "yes", "bad");
     box.append(chips);
     if (r.break && (r.break.skip_announce || r.break.keep_vip)) {
@@ -409,7 +416,7 @@
     ["rcv_wnd", "receive window", "how much the server lets the client send"],
     ["snd_wscale", "send window scale", ""],
     ["rcv_wscale", "receive window scale", ""],
-    ["mss", "MSS", "maximum segment size"],
+    ["mss", "MSS", "the largest segment the client takes, from its SYN; ss's mss: is what a segment carries, the 12 bytes of the timestamp option less"],
     ["sack", "SACK", "selective acknowledgements"],
     ["timestamps", "timestamps", "the TCP timestamps option"],
     ["timestamp", "timestamp clock", "moves on with time: restored so it never goes back"],
@@ -453,11 +460,14 @@
     }
     for (const [k, label, title] of TCP_FIELDS) {
       const b = mv.before ? mv.before[k] : undefined, a = mv.after ? mv.after[k] : undefined;
-      const fmt = (v) => (typeof v === "boolean" ? (v ? "on" : "off") : v === undefined ? "–" : int(v));
+      // ss counts the MSS without the timestamp option: show its figure too.
+      const ts = (side) => side && side.timestamps;
+      const fmt = (v, side) => (typeof v === "boolean" ? (v ? "on" : "off") : v === undefined ? "–" :
+        k === "mss" && ts(side) ? int(v) + " (ss: " + int(v - 12) + ")" : int(v));
       const tr = el("tr", b === a ? "" : "diff");
       const name = el("td", "", label);
       if (title) name.title = title;
-      tr.append(name, el("td", "num", fmt(b)), el("td", "num", fmt(a)));
+      tr.append(name, el("td", "num", fmt(b, mv.before)), el("td", "num", fmt(a, mv.after)));
       rows.append(tr);
     }
   }
@@ -480,14 +490,14 @@
       "Each service stops at a clean point on every connection: nothing read but not yet handled. It snapshots its own state (the chat's nicks and channels, the echo's pending bytes) so the other server can carry on exactly there.",
       "ip netns exec {src} ss -tn state established '( sport = :7 or sport = :6667 )'"],
     freeze: ["Freeze",
-      "The source switches every socket on the VIP into TCP repair mode (setsockopt TCP_REPAIR). From now on its kernel sends nothing on them and acknowledges nothing, and closing them later sends neither FIN nor RST.",
-      "ip netns exec {src} ss -tni '( sport = :7 )'    # still there, now silent"],
+      "The source switches every socket on the VIP into TCP repair mode (setsockopt TCP_REPAIR): the services can no longer read or write them, and closing them later sends neither FIN nor RST. The kernel's TCP goes on: until the address leaves, the source still takes in and acknowledges what the client sends (Recv-Q grows), so no retransmission timeout fires on the client yet.",
+      "ip netns exec {src} ss -tnie '( sport = :7 )'    # still there; Recv-Q grows: the kernel still acknowledges"],
     release: ["Release the address",
-      "The source removes the VIP from its interface. A client segment that still reaches it is dropped by its IP layer, never answered with a reset, because the frozen sockets are still there.",
-      "ip -n {src} addr del {vip}/32 dev {if}"],
+      "The source removes the VIP from its interface. A client segment that still reaches it is dropped by its IP layer before any socket sees it, never answered with a reset, and nothing leaves the frozen sockets: from now on the client gets no acknowledgement, and its retransmission timeouts fire, further and further apart.",
+      "ip -n {src} addr del {vip}/32 dev {if}\nip netns exec {cl} ss -tnie dst {vip}    # a client with data unacknowledged: lastack: grows, rto: doubles, backoff: counts"],
     dump: ["Dump",
-      "For each socket the source reads out what the kernel knows: both sequence numbers, the bytes queued each way, MSS, window scale, SACK, timestamps. Repair mode is what lets a program read (and later write) all of it.",
-      "ip netns exec {src} ss -tni '( sport = :7 )'    # seq, wscale, mss, rtt: what is dumped"],
+      "For each socket the source reads out what the kernel knows: both sequence numbers, the bytes queued each way, MSS, window scale, SACK, timestamps. Repair mode is what lets a program read (and later write) all of it; coming after the release, it reads a state nothing can change any more. ss shows only part of it, and no sequence numbers: the What moved panel shows them after the hand-off.",
+      "ip netns exec {src} ss -tnie '( sport = :7 )'    # Recv-Q, Send-Q, wscale, mss: part of what is dumped (sequence numbers: What moved)"],
     transfer: ["Transfer",
       "The source sends the dumped states and the services' snapshots to the target over the hand-off channel (TCP 7070). Every message carries a MAC under the lab's shared key and a sequence number, so nothing forged or replayed is ever restored.",
       "ip netns exec {dst} ss -tn '( sport = :7070 )'    # the authenticated channel"],
@@ -499,7 +509,7 @@
       "ip -n {dst} addr add {vip}/32 dev {if}\nip netns exec {dst} arping -U -c 1 -I {if} {vip}\nip -n {cl} neigh show {vip}    # the client's entry now names the target"],
     resume: ["Resume",
       "The target leaves repair mode and the services carry on from their snapshots; the source closes its frozen sockets silently and hands over the client frames it caught meanwhile. No reconnect, no byte lost or repeated.",
-      "ip netns exec {dst} ss -tni '( sport = :7 )'"],
+      "ip netns exec {dst} ss -tnie '( sport = :7 )'    # new sockets (another ino:): rtt: and the byte counters start again"],
   };
 
   function fill(cmd, st, step) {
@@ -557,11 +567,17 @@
     $("stepabort").disabled = !step.waiting || done.has("announce") || step.waiting === "resume";
   }
 
+  // holdText says how long break-it leaves the lab broken, if the lab says.
+  function holdText() {
+    const ms = state && state.features && Number(state.features.break_hold_ms);
+    return ms ? " " + (ms / 1000).toLocaleString("en-US") + " s later (time to run ss on the client and read the capture)" : " a moment later";
+  }
+
   function breakHelp() {
     const skip = $("skipannounce").checked, keep = $("keepvip").checked;
     let t = "";
     if (skip && keep) t = "The source keeps the address and nobody tells the client: it keeps sending to the source, whose kernel has no socket left and answers with a reset (RST). The connection is lost.";
-    else if (skip) t = "The target takes over silently: the client keeps sending to the source's MAC, where the address is gone. Its segments are dropped and it stalls, until the console sends the missing announce 2 s later.";
+    else if (skip) t = "The target takes over silently: the client keeps sending to the source's MAC, where the address is gone. Its segments are dropped and it stalls, until the console sends the missing announce" + holdText() + ".";
     else if (keep) t = "Both servers hold the address for a while; the client follows the announce, but the next ARP query would get two answers. Tick “skip the announce” too to see the reset.";
     $("breakhelp").textContent = t;
     $("handoff").classList.toggle("danger", skip || keep);

@@ -23,17 +23,18 @@ import (
 	"github.com/sockshift/sockshift/demo/console"
 	"github.com/sockshift/sockshift/demo/lab"
 	"github.com/sockshift/sockshift/demo/node"
+	"github.com/sockshift/sockshift/web"
 )
 
 const usage = `sockshift moves live TCP connections between servers, the client unaware.
 
 Usage:
-  sockshift demo    [--listen 127.0.0.1:8080] [--lab-prefix ss] [--no-client]
+  sockshift demo    [--listen 127.0.0.1:8080] [--lab-prefix ss] [--no-client] [--break-hold 10s]
   sockshift lab     up|down|status [--prefix ss]
   sockshift node    --config FILE | --name a --addr 192.0.2.1 --peer b=192.0.2.2 --key-file F --control SOCK|ADDR:PORT [--hold]
   sockshift console --config FILE | --nodes a=HOST:PORT,b=HOST:PORT --key-file F [--listen ADDR] [--vip IP]
   sockshift client  [--addr 192.0.2.100:7] [--mode ping|stream] [--conns N] [--duration D] [--json]
-  sockshift handoff [--console 127.0.0.1:8080] [--to a|b] [--service chat[,echo]] [--token T]
+  sockshift handoff [--lab-prefix ss | --console 127.0.0.1:8080] [--to a|b] [--service chat[,echo]] [--token T] [--json]
   sockshift bench   [--prefix ssb] [--handoffs 200] [--bulk 1,100,1000,2000,10000] [--stream-duration 10s] [--quick] [--json] [--svg FILE]
 
 Run "sockshift <command> --help" for a command's flags.
@@ -100,6 +101,7 @@ func runDemo(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Prefix, "lab-prefix", lab.DefaultPrefix, "lab name prefix (several labs can run side by side)")
 	fs.BoolVar(&cfg.NoClient, "no-client", false, "no built-in demo client (attach your own)")
 	fs.StringVar(&cfg.Token, "token", os.Getenv("SOCKSHIFT_TOKEN"), "bearer token for changes when --listen is not loopback")
+	fs.DurationVar(&cfg.BreakHold, "break-hold", appliance.DefaultBreakHold, "how long a hand-off broken on purpose (break it) stays broken before the console puts it right")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -191,12 +193,20 @@ func runClient(ctx context.Context, args []string) error {
 
 func runHandoff(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("sockshift handoff", flag.ContinueOnError)
-	console := fs.String("console", "127.0.0.1:8080", "the demo console's address")
+	console := fs.String("console", "", "the console's address (default: the one the running demo of --lab-prefix wrote down, else 127.0.0.1:8080)")
+	prefix := fs.String("lab-prefix", lab.DefaultPrefix, "the lab prefix the demo was started with, to find its console")
 	to := fs.String("to", "", "a or b (default: the server not holding the VIP)")
 	token := fs.String("token", os.Getenv("SOCKSHIFT_TOKEN"), "bearer token, if the console needs one")
 	services := fs.String("service", "", "move only these services (comma-separated: echo, chat), each with its address; default every service")
+	asJSON := fs.Bool("json", false, "print the console's whole report as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *console == "" {
+		*console = appliance.ConsoleAddr(*prefix)
+	}
+	if *console == "" {
+		*console = "127.0.0.1:8080"
 	}
 	hreq := struct {
 		To       string   `json:"to"`
@@ -216,17 +226,61 @@ func runHandoff(ctx context.Context, args []string) error {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("handoff: console %s: %w (is `sockshift demo` running?)", *console, err)
+		return fmt.Errorf("handoff: console %s: %w (is `sockshift demo` running? --lab-prefix or --console says which)", *console, err)
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	var pretty bytes.Buffer
-	if json.Indent(&pretty, out, "", "  ") == nil {
-		out = pretty.Bytes()
+	if *asJSON {
+		var pretty bytes.Buffer
+		if json.Indent(&pretty, out, "", "  ") == nil {
+			out = pretty.Bytes()
+		}
+		fmt.Println(string(out))
+	} else {
+		var rep web.Report
+		if json.Unmarshal(out, &rep) != nil {
+			fmt.Println(strings.TrimSpace(string(out)))
+		} else {
+			fmt.Println(reportLine(rep))
+		}
 	}
-	fmt.Println(string(out))
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("handoff: %s", resp.Status)
 	}
 	return nil
+}
+
+// reportLine is a hand-off's report in one line, for a person.
+func reportLine(r web.Report) string {
+	name := func(role string) string {
+		if role == "" {
+			return "?"
+		}
+		return strings.ToUpper(role)
+	}
+	if !r.OK {
+		s := fmt.Sprintf("hand-off %s → %s failed: %s", name(r.From), name(r.To), r.Error)
+		if r.RolledBack {
+			s += fmt.Sprintf("; nothing moved, %d connections still on %s", len(r.Remaining), name(r.From))
+		}
+		return s
+	}
+	s := fmt.Sprintf("%s → %s: %d connections moved (%s on %s)", name(r.From), name(r.To), r.Connections,
+		strings.Join(r.Services, ", "), strings.Join(r.Addresses, ", "))
+	if len(r.Stayed) > 0 {
+		s += fmt.Sprintf(", %d stayed on %s", len(r.Stayed), name(r.From))
+	}
+	s += fmt.Sprintf(", freeze to resume %s", micros(r.TotalUS))
+	if r.GapUS > 0 {
+		s += ", client-visible gap " + micros(r.GapUS)
+	}
+	s += fmt.Sprintf(", %d client frames caught (--json for the whole report)", r.Caught)
+	return s
+}
+
+func micros(us int64) string {
+	if us >= 1000_000 {
+		return fmt.Sprintf("%.1f s", float64(us)/1e6)
+	}
+	return fmt.Sprintf("%.2f ms", float64(us)/1000)
 }
