@@ -502,13 +502,13 @@
       "The source sends the dumped states and the services' snapshots to the target over the hand-off channel (TCP 7070). Every message carries a MAC under the lab's shared key and a sequence number, so nothing forged or replayed is ever restored.",
       "ip netns exec {dst} ss -tn '( sport = :7070 )'    # the authenticated channel"],
     restore: ["Restore",
-      "The target rebuilds each socket in repair mode: bind to the VIP and port, set the sequence numbers and queues, “connect” without a SYN, then the options and windows. In step mode it does not take the VIP yet: a target that died while the class talks must leave no address behind, so the sockets are rebuilt transparent (they may bind an address the host does not have) and the VIP comes at the commit. The console counts them once they resume; ss lists them now.",
+      "The target has rebuilt each socket in repair mode as its state arrived: bind to the VIP and port, set the sequence numbers and queues, “connect” without a SYN, then the options and windows. It does not take the VIP: no target does before the commit, so one that dies now leaves no address behind; the sockets are rebuilt transparent (they may bind an address the host does not have). Now it tells the source that all are rebuilt. The console counts them once they resume; ss lists them now.",
       "ip netns exec {dst} ss -tn state established '( sport = :7 or sport = :6667 )'    # rebuilt, frozen\nip -n {dst} addr show dev {if}    # no {vip} yet"],
     announce: ["Commit and announce",
-      "The source commits: the point of no return. The target takes the VIP and sends a gratuitous ARP: “{vip} is at my MAC”. The client updates its ARP entry, and its next segments go to the target's MAC.",
+      "The source writes its decision down and commits: the point of no return. The target takes the VIP, sends a gratuitous ARP (“{vip} is at my MAC”), leaves repair mode, and its services carry on from their snapshots. The client updates its ARP entry, and its next segments go to the target's MAC.",
       "ip -n {dst} addr add {vip}/32 dev {if}\nip netns exec {dst} arping -U -c 1 -I {if} {vip}\nip -n {cl} neigh show {vip}    # the client's entry now names the target"],
     resume: ["Resume",
-      "The target leaves repair mode and the services carry on from their snapshots; the source closes its frozen sockets silently and hands over the client frames it caught meanwhile. No reconnect, no byte lost or repeated.",
+      "The target serves already (it left repair mode at the commit). The source now hands over the client frames it caught meanwhile and closes its frozen sockets silently. No reconnect, no byte lost or repeated.",
       "ip netns exec {dst} ss -tnie '( sport = :7 )'    # new sockets (another ino:): rtt: and the byte counters start again"],
   };
 
