@@ -25,15 +25,19 @@ import (
 // Journal states. A source writes released before it removes an address,
 // commit before it sends the decision, rollback before it takes the
 // addresses back. A target writes committed before it adds an address,
-// resumed once its sockets serve, lost when it restarted after committed
-// (its rebuilt sockets died with it; it removed the addresses again).
+// resuming before the first socket leaves repair mode, resumed once its
+// sockets serve; lost (or lost-resuming) when it restarted after committed
+// (or resuming): its rebuilt sockets died with it, and it removed the
+// addresses again.
 const (
 	jReleased  = "released"
 	jCommit    = "commit"
 	jRollback  = "rollback"
 	jCommitted = "committed"
+	jResuming  = "resuming"
 	jResumed   = "resumed"
 	jLost      = "lost"
+	jLostSome  = "lost-resuming"
 )
 
 // record is one hand-off as one side wrote it down.
@@ -171,7 +175,7 @@ func (j journal) prune() {
 	}
 	var finished []*record
 	for _, r := range all {
-		if r.Role == "target" && (r.State == jResumed || r.State == jLost) {
+		if r.Role == "target" && (r.State == jResumed || r.State == jLost || r.State == jLostSome) {
 			finished = append(finished, r)
 		}
 	}

@@ -304,6 +304,7 @@ const (
 	settledUnknown                  // never committed here (discarded, or never rebuilt): it holds nothing
 	settledAborted                  // discarded on this Settle's abort
 	settledBusy                     // being decided right now: ask again
+	settledLostSome                 // as lost, but it died while resuming: the connections it had resumed died with it
 )
 
 type settledMsg struct {
@@ -342,7 +343,7 @@ func (m *settledMsg) decode(b []byte) error {
 	if err := d.Finish(); err != nil {
 		return fmt.Errorf("settled: %w", err)
 	}
-	if m.Outcome < settledResumed || m.Outcome > settledBusy {
+	if m.Outcome < settledResumed || m.Outcome > settledLostSome {
 		return fmt.Errorf("settled: outcome %d: %w", m.Outcome, wire.ErrMalformed)
 	}
 	return nil

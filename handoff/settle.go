@@ -129,19 +129,14 @@ func (n *Node) Recoveries() []Recovery {
 func (n *Node) recoverOne(ctx context.Context, r *record) (Recovery, bool) {
 	rv := Recovery{ID: r.ID, Role: r.Role, Peer: r.Peer, Addrs: r.Addrs}
 	if r.Role == "target" {
-		if r.State != jCommitted {
+		if r.State != jCommitted && r.State != jResuming {
 			return rv, false // finished: kept only to answer a source
 		}
-		for _, a := range r.Addrs {
-			if err := n.net.Remove(a); err != nil {
-				n.logf("recover %x: %v", r.ID, err)
-			}
-		}
-		r.State = jLost
-		if err := n.journal.write(r); err != nil {
-			n.logf("recover %x: %v", r.ID, err)
-		}
 		rv.Outcome = "committed, but this process died before its sockets served: removed the addresses; the source takes them back"
+		if r.State == jResuming {
+			rv.Outcome = "committed, and this process died while its sockets left repair mode (those died with it): removed the addresses; the source takes them back"
+		}
+		n.loseTarget(r)
 		return rv, true
 	}
 	switch r.State {
@@ -353,16 +348,34 @@ func (n *Node) settleLocal(m settleMsg) settledMsg {
 		return settledMsg{Outcome: settledUnknown}
 	case r.State == jResumed:
 		return settledMsg{Outcome: settledResumed, Addrs: r.Addrs}
-	case r.State == jCommitted:
+	case r.State == jCommitted || r.State == jResuming:
 		// Committed, yet not pending: the process that did it died
 		// (Recover had not run). Same as Recover: let the source have them.
-		for _, a := range r.Addrs {
-			n.net.Remove(a)
-		}
-		r.State = jLost
-		n.journal.write(r)
+		n.loseTarget(r)
+	}
+	if r.State == jLostSome {
+		return settledMsg{Outcome: settledLostSome}
 	}
 	return settledMsg{Outcome: settledLost}
+}
+
+// loseTarget undoes, after a restart, a commit whose sockets died with
+// the old process: the addresses go first (the source takes them back only
+// once told), then the record says so.
+func (n *Node) loseTarget(r *record) {
+	for _, a := range r.Addrs {
+		if err := n.net.Remove(a); err != nil {
+			n.logf("recover %x: %v", r.ID, err)
+		}
+	}
+	if r.State == jResuming {
+		r.State = jLostSome
+	} else {
+		r.State = jLost
+	}
+	if err := n.journal.write(r); err != nil {
+		n.logf("recover %x: %v", r.ID, err)
+	}
 }
 
 func (n *Node) addPending(t *target) {

@@ -534,6 +534,9 @@ func (s *source) afterCommit(ctx context.Context, cause error, release func()) (
 	s.rep.Stayed, s.rep.Connections = nil, 0
 	s.rep.Services, s.rep.Addrs = nil, nil
 	err = fmt.Errorf("%w (%v): the connections are thawed here", errTargetLost, cause)
+	if out.Outcome == settledLostSome {
+		err = fmt.Errorf("%w (%v), while its sockets left repair mode: those it had resumed died with it (their clients saw it close them); the others are thawed here", errTargetLost, cause)
+	}
 	if jerr := errors.Join(errs...); jerr != nil {
 		err = errors.Join(err, jerr)
 	}

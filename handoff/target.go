@@ -52,6 +52,7 @@ type target struct {
 	end          func() // frees the node for the next hand-off (once)
 	restoreStart time.Time
 	timing       []uint64 // announce and resume, microseconds
+	rec          *record  // this hand-off in the journal, from the commit
 
 	// The decision, taken once: from the channel, or from a Settle on a
 	// new channel when the first one broke (see Node.settleIncoming).
@@ -147,6 +148,7 @@ func (t *target) decide(commit bool) settledMsg {
 			return
 		}
 		rec := &record{ID: t.id, Role: "target", Peer: addrOf(t.raw.RemoteAddr()), Addrs: t.moving(), State: jCommitted}
+		t.rec = rec
 		if err := t.n.journal.write(rec); err != nil {
 			// Nothing taken yet: better to lose the hand-off than to
 			// hold an address no restart could account for.
@@ -339,6 +341,12 @@ func (t *target) commit() error {
 		}
 	}
 	announced := time.Since(start)
+	// From here a death may take connections with it (a socket out of
+	// repair mode dies with the process): the journal says so.
+	t.rec.State = jResuming
+	if err := t.n.journal.write(t.rec); err != nil {
+		t.n.logf("hand-off %x: %v", t.id, err)
+	}
 	errs = append(errs, t.resume())
 	t.timing = []uint64{uint64(announced.Microseconds()), uint64((time.Since(start) - announced).Microseconds())}
 	return errors.Join(errs...)

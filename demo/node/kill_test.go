@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -19,6 +20,7 @@ import (
 	"github.com/sockshift/sockshift/demo/cluster"
 	"github.com/sockshift/sockshift/demo/internal/labtest"
 	"github.com/sockshift/sockshift/demo/lab"
+	"github.com/sockshift/sockshift/demo/node"
 	"github.com/sockshift/sockshift/handoff"
 )
 
@@ -135,9 +137,13 @@ type idleClients struct {
 	rd    []*bufio.Reader
 }
 
-func dialIdle(t *testing.T, env *labtest.Env, echoes, chats int) *idleClients {
+func dialIdle(t *testing.T, env *labtest.Env, echoes, chats int, nick ...int) *idleClients {
 	t.Helper()
 	ic := &idleClients{}
+	first := 0
+	if len(nick) > 0 {
+		first = nick[0]
+	}
 	for i := range echoes {
 		c := env.DialVIP(7)
 		ic.conns, ic.chat, ic.rd = append(ic.conns, c), append(ic.chat, false), append(ic.rd, bufio.NewReader(c))
@@ -147,7 +153,7 @@ func dialIdle(t *testing.T, env *labtest.Env, echoes, chats int) *idleClients {
 		c := env.DialChat()
 		rd := bufio.NewReader(c)
 		c.SetDeadline(time.Now().Add(5 * time.Second))
-		fmt.Fprintf(c, "NICK idle%d\r\nUSER idle%d 0 * :idle\r\n", i, i)
+		fmt.Fprintf(c, "NICK idle%d_%d\r\nUSER idle 0 * :idle\r\n", first+i, time.Now().UnixNano()%1000)
 		for {
 			line, err := rd.ReadString('\n')
 			if err != nil {
@@ -163,16 +169,25 @@ func dialIdle(t *testing.T, env *labtest.Env, echoes, chats int) *idleClients {
 	return ic
 }
 
-// probe counts the connections that still answer: an echo comes back
-// whole, a chat PING draws its PONG.
+// probe counts the connections that still answer.
 func (ic *idleClients) probe() int {
+	alive, _ := ic.probeEach()
+	return countTrue(alive)
+}
+
+// probeEach says which connections still answer (an echo comes back
+// whole, a chat PING draws its PONG), and how many answered wrong bytes.
+func (ic *idleClients) probeEach() (alive []bool, wrong int) {
 	var mu sync.Mutex
-	alive := 0
+	alive = make([]bool, len(ic.conns))
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, 200)
 	for i, c := range ic.conns {
 		wg.Go(func() {
-			c.SetDeadline(time.Now().Add(3 * time.Second))
-			ok := false
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			ok, bad := false, false
 			if ic.chat[i] {
 				token := fmt.Sprintf("probe%d", i)
 				if _, err := fmt.Fprintf(c, "PING :%s\r\n", token); err == nil {
@@ -191,19 +206,34 @@ func (ic *idleClients) probe() int {
 				msg := fmt.Sprintf("probe %d\n", i)
 				got := make([]byte, len(msg))
 				if _, err := io.WriteString(c, msg); err == nil {
-					_, err = io.ReadFull(ic.rd[i], got)
+					n, err := io.ReadFull(ic.rd[i], got)
 					ok = err == nil && string(got) == msg
+					bad = n == len(msg) && !ok
 				}
 			}
-			if ok {
-				mu.Lock()
-				alive++
-				mu.Unlock()
+			mu.Lock()
+			alive[i] = ok
+			if bad {
+				wrong++
 			}
+			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	return alive
+	return alive, wrong
+}
+
+// redial replaces the connections that died.
+func (ic *idleClients) redial(t *testing.T, env *labtest.Env, alive []bool) {
+	t.Helper()
+	for i, ok := range alive {
+		if ok {
+			continue
+		}
+		ic.conns[i].Close()
+		fresh := dialIdle(t, env, map[bool]int{false: 1}[ic.chat[i]], map[bool]int{true: 1}[ic.chat[i]], i)
+		ic.conns[i], ic.rd[i] = fresh.conns[0], fresh.rd[0]
+	}
 }
 
 // addrWatch samples, every 10 ms, which servers hold each service
@@ -307,4 +337,97 @@ func (w *addrWatch) stop(t *testing.T) {
 	if len(w.twice) > 0 {
 		t.Errorf("an address was on two servers: %v", w.twice[:min(len(w.twice), 5)])
 	}
+}
+
+// TestKillAtRandomInstants kills the source, then the target, at random
+// instants of normal (unpaced) hand-offs of 1,000 connections of both
+// services, 50 times each, the demo restarting the dead server: within
+// 2 s of each kill each address is on exactly one server (never two at
+// any 10 ms sample); a connection that answers answers right; a hand-off
+// reported ok whose source died after it kept every connection; and the
+// next hand-off works.
+func TestKillAtRandomInstants(t *testing.T) {
+	const perSide, echoes, chats = 50, 900, 100
+	env := labtest.StartConfig(t, cluster.Config{Restart: true})
+	idle := dialIdle(t, env, echoes, chats)
+	seed := time.Now().UnixNano()
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	t.Logf("seed %d", seed)
+
+	// One hand-off unkilled measures how long one takes here.
+	start := time.Now()
+	if res := env.HandOff("a", "b"); !res.OK {
+		t.Fatalf("first hand-off: %+v", res)
+	}
+	span := time.Since(start)
+	t.Logf("a hand-off of %d connections takes %v here (the API call)", len(idle.conns), span)
+	holder := "b"
+	for i := range 2 * perSide {
+		victimIsSource := i < perSide
+		from, to := holder, map[string]string{"a": "b", "b": "a"}[holder]
+		victim := to
+		if victimIsSource {
+			victim = from
+		}
+		watch := watchAddrs(t, env)
+		done := make(chan node.HandoffResult, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			_, res, err := env.PostHandOff(ctx, from, node.HandoffRequest{To: to})
+			if err != nil {
+				res.Error = err.Error()
+			}
+			done <- res
+		}()
+		delay := time.Duration(rng.Int64N(int64(span + span/5)))
+		time.Sleep(delay)
+		killed := time.Now()
+		if err := env.CrashNode(victim); err != nil {
+			t.Fatal(err)
+		}
+		res := <-done
+		holders := watch.settled(t, killed, 2*time.Second)
+		waitUp(t, env, victim, 15*time.Second)
+		alive, wrong := idle.probeEach()
+		watch.stop(t)
+		t.Logf("%2d: killed %s (%s) %v into %s->%s: hand-off ok %v; addresses on %v; %d of %d connections alive",
+			i, victim, map[bool]string{true: "source", false: "target"}[victimIsSource], delay.Round(time.Millisecond),
+			from, to, res.OK, holders, countTrue(alive), len(alive))
+		if wrong > 0 {
+			t.Fatalf("%d connections answered with wrong bytes", wrong)
+		}
+		lost := len(alive) - countTrue(alive)
+		switch {
+		case victimIsSource && (res.OK || holders[lab.VIP] == to) && lost > 0:
+			t.Errorf("the target took the hand-off and only the source died, yet %d of %d connections are gone", lost, len(alive))
+		case !victimIsSource && res.RolledBack && !strings.Contains(res.Error, "left repair mode") && lost > 0:
+			t.Errorf("the target died before it resumed any socket (%s), yet %d of %d connections are gone", res.Error, lost, len(alive))
+		}
+		holder = holders[lab.VIP]
+		if holders[lab.ChatVIP] != holder {
+			// The services were split by a refusal: bring chat along.
+			if r := env.HandOff(holders[lab.ChatVIP], holder); !r.OK {
+				t.Fatalf("gathering chat on %s: %+v", holder, r)
+			}
+		}
+		idle.redial(t, env, alive)
+	}
+	to := map[string]string{"a": "b", "b": "a"}[holder]
+	if res := env.HandOff(holder, to); !res.OK || res.Connections < len(idle.conns) {
+		t.Fatalf("the last hand-off %s->%s: %+v", holder, to, res)
+	}
+	if alive, wrong := idle.probeEach(); countTrue(alive) != len(alive) || wrong > 0 {
+		t.Fatalf("after the last hand-off %d of %d connections alive, %d wrong", countTrue(alive), len(alive), wrong)
+	}
+}
+
+func countTrue(b []bool) int {
+	n := 0
+	for _, v := range b {
+		if v {
+			n++
+		}
+	}
+	return n
 }
