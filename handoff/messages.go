@@ -299,12 +299,12 @@ func (m *settleMsg) decode(b []byte) error {
 
 // Settled outcomes: how a hand-off ended on the target.
 const (
-	settledResumed uint8 = 1 + iota // committed, its sockets serve here, Addrs are here
-	settledLost                     // committed, but the target died before its sockets served; it holds nothing
-	settledUnknown                  // never committed here (discarded, or never rebuilt): it holds nothing
-	settledAborted                  // discarded on this Settle's abort
-	settledBusy                     // being decided right now: ask again
-	settledLostSome                 // as lost, but it died while resuming: the connections it had resumed died with it
+	settledResumed  uint8 = 1 + iota // committed, its sockets serve here, Addrs are here
+	settledLost                      // committed, but the target died before its sockets served; it holds nothing
+	settledUnknown                   // never committed here (discarded, or never rebuilt): it holds nothing
+	settledAborted                   // discarded on this Settle's abort
+	settledBusy                      // being decided right now: ask again
+	settledLostSome                  // as lost, but it died while resuming: the connections it had resumed died with it
 )
 
 type settledMsg struct {
