@@ -64,7 +64,7 @@ type Node struct {
 	cfg Config
 	net hostNet
 
-	journal journal
+	journal *journal
 
 	mu   sync.Mutex
 	busy bool
@@ -114,7 +114,7 @@ func NewNode(cfg Config) (*Node, error) {
 }
 
 func newNode(cfg Config, hn hostNet) *Node {
-	return &Node{cfg: cfg, net: hn, journal: journal{cfg.StateDir}, pending: map[uint64]*target{}}
+	return &Node{cfg: cfg, net: hn, journal: newJournal(cfg.StateDir), pending: map[uint64]*target{}}
 }
 
 // check returns cfg with its defaults, or what is wrong with it.

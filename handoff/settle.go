@@ -64,6 +64,7 @@ func (n *Node) Recover(ctx context.Context) ([]Recovery, error) {
 	if err != nil {
 		return nil, fmt.Errorf("handoff: node %s: %w", n.cfg.Name, err)
 	}
+	n.journal.seedFinished(recs)
 	var out []Recovery
 	for _, r := range recs {
 		if rv, ok := n.recoverOne(ctx, r); ok {
@@ -128,6 +129,10 @@ func (n *Node) Recoveries() []Recovery {
 
 func (n *Node) recoverOne(ctx context.Context, r *record) (Recovery, bool) {
 	rv := Recovery{ID: r.ID, Role: r.Role, Peer: r.Peer, Addrs: r.Addrs}
+	if r.State == jPrepared {
+		n.journal.remove(r) // opened, but nothing irreversible followed
+		return rv, false
+	}
 	if r.Role == "target" {
 		if r.State != jCommitted && r.State != jResuming {
 			return rv, false // finished: kept only to answer a source
@@ -340,7 +345,9 @@ func (n *Node) settleLocal(m settleMsg) settledMsg {
 	t := n.pending[m.ID]
 	n.mu.Unlock()
 	if t != nil {
-		return t.decide(m.Commit)
+		out := t.decide(m.Commit)
+		t.finish()
+		return out
 	}
 	r := n.journal.find("target", m.ID)
 	switch {
@@ -376,6 +383,7 @@ func (n *Node) loseTarget(r *record) {
 	if err := n.journal.write(r); err != nil {
 		n.logf("recover %x: %v", r.ID, err)
 	}
+	n.journal.release(r)
 }
 
 func (n *Node) addPending(t *target) {

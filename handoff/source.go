@@ -198,6 +198,11 @@ func (s *source) prepare(ctx context.Context) error {
 	if s.targetMAC = net.HardwareAddr(ready.MAC); len(s.targetMAC) != 6 {
 		return fmt.Errorf("target %s sent no MAC address", s.rep.To)
 	}
+	// The record opens now, off the switch: each later step is one write.
+	s.rec.State, s.rec.Addrs = jPrepared, s.plan.addrs
+	if err := n.journal.write(s.rec); err != nil {
+		return err
+	}
 	// From before the freeze until the target's sockets are live, client
 	// packets that still reach us are kept, then handed to the target.
 	n.stopForwarding()
@@ -457,7 +462,7 @@ func (s *source) commit(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return s.afterCommit(ctx, err, startRelease)
 	}
-	s.n.journal.remove(s.rec)
+	defer s.n.journal.remove(s.rec) // done: after the caught packets went
 	// A paced hand-off waits here, with the target serving and the caught
 	// packets and frozen copies still here; committed, so only forward.
 	if serr := s.begin(ctx, "resume"); serr != nil {
@@ -618,7 +623,9 @@ func (s *source) beyondDump() func(ip []byte) bool {
 func (s *source) rollback() error {
 	var errs []error
 	s.catchers.stop()
-	if s.rec.State != "" {
+	if s.rec.State == jPrepared {
+		defer s.n.journal.remove(s.rec)
+	} else if s.rec.State != "" {
 		s.rec.State = jRollback
 		if err := s.n.journal.write(s.rec); err != nil {
 			errs = append(errs, err)

@@ -57,6 +57,7 @@ type target struct {
 	// The decision, taken once: from the channel, or from a Settle on a
 	// new channel when the first one broke (see Node.settleIncoming).
 	decideOnce sync.Once
+	finishOnce sync.Once
 	decided    chan struct{}
 	outcome    settledMsg
 	commitErr  error
@@ -98,6 +99,11 @@ func (t *target) run(ctx context.Context, typ uint8, payload []byte) error {
 	}
 	defer end()
 	t.end = end
+	defer func() {
+		if t.rec.State == jPrepared || t.rec.State == "" {
+			t.n.journal.remove(t.rec) // never committed: nothing to answer for
+		}
+	}()
 	aborted, err := t.receive()
 	if err != nil || aborted {
 		return err
@@ -131,6 +137,7 @@ func (t *target) run(ctx context.Context, typ uint8, payload []byte) error {
 	if serr := t.ch.sendResult(msgResumed, res); serr != nil {
 		t.n.logf("report resume to source: %v", serr)
 	}
+	t.finish() // after the answer: the source's caught packets wait for it
 	return t.commitErr
 }
 
@@ -147,12 +154,13 @@ func (t *target) decide(commit bool) settledMsg {
 			t.outcome = settledMsg{Outcome: settledAborted}
 			return
 		}
-		rec := &record{ID: t.id, Role: "target", Peer: addrOf(t.raw.RemoteAddr()), Addrs: t.moving(), State: jCommitted}
-		t.rec = rec
+		rec := t.rec
+		rec.Addrs, rec.State = t.moving(), jCommitted
 		if err := t.n.journal.write(rec); err != nil {
 			// Nothing taken yet: better to lose the hand-off than to
 			// hold an address no restart could account for.
 			t.n.logf("hand-off %x: %v; discarding", t.id, err)
+			rec.State = jPrepared
 			t.discard()
 			t.commitErr = err
 			t.outcome = settledMsg{Outcome: settledUnknown}
@@ -163,11 +171,17 @@ func (t *target) decide(commit bool) settledMsg {
 		if err := t.n.journal.write(rec); err != nil {
 			t.n.logf("hand-off %x: %v", t.id, err)
 		}
-		t.n.journal.prune()
 		t.outcome = settledMsg{Outcome: settledResumed, Addrs: t.added, Conns: uint32(len(t.restored))}
 	})
 	<-t.decided
 	return t.outcome
+}
+
+// finish closes the journal's record of a hand-off that served here.
+func (t *target) finish() {
+	if t.outcome.Outcome == settledResumed {
+		t.finishOnce.Do(func() { t.n.journal.finish(t.rec) })
+	}
 }
 
 // moving lists the addresses this target takes at the commit.
@@ -233,6 +247,11 @@ func (t *target) accept(ctx context.Context, prep prepareMsg) error {
 	t.refused = map[netip.Addr]string{}
 	t.flags = prep.Flags
 	t.id = prep.ID
+	// The record opens now, off the switch: each later step is one write.
+	t.rec = &record{ID: t.id, Role: "target", Peer: addrOf(t.raw.RemoteAddr()), State: jPrepared}
+	if err := t.n.journal.write(t.rec); err != nil {
+		return err
+	}
 	// Room for every socket that may come, now, while the clients are
 	// still served: growing the descriptor table during the restore
 	// stalls the whole process (see fdtable).
