@@ -49,7 +49,7 @@ func survives(victim, step string) bool {
 // TestKillAtEveryStep kills the source, and separately the target, with
 // SIGKILL at every step of a step-mode hand-off (held at that step, so the
 // kill lands there every time), with a verifying stream, a ping-pong client
-// and idle clients of both services attached. The cluster restarts the
+// and 100 idle clients of both services attached. The cluster restarts the
 // dead server, as systemd does. Within 2 s of the kill each service address
 // is on exactly one server, and at no sample (every 10 ms) on two; the
 // connections that survive carry every byte, and exactly those survive
@@ -65,7 +65,7 @@ func TestKillAtEveryStep(t *testing.T) {
 func killAt(t *testing.T, victim, step string) {
 	env := labtest.StartConfig(t, cluster.Config{Restart: true})
 	outside, pingpong := startRawStream(env.DialVIP(7)), startRawPingPong(env.DialVIP(7))
-	idle := dialIdle(t, env, 20, 20)
+	idle := dialIdle(t, env, 50, 50)
 	time.Sleep(50 * time.Millisecond)
 
 	done := stepTo(t, env, step)
