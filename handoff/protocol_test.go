@@ -127,9 +127,17 @@ type idleService struct {
 	mu                        sync.Mutex
 	quiesced, settled, adopts int
 	adopted                   []byte
+	refuseShared              error
 }
 
 func (s *idleService) Name() string { return s.name }
+
+// CheckShared refuses what refuseShared says (SharedChecker).
+func (s *idleService) CheckShared(shared []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refuseShared
+}
 
 func (s *idleService) Quiesce(context.Context) (Paused, error) {
 	s.mu.Lock()
@@ -483,5 +491,52 @@ func TestWhatCannotMoveStaysWithoutRoot(t *testing.T) {
 	}
 	if _, _, ad := p.svcB["chat"].counts(); ad != 0 {
 		t.Error("b adopted chat, which stayed")
+	}
+}
+
+// TestTargetChecksSnapshotsWithoutRoot: a target whose service refuses
+// the source's shared snapshot (SharedChecker) says so before the
+// decision: that service's address stays on the source and is served on,
+// the other service moves, and nothing is refused after the commit.
+func TestTargetChecksSnapshotsWithoutRoot(t *testing.T) {
+	p := newPair(t)
+	p.svcB["chat"].mu.Lock()
+	p.svcB["chat"].refuseShared = errors.New("version 9 of the snapshot is unknown here")
+	p.svcB["chat"].mu.Unlock()
+	rep, err := p.handOff(t, nil)
+	if err != nil {
+		t.Fatalf("a refused snapshot failed the whole hand-off: %v", err)
+	}
+	if !slices.Equal(p.netA.holding(), []netip.Addr{vipChat}) || !slices.Equal(p.netB.holding(), []netip.Addr{vipEcho}) {
+		t.Fatalf("a holds %v, b holds %v: want chat's address on a, echo's on b", p.netA.holding(), p.netB.holding())
+	}
+	if !slices.Equal(rep.Services, []string{"echo"}) {
+		t.Errorf("report says %v moved, want echo alone", rep.Services)
+	}
+	if _, _, ad := p.svcB["chat"].counts(); ad != 0 {
+		t.Errorf("b's chat adopted a snapshot it refused")
+	}
+	if q, st, _ := p.svcA["chat"].counts(); q != 1 || st != 1 {
+		t.Errorf("a's chat: quiesced %d, settled %d; want once each (resumed there)", q, st)
+	}
+}
+
+// TestConfigRefusesAKeyTheChannelWould: the key is checked where it is
+// given (NewNode), as the handshake checks it: exactly wire.KeySize bytes.
+// A shorter or longer one once passed here and failed only at the first
+// hand-off, differently on each side.
+func TestConfigRefusesAKeyTheChannelWould(t *testing.T) {
+	base := Config{Name: "a", Addr: netip.MustParseAddr("192.0.2.1"), Interface: "eth0", VIP: vipEcho}
+	for _, n := range []int{0, 16, 31, 33, 64} {
+		cfg := base
+		cfg.Key = make([]byte, n)
+		if _, err := cfg.check(); err == nil || !strings.Contains(err.Error(), "32 bytes") {
+			t.Errorf("a key of %d bytes: %v, want a refusal naming 32 bytes", n, err)
+		}
+	}
+	cfg := base
+	cfg.Key = make([]byte, 32)
+	if _, err := cfg.check(); err != nil {
+		t.Errorf("a key of 32 bytes: %v", err)
 	}
 }

@@ -20,6 +20,22 @@ type Service interface {
 	Adopt(shared []byte, conns []Adopted) error
 }
 
+// SharedChecker is an optional interface of a Service: the target checks
+// the source's shared snapshot with it before it reports the sockets
+// rebuilt, so a snapshot Adopt would refuse keeps the service (and its
+// address) on the source instead of failing after the commit.
+type SharedChecker interface {
+	CheckShared(shared []byte) error
+}
+
+// ConnChecker is an optional interface of a Service: the target checks
+// each connection's snapshot with it before it reports the sockets
+// rebuilt. A refused one is a connection the target cannot rebuild: it
+// stays on the source, with its address (see "Which connections move").
+type ConnChecker interface {
+	CheckConn(state []byte) error
+}
+
 // Paused is a service stopped for a hand-off.
 //
 // The library decides, per connection, whether it moves: a connection

@@ -253,8 +253,16 @@ func (s *source) sortConns() error {
 		conns[i] = p.Conns()
 		addr := s.n.AddrOf(s.services[i].Name())
 		for _, pc := range conns[i] {
-			if pc.Stay != "" && localAddr(pc.Conn) == addr && declined[addr] == "" {
+			if localAddr(pc.Conn) != addr || declined[addr] != "" {
+				continue
+			}
+			switch {
+			case pc.Stay != "":
 				declined[addr] = fmt.Sprintf("service %s keeps %v: %s", s.services[i].Name(), remoteAddrPort(pc.Conn), pc.Stay)
+			case len(pc.State) > maxSnapshot:
+				// The target would refuse it: better here than after the commit.
+				declined[addr] = fmt.Sprintf("service %s: the snapshot of %v is %d bytes, over the %d a hand-off carries",
+					s.services[i].Name(), remoteAddrPort(pc.Conn), len(pc.State), maxSnapshot)
 			}
 		}
 	}

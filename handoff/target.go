@@ -407,6 +407,17 @@ func (t *target) onService(payload []byte) {
 	t.shared[m.Index] = m.Shared
 	t.coming[m.Index] = true
 	t.incoming += int(m.Conns)
+	// What Adopt would refuse after the commit is refused now, while the
+	// source can keep it.
+	if c, ok := t.services[m.Index].(SharedChecker); ok {
+		if err := c.CheckShared(m.Shared); err != nil {
+			t.mu.Lock()
+			if a := t.addrs[m.Index]; t.refused[a] == "" {
+				t.refused[a] = fmt.Sprintf("service %s: its shared snapshot: %v", t.services[m.Index].Name(), err)
+			}
+			t.mu.Unlock()
+		}
+	}
 }
 
 func (t *target) onConns(payload []byte) {
@@ -494,6 +505,11 @@ func (t *target) restoreOne(e connEntry) (*repair.Restored, *repair.State, error
 	}
 	if err := at(context.Background(), "restore "+st.Remote.String(), t.n.cfg.Hook); err != nil {
 		return nil, nil, &refusedConn{st.Remote, err}
+	}
+	if c, ok := t.services[e.Service].(ConnChecker); ok {
+		if err := c.CheckConn(e.App); err != nil {
+			return nil, nil, &refusedConn{st.Remote, fmt.Errorf("its snapshot: %w", err)}
+		}
 	}
 	// The address comes only at the commit: rebuild transparent.
 	r, err := repair.Restore(st, &repair.RestoreOptions{Transparent: true})
