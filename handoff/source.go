@@ -52,6 +52,7 @@ type source struct {
 	svcOf    []int
 	frozen   []frozenConn
 	closing  []*net.TCPConn // paused, not established: closed after the commit
+	ended    []frozenConn   // frozen, found closed at the dump: closed after the commit
 	released []netip.Addr   // addresses removed here
 	batch    *batcher
 	frozeAt  time.Time
@@ -539,7 +540,7 @@ func (s *source) afterCommit(ctx context.Context, cause error, release func()) (
 	if len(s.released) > 0 {
 		errs = append(errs, s.n.Take(s.released...))
 	}
-	for _, f := range s.frozen {
+	for _, f := range append(s.frozen, s.ended...) {
 		errs = append(errs, f.frozen.Thaw())
 	}
 	settleAll(s.paused, nothingMoved)
@@ -592,6 +593,10 @@ func (s *source) settle() {
 	for _, c := range s.closing {
 		c.Close()
 		moved[c] = true
+	}
+	for _, f := range s.ended {
+		f.frozen.Close() // silent: its client has reset or closed it
+		moved[f.conn] = true
 	}
 	settleAll(s.paused, func(c *net.TCPConn) bool { return moved[c] })
 }
@@ -664,7 +669,7 @@ func (s *source) rollback() error {
 			errs = append(errs, err)
 		}
 	}
-	for _, f := range s.frozen {
+	for _, f := range append(s.frozen, s.ended...) {
 		if err := f.frozen.Thaw(); err != nil {
 			errs = append(errs, err)
 		}

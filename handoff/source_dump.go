@@ -2,9 +2,12 @@ package handoff
 
 import (
 	"context"
+	"errors"
 	"net/netip"
+	"slices"
 
 	"github.com/sockshift/sockshift/handoff/internal/bufpool"
+	"github.com/sockshift/sockshift/handoff/repair"
 )
 
 // dump sends each moving service's shared state, then dumps every frozen
@@ -50,6 +53,7 @@ func (s *source) sendServices() error {
 // state to emit, on the calling goroutine, as it comes.
 func (s *source) dumpEach(emit func(connEntry) error) error {
 	type dumped struct {
+		i     int
 		entry connEntry
 		err   error
 	}
@@ -62,7 +66,7 @@ func (s *source) dumpEach(emit func(connEntry) error) error {
 			for i := range jobs {
 				e, err := s.dumpOne(i)
 				select {
-				case results <- dumped{e, err}:
+				case results <- dumped{i, e, err}:
 				case <-stop:
 					return
 				}
@@ -79,14 +83,31 @@ func (s *source) dumpEach(emit func(connEntry) error) error {
 			}
 		}
 	}()
+	var gone []int
 	for range s.frozen {
 		r := <-results
+		if errors.Is(r.err, repair.ErrNotEstablished) {
+			// Reset or closed by its client since the freeze: nothing of
+			// it can move, and it must not hold the others back.
+			s.n.logf("not moving %v: %v", s.frozen[r.i].conn.RemoteAddr(), r.err)
+			gone = append(gone, r.i)
+			continue
+		}
 		if r.err != nil {
 			return r.err
 		}
 		if err := emit(r.entry); err != nil {
 			return err
 		}
+	}
+	if len(gone) > 0 {
+		slices.Sort(gone)
+		for j := len(gone) - 1; j >= 0; j-- {
+			s.ended = append(s.ended, s.frozen[gone[j]])
+			s.frozen = slices.Delete(s.frozen, gone[j], gone[j]+1)
+		}
+		s.rep.Connections = len(s.frozen)
+		s.rep.Closed += len(gone)
 	}
 	return nil
 }

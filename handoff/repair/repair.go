@@ -59,6 +59,10 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// ErrNotEstablished is a socket found in a state that cannot move: not
+// established (nor established with only the peer's FIN taken in).
+var ErrNotEstablished = errors.New("not an established connection")
+
 var (
 	errNotFrozen = errors.New("connection is not frozen")
 	errDone      = errors.New("restored socket already activated or discarded")

@@ -27,7 +27,7 @@ func tcpStateName(s byte) string {
 }
 
 // errNotEstablished is returned for sockets in any other state.
-var errNotEstablished = errors.New("not an established connection")
+var errNotEstablished = ErrNotEstablished
 
 // tcpInfo reads the raw struct tcp_info (its first bytes are enough).
 func tcpInfo(fd int) ([]byte, error) {
@@ -226,6 +226,13 @@ func dumpOnce(fd int, local, remote netip.AddrPort, peekRecv bool) (*State, int,
 		s.Release()
 		return nil, 0, err
 	}
+	if s.finIn {
+		// The window was last moved past the FIN; the rebuilt socket
+		// stops before it, and the kernel refuses a window ahead of it.
+		if next := s.RecvSeq + uint32(inq); int32(s.Window.RcvWup-next) > 0 {
+			s.Window.RcvWup = next
+		}
+	}
 	return s, inq, nil
 }
 
@@ -236,10 +243,15 @@ func dumpOptions(fd int, local, remote netip.AddrPort) (*State, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if info[tcpiState] != tcpEstablished {
-		return nil, nil, fmt.Errorf("%w (%s)", errNotEstablished, tcpStateName(info[tcpiState]))
+	// A peer's FIN that came in after the freeze (the kernel still takes
+	// segments then) leaves the socket in CLOSE_WAIT: it is dumped as the
+	// established connection it was just before, and the FIN, which the
+	// catcher kept, reaches the rebuilt socket with the other caught frames.
+	if st := info[tcpiState]; st != tcpEstablished && st != tcpCloseWait {
+		return nil, nil, fmt.Errorf("%w (%s)", errNotEstablished, tcpStateName(st))
 	}
 	s := &State{
+		finIn:         info[tcpiState] == tcpCloseWait,
 		SACK:          info[tcpiOptions]&tcpiOptSACK != 0,
 		Timestamps:    info[tcpiOptions]&tcpiOptTimestamps != 0,
 		WindowScaling: info[tcpiOptions]&tcpiOptWscale != 0,
@@ -348,6 +360,9 @@ func dumpQueues(fd int, s *State, outq, unsent, inq, peekLen int) error {
 	}
 	s.bufs = [2][]byte{rq, sq}
 	s.RecvSeq = rcvNxt - uint32(inq)
+	if s.finIn {
+		s.RecvSeq-- // rcv_nxt counts the FIN; SIOCINQ does not
+	}
 	s.SendSeq = writeSeq - uint32(outq)
 	s.RecvQueue = rq
 	if acked := outq - unsent; acked > 0 {

@@ -43,6 +43,10 @@ type State struct {
 
 	KeepIdle, KeepIntvl, KeepCnt uint32 // seconds, seconds, count
 
+	// finIn says the dump found the peer's FIN already taken in
+	// (CLOSE_WAIT): the state stops just before it. Not encoded: the
+	// rebuilt socket gets the FIN from the peer (or the catcher).
+	finIn bool
 	// bufs are the buffers a dump read the queues into, for Release.
 	bufs [2][]byte
 }

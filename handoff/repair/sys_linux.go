@@ -29,6 +29,7 @@ const (
 	sizeofTCPInfo  = 112 // through pacing_rate
 
 	tcpEstablished = 1 // TCP_ESTABLISHED
+	tcpCloseWait   = 8 // TCP_CLOSE_WAIT: the peer's FIN is in
 
 	// maxUserMSS is MAX_TCP_WINDOW, the most TCP_MAXSEG accepts.
 	maxUserMSS = 32767
