@@ -399,3 +399,52 @@ func TestExampleHandsOff(t *testing.T) {
 	}
 	t.Logf("direct client of a: %d lines echoed", direct.finish(t))
 }
+
+// TestExampleTimesOutIdleClients: Example's service lets a client go after
+// lineIdle of silence, a deadline it sets through its Gate. Through
+// hand-offs every 200 ms, a silent client is let go (its idle time runs on
+// across the moves, in the snapshot), and a typing one never is.
+func TestExampleTimesOutIdleClients(t *testing.T) {
+	nstest.Privileged(t)
+	hosts := nstest.Segment(t, "ei", exClient+"/24", exA+"/24", exB+"/24")
+	keyFile := filepath.Join(t.TempDir(), "key")
+	if _, err := wire.GenerateKeyFile(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	servers := map[string]*exServer{
+		exA: startExServer(t, hosts[1], "a", exA, keyFile),
+		exB: startExServer(t, hosts[2], "b", exB, keyFile),
+	}
+	if got := servers[exA].do("take"); got != "ok took" {
+		t.Fatal(got)
+	}
+	silent := dialFrom(t, hosts[0], exVIP+":7007")
+	connected := time.Now()
+	typing := startLineClient(dialFrom(t, hosts[0], exVIP+":7007"))
+	ended := make(chan time.Duration, 1)
+	go func() {
+		silent.SetReadDeadline(time.Now().Add(20 * time.Second))
+		io.Copy(io.Discard, silent) // until the server lets it go
+		ended <- time.Since(connected)
+	}()
+	from, to := exA, exB
+	var after time.Duration
+	for deadline := time.Now().Add(2*lineIdle + time.Second); time.Now().Before(deadline); {
+		if got := servers[from].do("handoff " + to); !strings.HasPrefix(got, "ok") {
+			t.Fatalf("hand-off %s->%s: %q", from, to, got)
+		}
+		from, to = to, from
+		select {
+		case after = <-ended:
+		default:
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if after == 0 {
+		t.Fatalf("the silent client is still connected %v after it came, through hand-offs every 200 ms (its idle limit: %v)", time.Since(connected), lineIdle)
+	}
+	if after < lineIdle {
+		t.Errorf("the silent client was let go after %v, before its idle limit %v", after, lineIdle)
+	}
+	t.Logf("silent client let go after %v; typing client: %d lines echoed", after.Round(time.Millisecond), typing.finish(t))
+}

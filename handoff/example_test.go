@@ -3,20 +3,26 @@ package handoff_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log"
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/sockshift/sockshift/handoff"
 	"github.com/sockshift/sockshift/handoff/wire"
 )
 
 // lineEcho is a complete service that hands off: it answers each line with
-// the same line. Its state per connection is what it read and has not yet
-// echoed, which is all a target needs to go on.
+// the same line, and closes a connection idle for lineIdle. Its state per
+// connection is when that connection's idle time runs out and what it read
+// and has not yet echoed, which is all a target needs to go on.
 type lineEcho struct{ pauser handoff.Pauser }
+
+// lineIdle is how long a client may stay silent.
+const lineIdle = 2 * time.Second
 
 func (s *lineEcho) Name() string { return "lines" }
 
@@ -39,7 +45,13 @@ func (s *lineEcho) Quiesce(ctx context.Context) (handoff.Paused, error) {
 // whole lines written there: echoing them again sends them.
 func (s *lineEcho) Adopt(_ []byte, conns []handoff.Adopted) error {
 	for _, a := range conns {
-		s.start(a.Conn, append(a.Unsent, a.State...))
+		if len(a.State) < 8 {
+			a.Conn.Close() // not a snapshot of ours
+			continue
+		}
+		// The idle time runs on from where it was: a hand-off is no activity.
+		idleEnd := time.Unix(0, int64(binary.BigEndian.Uint64(a.State)))
+		s.startAt(a.Conn, append(a.Unsent, a.State[8:]...), idleEnd)
 	}
 	return nil
 }
@@ -48,11 +60,16 @@ type lineConn struct {
 	c       *net.TCPConn
 	gate    *handoff.Gate
 	mu      sync.Mutex
-	pending []byte // read, not yet echoed
+	pending []byte    // read, not yet echoed
+	idleEnd time.Time // when a silent client is let go
 }
 
 func (s *lineEcho) start(c *net.TCPConn, pending []byte) {
-	l := &lineConn{c: c, pending: pending}
+	s.startAt(c, pending, time.Now().Add(lineIdle))
+}
+
+func (s *lineEcho) startAt(c *net.TCPConn, pending []byte, idleEnd time.Time) {
+	l := &lineConn{c: c, pending: pending, idleEnd: idleEnd}
 	l.gate = s.pauser.Add(c, l.snapshot) // before anything can pause it
 	go l.serve()
 }
@@ -60,7 +77,7 @@ func (s *lineEcho) start(c *net.TCPConn, pending []byte) {
 func (l *lineConn) snapshot() []byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return bytes.Clone(l.pending)
+	return append(binary.BigEndian.AppendUint64(nil, uint64(l.idleEnd.UnixNano())), l.pending...)
 }
 
 func (l *lineConn) serve() {
@@ -76,9 +93,15 @@ func (l *lineConn) serve() {
 			l.mu.Lock()
 			l.pending = l.pending[n:]
 		} else {
+			// Deadlines go through the gate, which gives them back after a
+			// pause; an expired one makes Check say Failed.
+			l.gate.SetReadDeadline(l.idleEnd)
 			n, err = l.c.Read(buf)
 			l.mu.Lock()
 			l.pending = append(l.pending, buf[:n]...)
+			if n > 0 {
+				l.idleEnd = time.Now().Add(lineIdle)
+			}
 		}
 		l.mu.Unlock()
 		if err != nil {

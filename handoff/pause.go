@@ -39,6 +39,11 @@ import (
 // Check and waits there for the verdict. The snapshot function of each
 // connection is called while it is parked: whatever it returns is what the
 // target's Adopt gets as Adopted.State.
+//
+// A pause moves the connection's deadlines, so the application sets its
+// own through the Gate (Gate.SetReadDeadline and the others): they are
+// given back after a pause, and one that expires makes Check say Failed,
+// as the timeout would end the connection without the library.
 type Pauser struct {
 	mu    sync.Mutex
 	gates map[*Gate]struct{}
@@ -77,6 +82,7 @@ type Gate struct {
 	snapshot func() []byte
 
 	mu      sync.Mutex
+	rd, wd  time.Time // the application's own deadlines
 	pausing bool
 	waiting bool          // its goroutine sits in Check
 	gone    bool          // its goroutine ended on a real error while pausing
@@ -95,6 +101,43 @@ func (p *Pauser) Add(c *net.TCPConn, snapshot func() []byte) *Gate {
 	p.gates[g] = struct{}{}
 	p.mu.Unlock()
 	return g
+}
+
+// SetReadDeadline sets the connection's read deadline (see Pauser).
+func (g *Gate) SetReadDeadline(t time.Time) error { return g.setDeadline(&t, nil) }
+
+// SetWriteDeadline sets the connection's write deadline (see Pauser).
+func (g *Gate) SetWriteDeadline(t time.Time) error { return g.setDeadline(nil, &t) }
+
+// SetDeadline sets both deadlines (see Pauser).
+func (g *Gate) SetDeadline(t time.Time) error { return g.setDeadline(&t, &t) }
+
+func (g *Gate) setDeadline(rd, wd *time.Time) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if rd != nil {
+		g.rd = *rd
+	}
+	if wd != nil {
+		g.wd = *wd
+	}
+	if g.pausing {
+		return nil // given to the connection when the pause ends here
+	}
+	var errs []error
+	if rd != nil {
+		errs = append(errs, g.conn.SetReadDeadline(*rd))
+	}
+	if wd != nil {
+		errs = append(errs, g.conn.SetWriteDeadline(*wd))
+	}
+	return errors.Join(errs...)
+}
+
+// expired reports whether one of the application's deadlines has passed.
+func (g *Gate) expired() bool {
+	now := time.Now()
+	return (!g.rd.IsZero() && !now.Before(g.rd)) || (!g.wd.IsZero() && !now.Before(g.wd))
 }
 
 // Remove forgets a connection that ended on its own.
@@ -131,6 +174,12 @@ func (g *Gate) Check(err error) Verdict {
 	}
 	g.mu.Lock()
 	if !g.pausing {
+		if g.expired() {
+			// The application's own deadline: as without the library.
+			g.mu.Unlock()
+			g.Remove()
+			return Failed
+		}
 		// A pause that was withdrawn left its deadline behind.
 		g.mu.Unlock()
 		return Retry
@@ -193,9 +242,12 @@ func (g *Gate) release(stay bool) {
 	g.mu.Lock()
 	waiting := g.waiting
 	g.pausing, g.waiting, g.gone = false, false, false
+	rd, wd := g.rd, g.wd
 	g.mu.Unlock()
 	if stay {
-		g.conn.SetDeadline(time.Time{})
+		// The application's deadlines again (none: none).
+		g.conn.SetReadDeadline(rd)
+		g.conn.SetWriteDeadline(wd)
 	}
 	if waiting {
 		g.verdict <- stay
