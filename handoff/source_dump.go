@@ -73,9 +73,10 @@ func (s *source) dumpEach(emit func(connEntry) error) error {
 			}
 		}()
 	}
+	count := len(s.frozen) // read here: the feeder may outlive this call
 	go func() {
 		defer close(jobs)
-		for i := range s.frozen {
+		for i := range count {
 			select {
 			case jobs <- i:
 			case <-stop:
