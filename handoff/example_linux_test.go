@@ -47,16 +47,16 @@ func TestMain(m *testing.M) {
 // fault on either side.
 type faultHook struct {
 	mu   sync.Mutex
-	step string
+	step handoff.Step
 	// hold is a step to stop at (announced with "at STEP" on stdout)
 	// until go closes: the test kills a process right there.
-	hold string
+	hold handoff.Step
 	goOn chan struct{}
 }
 
-func (h *faultHook) set(step string) { h.mu.Lock(); h.step = step; h.mu.Unlock() }
+func (h *faultHook) set(step handoff.Step) { h.mu.Lock(); h.step = step; h.mu.Unlock() }
 
-func (h *faultHook) holdAt(step string) {
+func (h *faultHook) holdAt(step handoff.Step) {
 	h.mu.Lock()
 	h.hold, h.goOn = step, make(chan struct{})
 	h.mu.Unlock()
@@ -71,7 +71,7 @@ func (h *faultHook) release() {
 	h.mu.Unlock()
 }
 
-func (h *faultHook) At(_ context.Context, step string) error {
+func (h *faultHook) At(_ context.Context, step handoff.Step) error {
 	h.mu.Lock()
 	hold, goOn := h.hold, h.goOn
 	fault := h.step != "" && h.step == step
@@ -86,7 +86,7 @@ func (h *faultHook) At(_ context.Context, step string) error {
 	return nil
 }
 
-func (h *faultHook) Skip(string) bool { return false }
+func (h *faultHook) Skip(handoff.Step) bool { return false }
 
 // childServer runs the example's server and obeys one command per line on
 // stdin: "take", "handoff PEER [STEP]" (a fault at STEP of this hand-off),
@@ -124,7 +124,7 @@ func childServer(spec string) error {
 		case len(cmd) >= 2 && cmd[0] == "handoff":
 			opts := &handoff.Options{}
 			if len(cmd) == 3 {
-				h := &faultHook{step: cmd[2]}
+				h := &faultHook{step: handoff.Step(cmd[2])}
 				opts.Hook = h
 			}
 			rep, err := n.HandOff(ctx, netip.MustParseAddr(cmd[1]), opts)
@@ -137,13 +137,13 @@ func childServer(spec string) error {
 				answer(err, fmt.Sprintf("moved %d stayed %d", rep.Connections, len(rep.Stayed)))
 			}()
 		case len(cmd) == 2 && cmd[0] == "hold":
-			hook.holdAt(cmd[1])
+			hook.holdAt(handoff.Step(cmd[1]))
 			answer(nil, "hold "+cmd[1])
 		case len(cmd) == 1 && cmd[0] == "go":
 			hook.release()
 			answer(nil, "go")
 		case len(cmd) == 2 && cmd[0] == "fault":
-			hook.set(strings.TrimPrefix(cmd[1], "-"))
+			hook.set(handoff.Step(strings.TrimPrefix(cmd[1], "-")))
 			answer(nil, "fault "+cmd[1])
 		default:
 			answer(fmt.Errorf("unknown command %q", sc.Text()), "")
@@ -374,8 +374,8 @@ func TestExampleHandsOff(t *testing.T) {
 	}
 
 	// A failure at each step before the commit, on the source, rolls back.
-	for _, step := range handoff.Steps[:7] {
-		if got := servers[exA].do("handoff " + exB + " " + step); !strings.HasPrefix(got, "err") || !strings.Contains(got, "rolled back") {
+	for _, step := range handoff.Steps()[:7] {
+		if got := servers[exA].do("handoff " + exB + " " + string(step)); !strings.HasPrefix(got, "err") || !strings.Contains(got, "rolled back") {
 			t.Fatalf("fault at %s: %q, want a rolled-back failure", step, got)
 		}
 		time.Sleep(10 * time.Millisecond)

@@ -346,7 +346,7 @@ type Report struct {
 
 // Error is a failed hand-off.
 type Error struct {
-	Phase      string // where it failed
+	Phase      Step // where it failed: the step under way
 	RolledBack bool   // the source took everything back and serves on
 	Err        error
 }

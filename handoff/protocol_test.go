@@ -188,16 +188,16 @@ type pair struct {
 // stepFault fails one step; Skip leaves out what skip names.
 type stepFault struct {
 	mu         sync.Mutex
-	step, skip string
+	step, skip Step
 }
 
-func (h *stepFault) set(step string) {
+func (h *stepFault) set(step Step) {
 	h.mu.Lock()
 	h.step = step
 	h.mu.Unlock()
 }
 
-func (h *stepFault) At(_ context.Context, step string) error {
+func (h *stepFault) At(_ context.Context, step Step) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if step == h.step {
@@ -206,7 +206,7 @@ func (h *stepFault) At(_ context.Context, step string) error {
 	return nil
 }
 
-func (h *stepFault) Skip(step string) bool {
+func (h *stepFault) Skip(step Step) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return step == h.skip
@@ -300,13 +300,17 @@ func TestHandOffMovesAddressesWithoutRoot(t *testing.T) {
 // again if it had let them go), every catcher stops, each service is
 // settled once with nothing moved, and b holds and adopts nothing.
 func TestRollbackAtEachStepWithoutRoot(t *testing.T) {
-	var cases []struct{ side, step string }
-	for _, s := range Steps[:slices.Index(Steps, "announce")+1] {
-		cases = append(cases, struct{ side, step string }{"a", s})
+	type tc struct {
+		side string
+		step Step
 	}
-	cases = append(cases, struct{ side, step string }{"b", "target-prepare"}, struct{ side, step string }{"b", "target-restore"})
+	var cases []tc
+	for _, s := range Steps()[:slices.Index(Steps(), StepAnnounce)+1] {
+		cases = append(cases, tc{"a", s})
+	}
+	cases = append(cases, tc{"b", StepTargetPrepare}, tc{"b", StepTargetRestore})
 	for _, c := range cases {
-		t.Run(c.side+"/"+c.step, func(t *testing.T) {
+		t.Run(c.side+"/"+string(c.step), func(t *testing.T) {
 			p := newPair(t)
 			hook := p.hookA
 			if c.side == "b" {
@@ -325,7 +329,7 @@ func TestRollbackAtEachStepWithoutRoot(t *testing.T) {
 			if got := p.netB.holding(); len(got) != 0 {
 				t.Errorf("b holds %v after the rollback", got)
 			}
-			released := slices.Index(Steps, c.step) > slices.Index(Steps, "release") || c.step == "target-restore"
+			released := slices.Index(Steps(), c.step) > slices.Index(Steps(), StepRelease) || c.step == "target-restore"
 			if released && len(p.netA.announced) < 4 {
 				t.Errorf("a announced %v: want both addresses again after taking them back", p.netA.announced)
 			}

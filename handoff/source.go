@@ -37,7 +37,7 @@ type source struct {
 	rep   *Report
 	clock *phaseClock
 	peer  netip.Addr
-	phase string
+	phase Step
 
 	raw       net.Conn
 	ch        channel
@@ -86,12 +86,12 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 	}
 	rep := &Report{From: n.cfg.Name}
 	if !n.begin() {
-		return rep, &Error{Phase: "start", RolledBack: true, Err: ErrBusy}
+		return rep, &Error{Phase: StepPrepare, RolledBack: true, Err: ErrBusy}
 	}
 	defer n.end()
 	p, err := n.plan(opts.Services)
 	if err != nil {
-		return rep, &Error{Phase: "start", RolledBack: true, Err: err}
+		return rep, &Error{Phase: StepPrepare, RolledBack: true, Err: err}
 	}
 	timeout := n.cfg.Timeout
 	if opts.Paced {
@@ -100,7 +100,7 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	s := &source{n: n, opts: opts, rep: rep, clock: newPhaseClock(rep), peer: peer, plan: p, phase: "connect",
+	s := &source{n: n, opts: opts, rep: rep, clock: newPhaseClock(rep), peer: peer, plan: p, phase: StepPrepare,
 		rec: &record{ID: newID(), Role: "source", Peer: peer}}
 	defer func() {
 		if s.ch.Conn != nil {
@@ -108,16 +108,16 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 		}
 	}()
 	phases := []struct {
-		name string
+		name Step
 		run  func(context.Context) error
 	}{
-		{"prepare", s.prepare},
-		{"quiesce", s.quiesce},
-		{"freeze", s.freeze},
-		{"release", s.release},
-		{"dump", s.dump},
-		{"transfer", s.transfer},
-		{"restore", s.awaitRestored},
+		{StepPrepare, s.prepare},
+		{StepQuiesce, s.quiesce},
+		{StepFreeze, s.freeze},
+		{StepRelease, s.release},
+		{StepDump, s.dump},
+		{StepTransfer, s.transfer},
+		{StepRestore, s.awaitRestored},
 	}
 	for _, ph := range phases {
 		if err := s.begin(ctx, ph.name); err != nil {
@@ -126,17 +126,17 @@ func (n *Node) HandOff(ctx context.Context, peer netip.Addr, opts *Options) (*Re
 		if err := ph.run(ctx); err != nil {
 			return s.fail(err)
 		}
-		s.clock.mark(ph.name)
+		s.clock.mark(string(ph.name))
 	}
 	return s.commit(ctx)
 }
 
 // begin starts a phase: the hooks first (a paced hand-off waits there
 // for the go-ahead).
-func (s *source) begin(ctx context.Context, name string) error {
+func (s *source) begin(ctx context.Context, name Step) error {
 	s.phase = name
-	if !slices.Contains(Steps, name) {
-		return nil
+	if name == StepPrepare {
+		return nil // no hook: nothing has happened yet
 	}
 	err := at(ctx, name, s.opts.Hook, s.n.cfg.Hook)
 	s.clock.last = time.Now() // waiting for a click is no part of the phase
@@ -341,7 +341,7 @@ func isNotEstablished(err error) bool {
 // release removes the addresses that move. From here on, packets for them
 // are dropped by our IP layer, never answered with a RST.
 func (s *source) release(context.Context) error {
-	if skip("release", s.opts.Hook, s.n.cfg.Hook) {
+	if skip(StepRelease, s.opts.Hook, s.n.cfg.Hook) {
 		return nil
 	}
 	var addrs []netip.Addr
@@ -434,10 +434,9 @@ func (s *source) giveBack(addr netip.Addr, reason string) error {
 // commit passes the point of no return: the target announces and resumes,
 // our frozen sockets close, the services learn what moved.
 func (s *source) commit(ctx context.Context) (*Report, error) {
-	if err := s.begin(ctx, "announce"); err != nil {
+	if err := s.begin(ctx, StepAnnounce); err != nil {
 		return s.fail(err)
 	}
-	s.phase = "commit"
 	if err := peerGone(s.raw); err != nil {
 		return s.fail(err)
 	}
@@ -452,7 +451,7 @@ func (s *source) commit(ctx context.Context) (*Report, error) {
 		return s.afterCommit(ctx, err, s.settle)
 	}
 	s.rep.Committed = true
-	s.clock.mark(s.phase)
+	s.clock.mark("commit")
 	// Our frozen sockets close (silently) once the target has resumed:
 	// closing thousands at once would take the CPU the target needs to
 	// resume them (on one host, or a small VM, the two share it).
@@ -466,7 +465,7 @@ func (s *source) commit(ctx context.Context) (*Report, error) {
 	}()
 	defer func() { startRelease(); <-closed }()
 
-	s.phase = "resume"
+	s.phase = StepResume
 	reported, err := s.awaitResumed()
 	if err != nil {
 		return s.afterCommit(ctx, err, startRelease)
@@ -474,7 +473,7 @@ func (s *source) commit(ctx context.Context) (*Report, error) {
 	defer s.n.journal.remove(s.rec) // done: after the caught packets went
 	// A paced hand-off waits here, with the target serving and the caught
 	// packets and frozen copies still here; committed, so only forward.
-	if serr := s.begin(ctx, "resume"); serr != nil {
+	if serr := s.begin(ctx, StepResume); serr != nil {
 		s.n.logf("%v; going on, the hand-off is committed", serr)
 	}
 	// The target's sockets are live: deliver what reached us meanwhile, and
@@ -486,7 +485,7 @@ func (s *source) commit(ctx context.Context) (*Report, error) {
 	}
 	s.rep.Caught = stats.Caught - stats.Early // what the switch itself left to deliver
 	startRelease()
-	s.clock.mark(s.phase)
+	s.clock.mark(string(s.phase))
 	s.n.logf("handed %d connections (%v) to %s in %v; %d stayed; %d frames caught, %d forwarded, %d already dumped, %d dropped",
 		s.rep.Connections, s.rep.Addrs, s.rep.To, s.rep.Total, len(s.rep.Stayed), stats.Caught, stats.Forwarded, stats.Early, stats.Dropped)
 	if reported != nil {
@@ -508,7 +507,7 @@ func (s *source) afterCommit(ctx context.Context, cause error, release func()) (
 	wait := max(s.n.cfg.Grace, 2*time.Second) + time.Second
 	out, attempt, err := s.n.askSettleLong(context.WithoutCancel(ctx), s.rec, wait, nil)
 	s.rep.Total = time.Since(s.frozeAt)
-	s.clock.mark(s.phase)
+	s.clock.mark(string(s.phase))
 	switch {
 	case err != nil && attempt.refused && !s.n.anyoneHolds(s.released):
 		// No process listens on the target's channel, and no host

@@ -311,7 +311,7 @@ func (t *target) reportRestored(ctx context.Context) error {
 	// kernel would answer the client's ARP, then its packets with RSTs).
 	restored := time.Since(t.restoreStart)
 	if t.failed == nil {
-		t.failed = at(ctx, "target-restore", t.n.cfg.Hook)
+		t.failed = at(ctx, StepTargetRestore, t.n.cfg.Hook)
 	}
 	if t.failed != nil {
 		t.discard()
@@ -352,7 +352,7 @@ func (t *target) commit() error {
 	if !t.addAddrs() {
 		errs = append(errs, t.failed)
 	}
-	if !skip("announce", t.n.cfg.Hook) {
+	if !skip(StepAnnounce, t.n.cfg.Hook) {
 		for _, a := range t.added {
 			if err := t.n.net.Announce(a); err != nil {
 				errs = append(errs, fmt.Errorf("announce: %w", err))
@@ -503,7 +503,7 @@ func (t *target) restoreOne(e connEntry) (*repair.Restored, *repair.State, error
 	if addr := t.addrs[e.Service]; st.Local.Addr() != addr {
 		return nil, nil, &refusedConn{st.Remote, fmt.Errorf("connected to %v, not to its service's address %v", st.Local, addr)}
 	}
-	if err := at(context.Background(), "restore "+st.Remote.String(), t.n.cfg.Hook); err != nil {
+	if err := at(context.Background(), RestoreConn(st.Remote), t.n.cfg.Hook); err != nil {
 		return nil, nil, &refusedConn{st.Remote, err}
 	}
 	if c, ok := t.services[e.Service].(ConnChecker); ok {

@@ -25,7 +25,7 @@ type StepRun struct {
 // State is the console's view of the run, with the source's step state
 // (nil before the source reported one).
 func (r *StepRun) State(ns *node.StepState) *web.StepState {
-	st := &web.StepState{From: r.From, To: r.To, Phases: handoff.Steps, Done: []string{}, Break: r.Break}
+	st := &web.StepState{From: r.From, To: r.To, Phases: StepNames(), Done: []string{}, Break: r.Break}
 	if ns != nil {
 		st.Waiting, st.Done = ns.Waiting, slices.Clone(ns.Done)
 	}
@@ -166,4 +166,13 @@ func AddServices(st *web.State, server string, svcs []node.Service) {
 			st.Services[i].Holder = server
 		}
 	}
+}
+
+// StepNames are the library's steps, in order, as the console names them.
+func StepNames() []string {
+	var out []string
+	for _, s := range handoff.Steps() {
+		out = append(out, string(s))
+	}
+	return out
 }

@@ -13,7 +13,7 @@ import (
 func TestStepRunState(t *testing.T) {
 	r := &StepRun{From: "a", To: "b"}
 	st := r.State(nil)
-	if st.From != "a" || st.To != "b" || st.Waiting != "" || len(st.Done) != 0 || len(st.Phases) != len(handoff.Steps) {
+	if st.From != "a" || st.To != "b" || st.Waiting != "" || len(st.Done) != 0 || len(st.Phases) != len(handoff.Steps()) {
 		t.Fatalf("before the source reports: %+v", st)
 	}
 	done := []string{"quiesce"}

@@ -21,7 +21,7 @@ import (
 	"github.com/sockshift/sockshift/demo/internal/labtest"
 	"github.com/sockshift/sockshift/demo/lab"
 	"github.com/sockshift/sockshift/demo/node"
-	"github.com/sockshift/sockshift/handoff"
+	"github.com/sockshift/sockshift/demo/labview"
 )
 
 // What survives a SIGKILL at each step of a hand-off a->b, by who died.
@@ -56,7 +56,7 @@ func survives(victim, step string) bool {
 // that the rules above say; the next hand-off works.
 func TestKillAtEveryStep(t *testing.T) {
 	for _, victim := range []string{"a", "b"} {
-		for _, step := range handoff.Steps {
+		for _, step := range labview.StepNames() {
 			t.Run(victim+"/"+step, func(t *testing.T) { killAt(t, victim, step) })
 		}
 	}

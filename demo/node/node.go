@@ -450,24 +450,24 @@ func (h *nodeHook) arm(skipAnnounce bool) {
 	h.mu.Unlock()
 }
 
-func (h *nodeHook) At(ctx context.Context, step string) error {
+func (h *nodeHook) At(ctx context.Context, step handoff.Step) error {
 	if step == "target-prepare" {
 		// What POST /break armed applies to this hand-off, and only to it.
 		h.mu.Lock()
 		h.skipAnnounce, h.armed = h.armed, false
 		h.mu.Unlock()
 	}
-	if h.fault == "" || step != h.fault {
+	if h.fault == "" || string(step) != h.fault {
 		return nil
 	}
 	if h.hang {
 		h.log.Printf("--fault hang:%s: hanging until killed", step)
 		select {}
 	}
-	return errors.New("--fault " + step)
+	return errors.New("--fault " + string(step))
 }
 
-func (h *nodeHook) Skip(step string) bool {
+func (h *nodeHook) Skip(step handoff.Step) bool {
 	if step != "announce" {
 		return false
 	}
@@ -485,11 +485,11 @@ type handOffHook struct {
 	keepVIP bool
 }
 
-func (h *handOffHook) At(ctx context.Context, step string) error {
+func (h *handOffHook) At(ctx context.Context, step handoff.Step) error {
 	if h.step == nil {
 		return nil
 	}
-	return h.step.wait(ctx, step)
+	return h.step.wait(ctx, string(step))
 }
 
-func (h *handOffHook) Skip(step string) bool { return step == "release" && h.keepVIP }
+func (h *handOffHook) Skip(step handoff.Step) bool { return step == handoff.StepRelease && h.keepVIP }

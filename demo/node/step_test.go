@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/sockshift/sockshift/demo/internal/labtest"
+	"github.com/sockshift/sockshift/demo/labview"
 	"github.com/sockshift/sockshift/demo/node"
-	"github.com/sockshift/sockshift/handoff"
 )
 
 // stepThrough runs a step-mode hand-off a->b, releasing each phase as it
@@ -60,8 +60,8 @@ func TestStepMode(t *testing.T) {
 	if !res.OK {
 		t.Fatalf("step-mode hand-off failed: %s", res.Error)
 	}
-	if !slices.Equal(seen, handoff.Steps) {
-		t.Fatalf("phases stepped: %v, want %v", seen, handoff.Steps)
+	if !slices.Equal(seen, labview.StepNames()) {
+		t.Fatalf("phases stepped: %v, want %v", seen, labview.StepNames())
 	}
 	if h := env.Holder(); h != "b" {
 		t.Fatalf("VIP on %q, want b", h)
@@ -76,7 +76,7 @@ func TestStepModeAbortRollsBack(t *testing.T) {
 	if res.OK || !res.RolledBack {
 		t.Fatalf("an abort at restore should roll back: %+v", res)
 	}
-	if want := handoff.Steps[:6]; !slices.Equal(seen, want) {
+	if want := labview.StepNames()[:6]; !slices.Equal(seen, want) {
 		t.Fatalf("phases stepped: %v, want %v", seen, want)
 	}
 	if h := env.Holder(); h != "a" {
