@@ -347,7 +347,7 @@ type Report struct {
 // Error is a failed hand-off.
 type Error struct {
 	Phase      Step // where it failed: the step under way
-	RolledBack bool   // the source took everything back and serves on
+	RolledBack bool // the source took everything back and serves on
 	Err        error
 }
 

@@ -20,8 +20,8 @@ import (
 	"github.com/sockshift/sockshift/demo/cluster"
 	"github.com/sockshift/sockshift/demo/internal/labtest"
 	"github.com/sockshift/sockshift/demo/lab"
-	"github.com/sockshift/sockshift/demo/node"
 	"github.com/sockshift/sockshift/demo/labview"
+	"github.com/sockshift/sockshift/demo/node"
 )
 
 // What survives a SIGKILL at each step of a hand-off a->b, by who died.
