@@ -7,9 +7,10 @@
 # when it died: a restarted server must never take an address from the
 # one that serves it now.
 #
-# $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=) remembers the first
-# start until reboot; $SOCKSHIFT is the binary (default
-# /usr/local/bin/sockshift).
+# $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=, kept across restarts)
+# remembers the first start until reboot, and holds the node's hand-off
+# journal (--state-dir), which settles a hand-off its process died in;
+# $SOCKSHIFT is the binary (default /usr/local/bin/sockshift).
 set -eu
 conf=$1
 state=${RUNTIME_DIRECTORY:?node-start.sh: RUNTIME_DIRECTORY is not set}
@@ -33,4 +34,4 @@ else
 	set --
 fi
 : >"$state/started"
-exec "$bin" node --config "$conf" "$@"
+exec "$bin" node --config "$conf" --state-dir "$state/journal" "$@"
