@@ -100,8 +100,8 @@ func TestRegistrationAndCommands(t *testing.T) {
 	a.expect("JOIN", "#lab")
 	b.expect("332", "bob #lab sockshift moves sockets")
 	b.expect("333", "bob #lab alice")
-	if m := b.expect("353", "bob = #lab"); m.Params[3] != "alice bob" {
-		t.Errorf("NAMES: %q, want \"alice bob\"", m.Params[3])
+	if m := b.expect("353", "bob = #lab"); m.Params[3] != "@alice bob" {
+		t.Errorf("NAMES: %q, want \"@alice bob\"", m.Params[3])
 	}
 	b.expect("366", "bob #lab")
 	b.send("NOTICE #lab :quietly")
@@ -121,7 +121,7 @@ func TestRegistrationAndCommands(t *testing.T) {
 	a.expect("322", "alice #lab 2 sockshift moves sockets")
 	a.expect("323")
 	a.send("NAMES #lab")
-	a.expect("353", "alice = #lab alice bob")
+	a.expect("353", "alice = #lab @alice bob")
 	a.expect("366")
 	a.send("PING :tok")
 	a.expect("PONG", "sockshift tok")
@@ -390,7 +390,7 @@ func TestMoveCarriesPartialLineAndState(t *testing.T) {
 	c.register()
 	c.send("JOIN #lab")
 	c.expect("332", "carol #lab moving")
-	c.expect("353", "carol = #lab alice bob carol")
+	c.expect("353", "carol = #lab @alice bob carol")
 	c.expect("NOTICE", "carol [#lab history] <bob> first half")
 	a.expect("JOIN", "#lab")
 	a.roundTrip("a")
@@ -427,7 +427,7 @@ func TestAdoptWithoutAConnection(t *testing.T) {
 		t.Errorf("quit %v", m)
 	}
 	a.send("NAMES #lab")
-	a.expect("353", "alice = #lab alice")
+	a.expect("353", "alice = #lab @alice")
 }
 
 // Pausing waits for no client, and a resumed connection has lost nothing.

@@ -54,9 +54,11 @@ func FuzzParseLine(f *testing.F) {
 
 func sampleShared() *sharedState {
 	return &sharedState{
-		Users: []userSnap{{"alice", "al", "Alice A", "192.0.2.10"}, {"bob", "b", "", "192.0.2.10"}},
+		Users: []userSnap{{"alice", "al", "Alice A", "192.0.2.10", "", false}, {"bob", "b", "", "192.0.2.10", "lunch", true}},
 		Channels: []chanSnap{{Name: "#lab", Topic: "t", TopicBy: "alice", TopicAt: 1700000000,
-			Members: []string{"alice", "bob"}, History: []historyLine{{"bob", "hi", false}, {"alice", "note", true}}}},
+			Created: 1690000000, Modes: modeT | modeN | modeI, Key: "s3cret", Limit: 10,
+			Members: []string{"alice", "bob"}, Ops: []string{"alice"}, Invites: []string{"carol"},
+			History: []historyLine{{"bob", "hi", false}, {"alice", "note", true}}}},
 	}
 }
 
@@ -67,6 +69,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("shared: %#v, %v", got, err)
 	}
 	cs := &connState{Registered: true, Nick: "alice", User: "al", Real: "A", In: []byte("PRIVMSG #lab :ha"),
+		Discard: true, Skipped: 300, LongLine: 9000, CapHeld: true,
 		Out: []byte(":x PING :y\r\n"), PingOutstanding: true, Junk: 3, BytesIn: 10, BytesOut: 20}
 	gotc, err := decodeConn(cs.encode())
 	if err != nil || !reflect.DeepEqual(gotc, cs) {
@@ -78,6 +81,12 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		"repeated nick":  {Users: []userSnap{st.Users[0], st.Users[0]}},
 		"bad channel":    {Users: st.Users, Channels: []chanSnap{{Name: "lab", Members: []string{"bob"}}}},
 		"empty channel":  {Users: st.Users, Channels: []chanSnap{{Name: "#x"}}},
+		"op not member":  {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Ops: []string{"alice"}}}},
+		"unknown mode":   {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Modes: 0x80}}},
+		"bad key":        {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Key: "a b"}}},
+		"bad invite":     {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Invites: []string{"9x"}}}},
+		"repeated op":    {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Ops: []string{"bob", "BOB"}}}},
+		"bad away":       {Users: []userSnap{{"bob", "b", "", "h", "a\nb", false}}},
 	} {
 		if _, err := decodeShared(bad.encode()); err == nil {
 			t.Errorf("%s: decoded", name)
