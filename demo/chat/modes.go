@@ -162,8 +162,11 @@ func (s *Server) changeModes(c *conn, ch *channel, modes string, args []string) 
 		doneArgs = append(doneArgs, arg...)
 	}
 	withArg := 0
+	// Past MODES changes with a parameter, the rest of the line is
+	// ignored, as other servers do.
+	full := func() bool { return withArg >= maxModes }
 	next := func() (string, bool) {
-		if len(args) == 0 || withArg >= maxModes {
+		if len(args) == 0 {
 			return "", false
 		}
 		a := args[0]
@@ -187,6 +190,9 @@ func (s *Server) changeModes(c *conn, ch *channel, modes string, args []string) 
 			}
 			applied(char)
 		case 'o':
+			if full() {
+				continue
+			}
 			nick, have := next()
 			if !have {
 				s.reply(c, "461", "MODE", "Not enough parameters")
@@ -214,6 +220,9 @@ func (s *Server) changeModes(c *conn, ch *channel, modes string, args []string) 
 			}
 			applied('o', u.nick)
 		case 'k':
+			if full() {
+				continue
+			}
 			if !add {
 				next() // "-k key": the key given does not matter
 				if ch.key != "" {
@@ -241,6 +250,9 @@ func (s *Server) changeModes(c *conn, ch *channel, modes string, args []string) 
 					ch.limit = 0
 					applied('l')
 				}
+				continue
+			}
+			if full() {
 				continue
 			}
 			arg, have := next()
