@@ -340,13 +340,16 @@ func (c *conn) skip() {
 	}
 	n := bytes.IndexByte(c.in, '\n')
 	if n < 0 {
-		n = len(c.in)
-	} else {
-		c.discard = false
+		// All of it goes; the buffer is kept, not a new one per read.
+		c.skipped += len(c.in)
+		c.longLine += len(c.in)
+		c.in = c.in[:0]
+		return
 	}
+	c.discard = false
 	c.skipped += n
 	c.longLine += n
-	c.in = c.in[min(n+1, len(c.in)):]
+	c.in = c.in[n+1:]
 }
 
 // hasLine reports whether c.in holds something nextLine would return.
