@@ -297,3 +297,23 @@ func decodeConn(b []byte) (*connState, error) {
 	}
 	return cs, nil
 }
+
+// CheckShared reports whether Adopt would take this shared snapshot, and
+// CheckConn whether it would take a connection with this one: a target
+// checks them before it reports its sockets rebuilt, so a snapshot it
+// would refuse rolls the hand-off back instead of losing connections
+// after the commit. (The source checks its own, before the freeze.)
+func (s *Server) CheckShared(shared []byte) error {
+	if _, err := decodeShared(shared); err != nil {
+		return fmt.Errorf("chat: %w", err)
+	}
+	return nil
+}
+
+// CheckConn: see CheckShared.
+func (s *Server) CheckConn(state []byte) error {
+	if _, err := decodeConn(state); err != nil {
+		return fmt.Errorf("chat: %w", err)
+	}
+	return nil
+}
