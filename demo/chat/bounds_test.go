@@ -193,33 +193,7 @@ func TestSnapshotOverBoundDropped(t *testing.T) {
 
 	// carol comes to l1 from l0 with 40 MB its kernel had not sent, and
 	// never reads.
-	raw, err := net.Dial("tcp4", l0.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { raw.Close() })
-	raw.(*net.TCPConn).SetReadBuffer(64 << 10)
-	io.WriteString(raw, "NICK carol\r\nUSER carol 0 * :c\r\nJOIN #lab\r\n")
-	for deadline := time.Now().Add(5 * time.Second); bytesIn(l0.s, "carol") == 0 || len(l0.s.Connections()) == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("carol never registered")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond) // her JOIN, read with the rest, is handled
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	p, err := l0.s.Quiesce(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pcs := p.Conns()
-	shared := p.Shared()
-	p.Settle(func(*net.TCPConn) bool { return true })
-	if err := l1.s.Adopt(shared, []handoff.Adopted{{Conn: pcs[0].Conn, State: pcs[0].State, Unsent: bytes.Repeat([]byte("x"), 40<<20)}}); err != nil {
-		t.Fatal(err)
-	}
-	a.expect("JOIN", "#lab")
+	raw := adoptWithUnsent(t, l0, l1, "carol", 64<<10, bytes.Repeat([]byte("x"), 40<<20))
 
 	if n := moveAll(t, l1.s, l2.s); n != 2 {
 		t.Fatalf("moved %d connections, want 2 (alice and bob; carol dropped before the freeze)", n)
@@ -238,5 +212,66 @@ func TestSnapshotOverBoundDropped(t *testing.T) {
 	raw.SetReadDeadline(time.Now().Add(20 * time.Second))
 	if _, err := io.Copy(io.Discard, raw); err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("carol's connection never ended: %v", err)
+	}
+}
+
+// adoptWithUnsent registers nick on from (in #lab) and moves it to to,
+// with unsent as what from's kernel had not sent yet, as a hand-off
+// would; the client's receive buffer is rcvbuf. It returns the client's
+// end, which has read nothing.
+func adoptWithUnsent(t *testing.T, from, to *local, nick string, rcvbuf int, unsent []byte) net.Conn {
+	t.Helper()
+	raw, err := net.Dial("tcp4", from.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	raw.(*net.TCPConn).SetReadBuffer(rcvbuf)
+	io.WriteString(raw, "NICK "+nick+"\r\nUSER "+nick+" 0 * :c\r\nJOIN #lab\r\nPING :joined\r\n")
+	// Registered and joined once the PING is answered: the server has
+	// read (and handled) every line.
+	for deadline := time.Now().Add(5 * time.Second); bytesIn(from.s, nick) < 40; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never registered", nick)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p, err := from.s.Quiesce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcs := p.Conns()
+	shared := p.Shared()
+	p.Settle(func(*net.TCPConn) bool { return true })
+	if len(pcs) != 1 {
+		t.Fatalf("%d connections on the first server, want 1", len(pcs))
+	}
+	if err := to.s.Adopt(shared, []handoff.Adopted{{Conn: pcs[0].Conn, State: pcs[0].State, Unsent: unsent}}); err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// What a source's kernel had not sent is not counted in the queue's
+// bound (MaxSendQ, 256 KiB): the source counted it as written. A client
+// that comes with 1 MB of it in flight, and reads, is not dropped by the
+// next line for it.
+func TestInheritedOutputNotCountedInSendQ(t *testing.T) {
+	l0 := serve(t, nil)
+	l1 := serve(t, nil)
+	a := l1.user("alice", "#lab")
+	unsent := bytes.Repeat([]byte(":x NOTICE carol :pad\r\n"), (1<<20)/22)
+	raw := adoptWithUnsent(t, l0, l1, "carol", 64<<10, unsent)
+	a.send("PRIVMSG #lab :for carol")
+	a.roundTrip("handled")
+	c := newClient(t, raw, "carol")
+	c.expect("PRIVMSG", "#lab for carol")
+	if n := len(c.messages("NOTICE")); n < len(unsent)/22 {
+		t.Errorf("carol got %d of the %d lines in flight", n, len(unsent)/22)
+	}
+	if len(c.messages("ERROR")) > 0 {
+		t.Error("carol was dropped")
 	}
 }

@@ -70,7 +70,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	cs := &connState{Registered: true, Nick: "alice", User: "al", Real: "A", In: []byte("PRIVMSG #lab :ha"),
 		Discard: true, Skipped: 300, LongLine: 9000, CapHeld: true,
-		Out: []byte(":x PING :y\r\n"), PingOutstanding: true, Junk: 3, BytesIn: 10, BytesOut: 20}
+		Out: []byte(":x PING :y\r\n"), Inherited: 4, PingOutstanding: true, Junk: 3, BytesIn: 10, BytesOut: 20}
 	gotc, err := decodeConn(cs.encode())
 	if err != nil || !reflect.DeepEqual(gotc, cs) {
 		t.Fatalf("conn: %#v, %v", gotc, err)

@@ -170,7 +170,8 @@ func (s *Server) sharedSnapshot() *sharedState {
 func (c *conn) snapshot() *connState {
 	return &connState{
 		Registered: c.registered, Nick: c.nick, User: c.user, Real: c.real, CapHeld: c.capHeld,
-		In: c.in, Discard: c.discard, Skipped: uint32(c.skipped), LongLine: uint32(c.longLine), Out: c.out,
+		In: c.in, Discard: c.discard, Skipped: uint32(c.skipped), LongLine: uint32(c.longLine),
+		Out: c.out, Inherited: uint32(c.inherited),
 		PingOutstanding: !c.pingSent.IsZero(), Junk: uint32(c.junk),
 		BytesIn: c.bytesIn, BytesOut: c.bytesOut,
 	}
@@ -289,6 +290,9 @@ func (s *Server) Adopt(shared []byte, conns []handoff.Adopted) error {
 		// counted again when written here.
 		c.bytesOut = cs.BytesOut - min(cs.BytesOut, uint64(len(a.Unsent)))
 		c.out = append(append([]byte{}, a.Unsent...), cs.Out...)
+		// Neither kernel's unsent bytes count in the queue's bound: the
+		// source counted them as written.
+		c.inherited = len(a.Unsent) + int(cs.Inherited)
 		if len(c.out) == 0 {
 			c.out = nil
 		}

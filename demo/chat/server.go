@@ -52,7 +52,8 @@ func (c *Config) defaults() {
 	def(&c.Burst, 20)
 	def(&c.MaxJunk, 20)
 	def(&c.MaxLongLine, 64<<10)
-	// The queue must fit a snapshot, or the target would refuse it.
+	// The queue must fit a snapshot, or the target would refuse it; the
+	// other half is for what a source's kernel had not sent.
 	c.MaxSendQ = min(c.MaxSendQ, maxSnapOut/2)
 	if c.LinesPerSecond <= 0 {
 		c.LinesPerSecond = 10
@@ -242,6 +243,7 @@ type conn struct {
 	invisible        bool   // user mode +i
 	chans            map[*channel]struct{}
 	out              []byte // queued, not written yet
+	inherited        int    // of out, the first bytes: a source's kernel had not sent them (not counted in MaxSendQ)
 	writing          int    // of out, bytes the writer is writing now
 	overflow         bool   // out hit MaxSendQ: being disconnected
 	dead             bool
@@ -494,6 +496,7 @@ func (s *Server) writeLoop(c *conn) {
 		s.mu.Lock()
 		c.writing = 0
 		c.out = c.out[n:]
+		c.inherited -= min(n, c.inherited)
 		if len(c.out) == 0 {
 			c.out = nil
 		}
@@ -537,7 +540,7 @@ func (s *Server) send(c *conn, m Message) {
 	if len(line) > MaxLine-2 {
 		line = line[:MaxLine-2]
 	}
-	if len(c.out)+len(line)+2 > s.Config.MaxSendQ {
+	if len(c.out)-c.inherited+len(line)+2 > s.Config.MaxSendQ {
 		c.overflow = true
 		s.drops = append(s.drops, c)
 		return
@@ -570,6 +573,7 @@ func (s *Server) drop(c *conn, reason string) {
 		// Never to be written: the client does not read. What the writer
 		// holds stays, so that it can account for it.
 		c.out = c.out[:c.writing:c.writing]
+		c.inherited = min(c.inherited, c.writing)
 	}
 	bye := Message{Command: "ERROR", Params: []string{"Closing Link: " + c.host + " (" + reason + ")"}}
 	c.out = append(append(c.out, bye.String()...), '\r', '\n')

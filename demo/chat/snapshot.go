@@ -66,6 +66,7 @@ type connState struct {
 	LongLine        uint32 // its length so far
 	CapHeld         bool   // registration waits for CAP END
 	Out             []byte // queued, not written
+	Inherited       uint32 // of Out, the first bytes a source's kernel had not sent
 	PingOutstanding bool
 	Junk            uint32
 	BytesIn         uint64
@@ -255,6 +256,7 @@ func (cs *connState) encode() []byte {
 	e.U32(cs.LongLine)
 	e.Bool(cs.CapHeld)
 	e.Bytes(cs.Out)
+	e.U32(cs.Inherited)
 	e.Bool(cs.PingOutstanding)
 	e.U32(cs.Junk)
 	e.U64(cs.BytesIn)
@@ -279,12 +281,16 @@ func decodeConn(b []byte) (*connState, error) {
 		CapHeld:    d.Bool(),
 		Out:        d.Bytes(maxSnapOut),
 	}
+	cs.Inherited = d.U32()
 	cs.PingOutstanding = d.Bool()
 	cs.Junk = d.U32()
 	cs.BytesIn = d.U64()
 	cs.BytesOut = d.U64()
 	if err := d.Finish(); err != nil {
 		return nil, fmt.Errorf("connection snapshot: %w", err)
+	}
+	if uint64(cs.Inherited) > uint64(len(cs.Out)) {
+		return nil, fmt.Errorf("connection snapshot: %d bytes inherited of %d queued", cs.Inherited, len(cs.Out))
 	}
 	if cs.Skipped > maxSnapIn {
 		return nil, fmt.Errorf("connection snapshot: %d bytes skipped, at most %d", cs.Skipped, maxSnapIn)
