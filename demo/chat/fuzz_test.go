@@ -103,6 +103,8 @@ func TestSnapshotRoundTrip(t *testing.T) {
 func FuzzSnapshot(f *testing.F) {
 	f.Add(sampleShared().encode(), (&connState{Nick: "x", In: []byte("NI")}).encode())
 	f.Add([]byte{}, []byte{connVersion})
+	f.Add(sampleShared().encode(), (&connState{Registered: true, Nick: "x", User: "u", Discard: true, Skipped: 7,
+		LongLine: 9000, CapHeld: true, Out: []byte("abc"), Inherited: 2}).encode())
 	f.Fuzz(func(t *testing.T, shared, conn []byte) {
 		if st, err := decodeShared(shared); err == nil && !bytes.Equal(st.encode(), shared) {
 			t.Fatal("shared: decode/encode is not a round trip")

@@ -349,8 +349,8 @@ func (c *conn) skip() {
 		return
 	}
 	c.discard = false
-	c.skipped += n
-	c.longLine += n
+	c.skipped += n + 1 // with its newline, as a line found whole counts
+	c.longLine += n + 1
 	c.in = c.in[n+1:]
 }
 
