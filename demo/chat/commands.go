@@ -156,7 +156,7 @@ func (s *Server) cmdNick(c *conn, m Message) bool {
 		s.reply(c, "432", nick, "Erroneous nickname")
 		return false
 	}
-	if other, ok := s.nicks[fold(nick)]; ok && other != c {
+	if other, ok := s.nicks[fold(nick)]; ok && other != c && !s.releaseGhost(other) {
 		s.reply(c, "433", nick, "Nickname is already in use")
 		return false
 	}
@@ -204,12 +204,24 @@ func (s *Server) cmdUser(c *conn, m Message) bool {
 	return true
 }
 
+// releaseGhost drops the holder of a wanted nick if its client already
+// closed the connection and its reader has not noticed yet, and reports
+// whether it did: a client that reconnects at once gets its nick back
+// instead of 433.
+func (s *Server) releaseGhost(holder *conn) bool {
+	if holder.pause != nil || !holder.peerGone() {
+		return false
+	}
+	s.drop(holder, "Connection closed")
+	return true
+}
+
 // register completes registration once both NICK and USER came.
 func (s *Server) register(c *conn) {
 	if c.nick == "" || c.user == "" || c.capHeld || c.registered {
 		return
 	}
-	if other, ok := s.nicks[fold(c.nick)]; ok && other != c {
+	if other, ok := s.nicks[fold(c.nick)]; ok && other != c && !s.releaseGhost(other) {
 		s.reply(c, "433", c.nick, "Nickname is already in use")
 		c.nick = ""
 		return
