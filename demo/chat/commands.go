@@ -232,7 +232,7 @@ func (s *Server) register(c *conn) {
 	s.reply(c, "001", "Welcome to the sockshift chat "+c.prefix())
 	s.reply(c, "002", "Your host is "+name+", running version "+version)
 	s.reply(c, "003", "This server was created "+s.made.UTC().Format(time.RFC1123))
-	s.reply(c, "004", name, version, "i", "iklnot", "klo")
+	s.reply(c, "004", name, version, "i", "iklnotv", "klov")
 	s.isupport(c)
 	s.lusers(c)
 	s.motd(c)
@@ -467,6 +467,12 @@ func (s *Server) cmdTopic(c *conn, m Message) bool {
 
 // names sends 353 lines that fit MaxLine, then 366.
 func (s *Server) names(c *conn, ch *channel) {
+	s.namesLines(c, ch)
+	s.reply(c, "366", ch.name, "End of /NAMES list")
+}
+
+// namesLines sends ch's 353 lines, each within MaxLine.
+func (s *Server) namesLines(c *conn, ch *channel) {
 	members := make([]*conn, 0, len(ch.members))
 	for mem := range ch.members {
 		members = append(members, mem)
@@ -493,15 +499,18 @@ func (s *Server) names(c *conn, ch *channel) {
 		size += len(n) + 1
 	}
 	flush()
-	s.reply(c, "366", ch.name, "End of /NAMES list")
 }
 
 func (s *Server) cmdNames(c *conn, m Message) bool {
 	if len(m.Params) == 0 {
-		for _, ch := range s.chans {
-			if _, in := ch.members[c]; in {
-				s.names(c, ch)
-			}
+		// Every channel (none is secret), then one 366 (RFC 2812 3.2.5).
+		names := make([]string, 0, len(s.chans))
+		for key := range s.chans {
+			names = append(names, key)
+		}
+		slices.Sort(names)
+		for _, key := range names {
+			s.namesLines(c, s.chans[key])
 		}
 		s.reply(c, "366", "*", "End of /NAMES list")
 		return true

@@ -57,7 +57,7 @@ func sampleShared() *sharedState {
 		Users: []userSnap{{"alice", "al", "Alice A", "192.0.2.10", "", false}, {"bob", "b", "", "192.0.2.10", "lunch", true}},
 		Channels: []chanSnap{{Name: "#lab", Topic: "t", TopicBy: "alice", TopicAt: 1700000000,
 			Created: 1690000000, Modes: modeT | modeN | modeI, Key: "s3cret", Limit: 10,
-			Members: []string{"alice", "bob"}, Ops: []string{"alice"}, Invites: []string{"carol"},
+			Members: []string{"alice", "bob"}, Ops: []string{"alice"}, Voices: []string{"bob"}, Invites: []string{"carol"},
 			History: []historyLine{{"bob", "hi", false}, {"alice", "note", true}}}},
 	}
 }
@@ -77,16 +77,17 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	// Inconsistent states are refused.
 	for name, bad := range map[string]*sharedState{
-		"unknown member": {Users: st.Users[:1], Channels: st.Channels},
-		"repeated nick":  {Users: []userSnap{st.Users[0], st.Users[0]}},
-		"bad channel":    {Users: st.Users, Channels: []chanSnap{{Name: "lab", Members: []string{"bob"}}}},
-		"empty channel":  {Users: st.Users, Channels: []chanSnap{{Name: "#x"}}},
-		"op not member":  {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Ops: []string{"alice"}}}},
-		"unknown mode":   {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Modes: 0x80}}},
-		"bad key":        {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Key: "a b"}}},
-		"bad invite":     {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Invites: []string{"9x"}}}},
-		"repeated op":    {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Ops: []string{"bob", "BOB"}}}},
-		"bad away":       {Users: []userSnap{{"bob", "b", "", "h", "a\nb", false}}},
+		"unknown member":   {Users: st.Users[:1], Channels: st.Channels},
+		"repeated nick":    {Users: []userSnap{st.Users[0], st.Users[0]}},
+		"bad channel":      {Users: st.Users, Channels: []chanSnap{{Name: "lab", Members: []string{"bob"}}}},
+		"empty channel":    {Users: st.Users, Channels: []chanSnap{{Name: "#x"}}},
+		"op not member":    {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Ops: []string{"alice"}}}},
+		"unknown mode":     {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Modes: 0x80}}},
+		"bad key":          {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Key: "a b"}}},
+		"bad invite":       {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Invites: []string{"9x"}}}},
+		"voice not member": {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Voices: []string{"alice"}}}},
+		"repeated op":      {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Ops: []string{"bob", "BOB"}}}},
+		"bad away":         {Users: []userSnap{{"bob", "b", "", "h", "a\nb", false}}},
 	} {
 		if _, err := decodeShared(bad.encode()); err == nil {
 			t.Errorf("%s: decoded", name)

@@ -156,9 +156,13 @@ func (s *Server) sharedSnapshot() *sharedState {
 			if ch.isOp(m) {
 				cs.Ops = append(cs.Ops, m.nick)
 			}
+			if _, v := ch.voices[m]; v {
+				cs.Voices = append(cs.Voices, m.nick)
+			}
 		}
 		slices.Sort(cs.Members)
 		slices.Sort(cs.Ops)
+		slices.Sort(cs.Voices)
 		st.Channels = append(st.Channels, cs)
 	}
 	slices.SortFunc(st.Channels, func(a, b chanSnap) int { return strings.Compare(a.Name, b.Name) })
@@ -328,9 +332,12 @@ func (s *Server) Adopt(shared []byte, conns []handoff.Adopted) error {
 			ch.created, ch.modes, ch.key, ch.limit = cs.Created, cs.Modes, cs.Key, int(cs.Limit)
 			ch.invites = slices.Clone(cs.Invites)
 		}
-		ops := map[string]bool{}
+		ops, voices := map[string]bool{}, map[string]bool{}
 		for _, n := range cs.Ops {
 			ops[fold(n)] = true
+		}
+		for _, n := range cs.Voices {
+			voices[fold(n)] = true
 		}
 		if ch.topic == "" {
 			ch.topic, ch.topicBy, ch.topicAt = cs.Topic, cs.TopicBy, cs.TopicAt
@@ -358,6 +365,9 @@ func (s *Server) Adopt(shared []byte, conns []handoff.Adopted) error {
 			c.chans[ch] = struct{}{}
 			if ops[fold(nick)] {
 				ch.ops[c] = struct{}{}
+			}
+			if voices[fold(nick)] {
+				ch.voices[c] = struct{}{}
 			}
 		}
 		s.chans[fold(ch.name)] = ch

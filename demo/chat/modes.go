@@ -28,7 +28,7 @@ const (
 // servers default.
 func newChannel(name string) *channel {
 	return &channel{name: name, members: map[*conn]struct{}{}, ops: map[*conn]struct{}{},
-		modes: modeN, created: time.Now().Unix()}
+		voices: map[*conn]struct{}{}, modes: modeN, created: time.Now().Unix()}
 }
 
 // validKey reports whether s may be a channel key: a word without commas.
@@ -50,6 +50,7 @@ func (ch *channel) has(c *conn) bool {
 func (ch *channel) remove(c *conn) {
 	delete(ch.members, c)
 	delete(ch.ops, c)
+	delete(ch.voices, c)
 	delete(c.chans, ch)
 }
 
@@ -101,10 +102,13 @@ func (ch *channel) modeString(member bool) []string {
 	return append([]string{flags}, params...)
 }
 
-// nickPrefix is "@" for a channel operator.
+// nickPrefix is "@" for a channel operator, "+" for a voiced member.
 func (ch *channel) nickPrefix(c *conn) string {
 	if ch.isOp(c) {
 		return "@"
+	}
+	if _, ok := ch.voices[c]; ok {
+		return "+"
 	}
 	return ""
 }
@@ -189,7 +193,7 @@ func (s *Server) changeModes(c *conn, ch *channel, modes string, args []string) 
 				ch.modes &^= bit
 			}
 			applied(char)
-		case 'o':
+		case 'o', 'v':
 			if full() {
 				continue
 			}
@@ -210,15 +214,19 @@ func (s *Server) changeModes(c *conn, ch *channel, modes string, args []string) 
 				ok = false
 				continue
 			}
-			if ch.isOp(u) == add {
+			set := ch.ops
+			if char == 'v' {
+				set = ch.voices // voice: a mark, which +m would give a meaning
+			}
+			if _, on := set[u]; on == add {
 				continue
 			}
 			if add {
-				ch.ops[u] = struct{}{}
+				set[u] = struct{}{}
 			} else {
-				delete(ch.ops, u)
+				delete(set, u)
 			}
-			applied('o', u.nick)
+			applied(char, u.nick)
 		case 'k':
 			if full() {
 				continue
@@ -474,8 +482,6 @@ func (s *Server) lusers(c *conn) {
 	}
 	s.reply(c, "254", strconv.Itoa(len(s.chans)), "channels formed")
 	s.reply(c, "255", "I have "+strconv.Itoa(users)+" clients and 0 servers")
-	s.reply(c, "265", strconv.Itoa(users), strconv.Itoa(s.Config.MaxClients), "Current local users "+strconv.Itoa(users)+", max "+strconv.Itoa(s.Config.MaxClients))
-	s.reply(c, "266", strconv.Itoa(users), strconv.Itoa(s.Config.MaxClients), "Current global users "+strconv.Itoa(users)+", max "+strconv.Itoa(s.Config.MaxClients))
 }
 
 // cmdIson answers ISON nick...: those of them online.
@@ -525,7 +531,7 @@ func (s *Server) isupport(c *conn) {
 	s.reply(c, "005", "AWAYLEN="+strconv.Itoa(maxAwayLen), "CASEMAPPING=ascii", "CHANLIMIT=#&:"+strconv.Itoa(s.Config.MaxChannelsPerClient),
 		"CHANMODES=,k,l,int", "CHANNELLEN="+strconv.Itoa(MaxChannelLen), "CHANTYPES=#&", "KEYLEN="+strconv.Itoa(maxKeyLen),
 		"KICKLEN="+strconv.Itoa(maxKickLen), "MAXTARGETS="+strconv.Itoa(maxTargets), "MODES="+strconv.Itoa(maxModes),
-		"NICKLEN="+strconv.Itoa(MaxNickLen), "PREFIX=(o)@", "are supported by this server")
+		"NICKLEN="+strconv.Itoa(MaxNickLen), "PREFIX=(ov)@+", "are supported by this server")
 	s.reply(c, "005", "TOPICLEN="+strconv.Itoa(MaxTopicLen), "are supported by this server")
 }
 

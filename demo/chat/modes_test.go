@@ -303,6 +303,7 @@ func TestModesMove(t *testing.T) {
 	l2 := serve(t, nil)
 	a := l1.user("alice", "#lab")
 	b := l1.user("bob", "#lab")
+	e := l1.user("erin", "#lab")
 	c := l1.user("carol")
 	half := l1.dial("half")
 	half.send("CAP LS 302")
@@ -313,6 +314,8 @@ func TestModesMove(t *testing.T) {
 	b.expect("MODE", "#lab +tikl s3cret 5")
 	a.send("MODE #lab +o bob")
 	b.expect("MODE", "#lab +o bob")
+	a.send("MODE #lab +v erin")
+	e.expect("MODE", "#lab +v erin")
 	a.send("INVITE carol #lab")
 	c.expect("INVITE", "carol #lab")
 	b.send("AWAY :in a meeting")
@@ -324,14 +327,14 @@ func TestModesMove(t *testing.T) {
 	a.sync()
 
 	for i, hop := range [][2]*local{{l1, l2}, {l2, l1}} {
-		if n := moveAll(t, hop[0].s, hop[1].s); n != 4 {
-			t.Fatalf("hand-off %d moved %d connections, want 4", i, n)
+		if n := moveAll(t, hop[0].s, hop[1].s); n != 5 {
+			t.Fatalf("hand-off %d moved %d connections, want 5", i, n)
 		}
 		a.send("MODE #lab")
 		a.expect("324", "alice #lab +intkl s3cret 5")
 		a.expect("329", "alice #lab "+created)
 		a.send("NAMES #lab")
-		a.expect("353", "alice = #lab @alice @bob")
+		a.expect("353", "alice = #lab @alice @bob +erin")
 		a.send("WHOIS bob")
 		a.expect("301", "alice bob in a meeting")
 		a.send("WHO #lab")
@@ -370,4 +373,75 @@ func TestModeParameterLimit(t *testing.T) {
 	if got := strings.Join(m.Params[1:], " "); got != "+oooo b1 b2 b3 b4" {
 		t.Errorf("MODE applied %q, want four", got)
 	}
+}
+
+// Voice (+v, shown +): an operator gives it, NAMES, WHO and WHOIS show
+// it, it is no operator's privilege (TOPIC under +t still gets 482), and
+// PREFIX says (ov)@+ (irctest testPrefix, testTopicPrivileges).
+func TestVoice(t *testing.T) {
+	l := serve(t, nil)
+	a := l.user("alice", "#lab")
+	b := l.user("bob", "#lab")
+	b.send("MODE #lab +v bob")
+	b.expect("482", "bob #lab")
+	a.send("MODE #lab +tv bob")
+	b.expect("MODE", "#lab +tv bob")
+	b.send("NAMES #lab")
+	b.expect("353", "bob = #lab @alice +bob")
+	b.send("WHO #lab")
+	b.expect("352", "bob #lab bob 127.0.0.1 sockshift bob H+")
+	a.send("WHOIS bob")
+	a.expect("319", "alice bob +#lab")
+	b.send("TOPIC #lab :voiced")
+	b.expect("482", "bob #lab")
+	a.send("MODE #lab -v bob")
+	b.expect("MODE", "#lab -v bob")
+	c := l.dial("carol")
+	c.send("NICK carol")
+	c.send("USER carol 0 * :c")
+	if m := c.expect("005", "carol AWAYLEN="); !strings.Contains(strings.Join(m.Params, " "), "PREFIX=(ov)@+") {
+		t.Errorf("005: %q", m.Params)
+	}
+}
+
+// NAMES without a channel lists every channel, then one 366 (RFC 2812
+// 3.2.5; irctest testNamesNoArgumentPublic2812).
+func TestNamesOfEveryChannel(t *testing.T) {
+	l := serve(t, nil)
+	l.user("alice", "#one")
+	l.user("bob", "#two")
+	c := l.user("carol")
+	c.send("NAMES")
+	got := c.sync()
+	if cmds := strings.Join(commands(got), " "); cmds != "353 353 366" {
+		t.Fatalf("NAMES: %s", cmds)
+	}
+	if p := strings.Join(got[0].Params, " "); p != "carol = #one @alice" {
+		t.Errorf("first 353: %q", p)
+	}
+	if p := strings.Join(got[1].Params, " "); p != "carol = #two @bob" {
+		t.Errorf("second 353: %q", p)
+	}
+	if got[2].Params[1] != "*" {
+		t.Errorf("366: %q", got[2].Params)
+	}
+}
+
+// An invisible user's channels show in WHOIS only to those who share
+// them (irctest testInvisibleWhois).
+func TestInvisibleWhois(t *testing.T) {
+	l := serve(t, nil)
+	a := l.user("alice", "#xyz")
+	b := l.user("bob")
+	a.send("MODE alice +i")
+	a.expect("MODE", "alice +i")
+	b.send("WHOIS alice")
+	for _, m := range b.sync() {
+		if m.Command == "319" {
+			t.Errorf("319 for an invisible user to an outsider: %q", m.Params)
+		}
+	}
+	b.join("#xyz")
+	b.send("WHOIS alice")
+	b.expect("319", "bob alice @#xyz")
 }

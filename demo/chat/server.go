@@ -215,6 +215,7 @@ type channel struct {
 	limit          int
 	members        map[*conn]struct{}
 	ops            map[*conn]struct{} // members who are operators
+	voices         map[*conn]struct{} // members with voice
 	invites        []string           // nicks invited past +i, oldest first
 	history        []historyLine
 }

@@ -11,7 +11,7 @@ import (
 // (valid, unique names; members that exist), so a target never builds
 // state it could not have built from lines.
 const (
-	// 2: operators, channel modes, keys, limits, invites, creation
+	// 2: operators and voices, channel modes, keys, limits, invites, creation
 	// times, away messages, invisible users; a too-long line's progress;
 	// registration held by CAP.
 	sharedVersion = 2
@@ -46,6 +46,7 @@ type chanSnap struct {
 	Limit                uint32   // +l; 0: none
 	Members              []string // nicks
 	Ops                  []string // members who are channel operators
+	Voices               []string // members with voice
 	Invites              []string // nicks invited past +i
 	History              []historyLine
 }
@@ -95,7 +96,7 @@ func (st *sharedState) encode() []byte {
 		e.U8(ch.Modes)
 		e.String(ch.Key)
 		e.U32(ch.Limit)
-		for _, list := range [][]string{ch.Members, ch.Ops, ch.Invites} {
+		for _, list := range [][]string{ch.Members, ch.Ops, ch.Voices, ch.Invites} {
 			e.U32(uint32(len(list)))
 			for _, m := range list {
 				e.String(m)
@@ -216,6 +217,9 @@ func decodeSharedFields(b []byte) (*sharedState, error) {
 			return nil, fmt.Errorf("channel %s: no members", ch.Name)
 		}
 		if ch.Ops, err = nickList(d, len(ch.Members), "operators", func(n string) bool { return members[n] }); err != nil {
+			return nil, fmt.Errorf("channel %s: %w", ch.Name, err)
+		}
+		if ch.Voices, err = nickList(d, len(ch.Members), "voices", func(n string) bool { return members[n] }); err != nil {
 			return nil, fmt.Errorf("channel %s: %w", ch.Name, err)
 		}
 		if ch.Invites, err = nickList(d, maxInvites, "invites", func(string) bool { return true }); err != nil {

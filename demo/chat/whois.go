@@ -27,10 +27,13 @@ func (s *Server) cmdWhois(c *conn, m Message) bool {
 		s.reply(c, "311", u.nick, u.user, u.host, "*", u.real)
 		var chans []string
 		for ch := range u.chans {
-			chans = append(chans, ch.nickPrefix(u)+ch.name)
+			// An invisible user's channels only to those who share them.
+			if !u.invisible || u == c || ch.has(c) {
+				chans = append(chans, ch.nickPrefix(u)+ch.name)
+			}
 		}
 		if len(chans) > 0 {
-			slices.SortFunc(chans, func(a, b string) int { return strings.Compare(strings.TrimPrefix(a, "@"), strings.TrimPrefix(b, "@")) })
+			slices.SortFunc(chans, func(a, b string) int { return strings.Compare(strings.TrimLeft(a, "@+"), strings.TrimLeft(b, "@+")) })
 			s.reply(c, "319", u.nick, strings.Join(chans, " "))
 		}
 		s.reply(c, "312", u.nick, s.Config.ServerName, "sockshift chat")
