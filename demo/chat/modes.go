@@ -482,6 +482,10 @@ func (s *Server) lusers(c *conn) {
 	}
 	s.reply(c, "254", strconv.Itoa(len(s.chans)), "channels formed")
 	s.reply(c, "255", "I have "+strconv.Itoa(users)+" clients and 0 servers")
+	s.maxUsers = max(s.maxUsers, users)
+	counts := strconv.Itoa(users) + ", max " + strconv.Itoa(s.maxUsers)
+	s.reply(c, "265", "Current local users "+counts)
+	s.reply(c, "266", "Current global users "+counts)
 }
 
 // cmdIson answers ISON nick...: those of them online.

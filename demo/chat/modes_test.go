@@ -211,6 +211,8 @@ func TestServerQueries(t *testing.T) {
 	a.expect("253", "alice 1")
 	a.expect("254", "alice 1 channels formed")
 	a.expect("255", "alice I have 2 clients and 0 servers")
+	a.expect("265", "alice Current local users 2, max 2")
+	a.expect("266", "alice Current global users 2, max 2")
 	a.send("MOTD")
 	a.expect("422", "alice")
 	a.send("VERSION")

@@ -76,14 +76,15 @@ type Server struct {
 	stop chan struct{} // closed by Close: ends the pinger
 	made time.Time
 
-	mu     sync.Mutex
-	cond   *sync.Cond // signalled when a freeze ends
-	conns  map[*conn]struct{}
-	nicks  map[string]*conn    // folded nick -> registered client
-	chans  map[string]*channel // folded name -> channel
-	drops  []*conn             // to disconnect once the current handler is done
-	frozen bool                // a hand-off holds the state still
-	closed bool
+	mu       sync.Mutex
+	cond     *sync.Cond // signalled when a freeze ends
+	conns    map[*conn]struct{}
+	nicks    map[string]*conn    // folded nick -> registered client
+	chans    map[string]*channel // folded name -> channel
+	drops    []*conn             // to disconnect once the current handler is done
+	maxUsers int                 // the most registered clients LUSERS has seen at once
+	frozen   bool                // a hand-off holds the state still
+	closed   bool
 }
 
 var _ handoff.Service = (*Server)(nil)
