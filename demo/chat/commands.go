@@ -232,7 +232,7 @@ func (s *Server) register(c *conn) {
 	s.reply(c, "001", "Welcome to the sockshift chat "+c.prefix())
 	s.reply(c, "002", "Your host is "+name+", running version "+version)
 	s.reply(c, "003", "This server was created "+s.made.UTC().Format(time.RFC1123))
-	s.reply(c, "004", name, version, "i", "iklnotv", "klov")
+	s.reply(c, "004", name, version, "i", "iklmnotv", "klov")
 	s.isupport(c)
 	s.lusers(c)
 	s.motd(c)
@@ -393,7 +393,7 @@ func (s *Server) cmdMessage(c *conn, m Message) bool {
 				ok = fail("403", t, "No such channel")
 				continue
 			}
-			if !ch.has(c) && ch.modes&modeN != 0 {
+			if !ch.has(c) && ch.modes&modeN != 0 || ch.modes&modeM != 0 && ch.nickPrefix(c) == "" {
 				ok = fail("404", ch.name, "Cannot send to channel")
 				continue
 			}

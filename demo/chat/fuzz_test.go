@@ -56,7 +56,7 @@ func sampleShared() *sharedState {
 	return &sharedState{
 		Users: []userSnap{{"alice", "al", "Alice A", "192.0.2.10", "", false}, {"bob", "b", "", "192.0.2.10", "lunch", true}},
 		Channels: []chanSnap{{Name: "#lab", Topic: "t", TopicBy: "alice", TopicAt: 1700000000,
-			Created: 1690000000, Modes: modeT | modeN | modeI, Key: "s3cret", Limit: 10,
+			Created: 1690000000, Modes: modeT | modeN | modeI | modeM, Key: "s3cret", Limit: 10,
 			Members: []string{"alice", "bob"}, Ops: []string{"alice"}, Voices: []string{"bob"}, Invites: []string{"carol"},
 			History: []historyLine{{"bob", "hi", false}, {"alice", "note", true}}}},
 	}

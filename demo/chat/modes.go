@@ -13,7 +13,14 @@ const (
 	modeT uint8 = 1 << iota // +t: only operators set the topic
 	modeN                   // +n: no messages from outside the channel
 	modeI                   // +i: invited users only
+	modeM                   // +m: only operators and voiced members speak
 )
+
+// modeBits maps the parameterless modes to their bits, in 324's order.
+var modeBits = []struct {
+	char byte
+	bit  uint8
+}{{'i', modeI}, {'m', modeM}, {'n', modeN}, {'t', modeT}}
 
 // Bounds of the state the modes add.
 const (
@@ -79,10 +86,7 @@ func (ch *channel) invite(nick string) {
 func (ch *channel) modeString(member bool) []string {
 	flags := "+"
 	var params []string
-	for _, f := range []struct {
-		bit  uint8
-		char byte
-	}{{modeI, 'i'}, {modeN, 'n'}, {modeT, 't'}} {
+	for _, f := range modeBits {
 		if ch.modes&f.bit != 0 {
 			flags += string(f.char)
 		}
@@ -182,8 +186,13 @@ func (s *Server) changeModes(c *conn, ch *channel, modes string, args []string) 
 		switch char := modes[i]; char {
 		case '+', '-':
 			add = char == '+'
-		case 't', 'n', 'i':
-			bit := map[byte]uint8{'t': modeT, 'n': modeN, 'i': modeI}[char]
+		case 't', 'n', 'i', 'm':
+			bit := modeT
+			for _, f := range modeBits {
+				if f.char == char {
+					bit = f.bit
+				}
+			}
 			if (ch.modes&bit != 0) == add {
 				continue
 			}
@@ -216,7 +225,7 @@ func (s *Server) changeModes(c *conn, ch *channel, modes string, args []string) 
 			}
 			set := ch.ops
 			if char == 'v' {
-				set = ch.voices // voice: a mark, which +m would give a meaning
+				set = ch.voices // voice: may speak under +m
 			}
 			if _, on := set[u]; on == add {
 				continue
@@ -533,7 +542,7 @@ func (s *Server) motd(c *conn) { s.reply(c, "422", "MOTD File is missing") }
 // isupport sends the 005 lines.
 func (s *Server) isupport(c *conn) {
 	s.reply(c, "005", "AWAYLEN="+strconv.Itoa(maxAwayLen), "CASEMAPPING=ascii", "CHANLIMIT=#&:"+strconv.Itoa(s.Config.MaxChannelsPerClient),
-		"CHANMODES=,k,l,int", "CHANNELLEN="+strconv.Itoa(MaxChannelLen), "CHANTYPES=#&", "KEYLEN="+strconv.Itoa(maxKeyLen),
+		"CHANMODES=,k,l,imnt", "CHANNELLEN="+strconv.Itoa(MaxChannelLen), "CHANTYPES=#&", "KEYLEN="+strconv.Itoa(maxKeyLen),
 		"KICKLEN="+strconv.Itoa(maxKickLen), "MAXTARGETS="+strconv.Itoa(maxTargets), "MODES="+strconv.Itoa(maxModes),
 		"NICKLEN="+strconv.Itoa(MaxNickLen), "PREFIX=(ov)@+", "are supported by this server")
 	s.reply(c, "005", "TOPICLEN="+strconv.Itoa(MaxTopicLen), "are supported by this server")

@@ -312,8 +312,8 @@ func TestModesMove(t *testing.T) {
 	half.expect("CAP", "* LS")
 	half.send("NICK half")
 	half.send("USER half 0 * :h")
-	a.send("MODE #lab +tikl s3cret 5")
-	b.expect("MODE", "#lab +tikl s3cret 5")
+	a.send("MODE #lab +tikml s3cret 5")
+	b.expect("MODE", "#lab +tikml s3cret 5")
 	a.send("MODE #lab +o bob")
 	b.expect("MODE", "#lab +o bob")
 	a.send("MODE #lab +v erin")
@@ -333,7 +333,7 @@ func TestModesMove(t *testing.T) {
 			t.Fatalf("hand-off %d moved %d connections, want 5", i, n)
 		}
 		a.send("MODE #lab")
-		a.expect("324", "alice #lab +intkl s3cret 5")
+		a.expect("324", "alice #lab +imntkl s3cret 5")
 		a.expect("329", "alice #lab "+created)
 		a.send("NAMES #lab")
 		a.expect("353", "alice = #lab @alice @bob +erin")
@@ -446,4 +446,27 @@ func TestInvisibleWhois(t *testing.T) {
 	b.join("#xyz")
 	b.send("WHOIS alice")
 	b.expect("319", "bob alice @#xyz")
+}
+
+// +m (moderated): only operators and voiced members speak; the others
+// get 404, and a NOTICE nothing (RFC 2811 4.2.3).
+func TestModerated(t *testing.T) {
+	l := serve(t, nil)
+	a := l.user("alice", "#lab")
+	b := l.user("bob", "#lab")
+	c := l.user("carol", "#lab")
+	a.send("MODE #lab +mv bob")
+	c.expect("MODE", "#lab +mv bob")
+	c.send("PRIVMSG #lab :may I?")
+	c.expect("404", "carol #lab")
+	b.send("PRIVMSG #lab :voiced")
+	c.expect("PRIVMSG", "#lab voiced")
+	a.send("PRIVMSG #lab :operator")
+	c.expect("PRIVMSG", "#lab operator")
+	a.send("MODE #lab")
+	a.expect("324", "alice #lab +mn")
+	a.send("MODE #lab -m")
+	c.expect("MODE", "#lab -m")
+	c.send("PRIVMSG #lab :now I may")
+	b.expect("PRIVMSG", "#lab now I may")
 }

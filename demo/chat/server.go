@@ -211,7 +211,7 @@ type channel struct {
 	topic, topicBy string
 	topicAt        int64 // Unix seconds
 	created        int64 // Unix seconds
-	modes          uint8 // modeT | modeN | modeI
+	modes          uint8 // modeT | modeN | modeI | modeM
 	key            string
 	limit          int
 	members        map[*conn]struct{}

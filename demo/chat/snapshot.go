@@ -41,7 +41,7 @@ type chanSnap struct {
 	Name, Topic, TopicBy string
 	TopicAt              int64
 	Created              int64    // Unix seconds (329)
-	Modes                uint8    // modeT | modeN | modeI
+	Modes                uint8    // modeT | modeN | modeI | modeM
 	Key                  string   // +k; empty: none
 	Limit                uint32   // +l; 0: none
 	Members              []string // nicks
@@ -201,7 +201,7 @@ func decodeSharedFields(b []byte) (*sharedState, error) {
 		if !ValidChannel(ch.Name) || names[fold(ch.Name)] || !validText(ch.Topic) || !validText(ch.TopicBy) {
 			return nil, fmt.Errorf("channel %q: bad or repeated name, or bad topic", ch.Name)
 		}
-		if ch.Modes&^(modeT|modeN|modeI) != 0 || (ch.Key != "" && !validKey(ch.Key)) {
+		if ch.Modes&^(modeT|modeN|modeI|modeM) != 0 || (ch.Key != "" && !validKey(ch.Key)) {
 			return nil, fmt.Errorf("channel %s: unknown modes %#x or bad key", ch.Name, ch.Modes)
 		}
 		names[fold(ch.Name)] = true
