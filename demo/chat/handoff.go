@@ -126,14 +126,15 @@ func (p *paused) dropBad(ctx context.Context, bad []int) {
 		c.c.SetDeadline(time.Time{})
 		close(states[i].verdict)
 	}
+	// One wait for them all, however many: the hand-off is paused.
+	t := time.NewTimer(300 * time.Millisecond)
+	defer t.Stop()
 	for _, c := range gone {
-		t := time.NewTimer(300 * time.Millisecond)
 		select {
 		case <-c.gone:
 		case <-t.C:
 		case <-ctx.Done():
 		}
-		t.Stop()
 		c.c.Close()
 	}
 }
