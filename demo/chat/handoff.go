@@ -127,13 +127,12 @@ func (p *paused) dropBad(ctx context.Context, bad []int) {
 		close(states[i].verdict)
 	}
 	// One wait for them all, however many: the hand-off is paused.
-	t := time.NewTimer(300 * time.Millisecond)
-	defer t.Stop()
+	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
 	for _, c := range gone {
 		select {
 		case <-c.gone:
-		case <-t.C:
-		case <-ctx.Done():
+		case <-wctx.Done():
 		}
 		c.c.Close()
 	}
