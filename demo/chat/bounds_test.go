@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -194,13 +195,24 @@ func TestSnapshotOverBoundDropped(t *testing.T) {
 	// carol comes to l1 from l0 with 40 MB its kernel had not sent, and
 	// never reads.
 	raw := adoptWithUnsent(t, l0, l1, "carol", 64<<10, bytes.Repeat([]byte("x"), 40<<20))
+	// and dave, the same way: two offenders share one wait.
+	adoptWithUnsent(t, serve(t, nil), l1, "dave", 64<<10, bytes.Repeat([]byte("y"), 40<<20))
 
+	start := time.Now()
 	if n := moveAll(t, l1.s, l2.s); n != 2 {
-		t.Fatalf("moved %d connections, want 2 (alice and bob; carol dropped before the freeze)", n)
+		t.Fatalf("moved %d connections, want 2 (alice and bob; carol and dave dropped before the freeze)", n)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the hand-off took %v with two clients dropped", d)
 	}
 	for _, u := range []*ircClient{a, b} {
-		if q := u.expect("QUIT", "Snapshot over the hand-off's bounds"); !strings.HasPrefix(q.Prefix, "carol!") {
-			t.Errorf("%s: QUIT from %q", u.nick, q.Prefix)
+		var quit []string
+		for range 2 {
+			q := u.expect("QUIT", "Snapshot over the hand-off's bounds")
+			quit = append(quit, strings.Split(q.Prefix, "!")[0])
+		}
+		if slices.Sort(quit); !slices.Equal(quit, []string{"carol", "dave"}) {
+			t.Errorf("%s saw %v quit, want carol and dave", u.nick, quit)
 		}
 	}
 	a.send("PRIVMSG #lab :moved")
