@@ -63,8 +63,20 @@ func (c *iiClient) typeHalf(text string) { c.half += text }
 func (c *iiClient) finish(text string)   { c.say(c.half + text); c.half = "" }
 
 func (c *iiClient) command(cmd string) {
-	// ii's own commands: /t topic in the channel, /n nick on the server.
+	// ii's own commands: /t topic in the channel, /n nick on the server,
+	// /a away; anything else goes raw, as ii's user types it (its slash
+	// dropped) into the server's FIFO.
+	srvIn := filepath.Join(c.srv, "in")
 	switch {
+	case cmd == "/away" || strings.HasPrefix(cmd, "/away "):
+		toFIFO(c.t, srvIn, "/a"+strings.TrimPrefix(cmd, "/away"))
+	case strings.HasPrefix(cmd, "/op "):
+		toFIFO(c.t, srvIn, "/MODE #lab +o "+strings.TrimPrefix(cmd, "/op "))
+	case strings.HasPrefix(cmd, "/mode "):
+		toFIFO(c.t, srvIn, "/MODE "+strings.TrimPrefix(cmd, "/mode "))
+	case strings.HasPrefix(cmd, "/kick "):
+		nick, reason, _ := strings.Cut(strings.TrimPrefix(cmd, "/kick "), " ")
+		toFIFO(c.t, srvIn, "/KICK #lab "+nick+" :"+reason)
 	case strings.HasPrefix(cmd, "/topic #lab "):
 		toFIFO(c.t, c.chanIn(), "/t "+strings.TrimPrefix(cmd, "/topic #lab "))
 	case strings.HasPrefix(cmd, "/nick "):

@@ -87,6 +87,8 @@ func (s *Server) handle(c *conn, m Message) bool {
 			return false
 		}
 		return !s.needMore(c, m, 1)
+	case "CAP":
+		return s.cmdCap(c, m)
 	case "QUIT":
 		reason := "Client Quit"
 		if len(m.Params) > 0 && m.Params[0] != "" {
@@ -96,10 +98,6 @@ func (s *Server) handle(c *conn, m Message) bool {
 		return true
 	}
 	if !c.registered {
-		if m.Command == "CAP" {
-			s.reply(c, "421", m.Command, "Unknown command")
-			return true
-		}
 		s.reply(c, "451", "You have not registered")
 		return false
 	}
@@ -122,6 +120,19 @@ func (s *Server) handle(c *conn, m Message) bool {
 		return s.cmdMode(c, m)
 	case "WHOIS":
 		return s.cmdWhois(c, m)
+	case "KICK":
+		return s.cmdKick(c, m)
+	case "INVITE":
+		return s.cmdInvite(c, m)
+	case "AWAY":
+		return s.cmdAway(c, m)
+	case "ISON":
+		return s.cmdIson(c, m)
+	case "USERHOST":
+		return s.cmdUserhost(c, m)
+	}
+	if s.other(c, m) {
+		return true
 	}
 	s.reply(c, "421", m.Command, "Unknown command")
 	return false
@@ -145,7 +156,7 @@ func (s *Server) cmdNick(c *conn, m Message) bool {
 		s.reply(c, "432", nick, "Erroneous nickname")
 		return false
 	}
-	if other, ok := s.nicks[fold(nick)]; ok && other != c {
+	if other, ok := s.nicks[fold(nick)]; ok && other != c && !s.releaseGhost(other) {
 		s.reply(c, "433", nick, "Nickname is already in use")
 		return false
 	}
@@ -193,12 +204,24 @@ func (s *Server) cmdUser(c *conn, m Message) bool {
 	return true
 }
 
+// releaseGhost drops the holder of a wanted nick if its client already
+// closed the connection and its reader has not noticed yet, and reports
+// whether it did: a client that reconnects at once gets its nick back
+// instead of 433.
+func (s *Server) releaseGhost(holder *conn) bool {
+	if holder.pause != nil || !holder.peerGone() {
+		return false
+	}
+	s.drop(holder, "Connection closed")
+	return true
+}
+
 // register completes registration once both NICK and USER came.
 func (s *Server) register(c *conn) {
-	if c.nick == "" || c.user == "" {
+	if c.nick == "" || c.user == "" || c.capHeld || c.registered {
 		return
 	}
-	if other, ok := s.nicks[fold(c.nick)]; ok && other != c {
+	if other, ok := s.nicks[fold(c.nick)]; ok && other != c && !s.releaseGhost(other) {
 		s.reply(c, "433", c.nick, "Nickname is already in use")
 		c.nick = ""
 		return
@@ -209,12 +232,10 @@ func (s *Server) register(c *conn) {
 	s.reply(c, "001", "Welcome to the sockshift chat "+c.prefix())
 	s.reply(c, "002", "Your host is "+name+", running version "+version)
 	s.reply(c, "003", "This server was created "+s.made.UTC().Format(time.RFC1123))
-	s.reply(c, "004", name, version, "i", "n")
-	s.reply(c, "005", "CASEMAPPING=ascii", "CHANTYPES=#&", "NICKLEN="+strconv.Itoa(MaxNickLen),
-		"CHANNELLEN="+strconv.Itoa(MaxChannelLen), "TOPICLEN="+strconv.Itoa(MaxTopicLen),
-		"CHANLIMIT=#&:"+strconv.Itoa(s.Config.MaxChannelsPerClient), "MAXTARGETS="+strconv.Itoa(maxTargets),
-		"are supported by this server")
-	s.reply(c, "422", "MOTD File is missing")
+	s.reply(c, "004", name, version, "i", "iklmnotv", "klov")
+	s.isupport(c)
+	s.lusers(c)
+	s.motd(c)
 }
 
 func (s *Server) cmdJoin(c *conn, m Message) bool {
@@ -232,8 +253,12 @@ func (s *Server) cmdJoin(c *conn, m Message) bool {
 		s.reply(c, "407", m.Params[0], "Too many targets")
 		return false
 	}
+	var keys []string
+	if len(m.Params) > 1 {
+		keys = strings.Split(m.Params[1], ",")
+	}
 	ok := true
-	for _, name := range names {
+	for i, name := range names {
 		if !ValidChannel(name) {
 			s.reply(c, "403", name, "No such channel")
 			ok = false
@@ -256,14 +281,26 @@ func (s *Server) cmdJoin(c *conn, m Message) bool {
 				ok = false
 				continue
 			}
-			ch = &channel{name: name, members: map[*conn]struct{}{}}
+			ch = newChannel(name)
+			ch.ops[c] = struct{}{} // the first joiner runs it
 			s.chans[fold(name)] = ch
 		}
-		if len(ch.members) >= s.Config.MaxMembers {
-			s.reply(c, "471", ch.name, "Cannot join channel (channel is full)")
+		if len(ch.members) >= s.Config.MaxMembers || (ch.limit > 0 && len(ch.members) >= ch.limit) {
+			s.reply(c, "471", ch.name, "Cannot join channel (+l)")
 			ok = false
 			continue
 		}
+		if ch.modes&modeI != 0 && !ch.invited(c.nick, false) {
+			s.reply(c, "473", ch.name, "Cannot join channel (+i)")
+			ok = false
+			continue
+		}
+		if ch.key != "" && (i >= len(keys) || keys[i] != ch.key) {
+			s.reply(c, "475", ch.name, "Cannot join channel (+k)")
+			ok = false
+			continue
+		}
+		ch.invited(c.nick, true)
 		ch.members[c] = struct{}{}
 		c.chans[ch] = struct{}{}
 		join := Message{Prefix: c.prefix(), Command: "JOIN", Params: []string{ch.name}}
@@ -321,8 +358,7 @@ func (s *Server) part(c *conn, ch *channel, reason string) {
 	for mem := range ch.members {
 		s.send(mem, msg)
 	}
-	delete(ch.members, c)
-	delete(c.chans, ch)
+	ch.remove(c)
 	if len(ch.members) == 0 {
 		delete(s.chans, fold(ch.name))
 	}
@@ -357,7 +393,7 @@ func (s *Server) cmdMessage(c *conn, m Message) bool {
 				ok = fail("403", t, "No such channel")
 				continue
 			}
-			if _, in := ch.members[c]; !in {
+			if !ch.has(c) && ch.modes&modeN != 0 || ch.modes&modeM != 0 && ch.nickPrefix(c) == "" {
 				ok = fail("404", ch.name, "Cannot send to channel")
 				continue
 			}
@@ -380,6 +416,9 @@ func (s *Server) cmdMessage(c *conn, m Message) bool {
 		}
 		msg.Params[0] = to.nick
 		s.send(to, msg)
+		if to.away != "" && !notice {
+			s.reply(c, "301", to.nick, to.away)
+		}
 	}
 	return ok
 }
@@ -406,8 +445,12 @@ func (s *Server) cmdTopic(c *conn, m Message) bool {
 		s.topicReplies(c, ch)
 		return true
 	}
-	if _, in := ch.members[c]; !in {
+	if !ch.has(c) {
 		s.reply(c, "442", ch.name, "You're not on that channel")
+		return false
+	}
+	if ch.modes&modeT != 0 && !ch.isOp(c) {
+		s.reply(c, "482", ch.name, "You're not channel operator")
 		return false
 	}
 	topic := m.Params[1]
@@ -424,11 +467,21 @@ func (s *Server) cmdTopic(c *conn, m Message) bool {
 
 // names sends 353 lines that fit MaxLine, then 366.
 func (s *Server) names(c *conn, ch *channel) {
-	nicks := make([]string, 0, len(ch.members))
+	s.namesLines(c, ch)
+	s.reply(c, "366", ch.name, "End of /NAMES list")
+}
+
+// namesLines sends ch's 353 lines, each within MaxLine.
+func (s *Server) namesLines(c *conn, ch *channel) {
+	members := make([]*conn, 0, len(ch.members))
 	for mem := range ch.members {
-		nicks = append(nicks, mem.nick)
+		members = append(members, mem)
 	}
-	slices.Sort(nicks)
+	slices.SortFunc(members, func(a, b *conn) int { return strings.Compare(a.nick, b.nick) })
+	nicks := make([]string, len(members))
+	for i, mem := range members {
+		nicks[i] = ch.nickPrefix(mem) + mem.nick
+	}
 	room := MaxLine - 2 - len(":"+s.Config.ServerName+" 353 "+c.nick+" = "+ch.name+" :")
 	var line []string
 	size := 0
@@ -446,15 +499,18 @@ func (s *Server) names(c *conn, ch *channel) {
 		size += len(n) + 1
 	}
 	flush()
-	s.reply(c, "366", ch.name, "End of /NAMES list")
 }
 
 func (s *Server) cmdNames(c *conn, m Message) bool {
 	if len(m.Params) == 0 {
-		for _, ch := range s.chans {
-			if _, in := ch.members[c]; in {
-				s.names(c, ch)
-			}
+		// Every channel (none is secret), then one 366 (RFC 2812 3.2.5).
+		names := make([]string, 0, len(s.chans))
+		for key := range s.chans {
+			names = append(names, key)
+		}
+		slices.Sort(names)
+		for _, key := range names {
+			s.namesLines(c, s.chans[key])
 		}
 		s.reply(c, "366", "*", "End of /NAMES list")
 		return true
@@ -469,8 +525,31 @@ func (s *Server) cmdNames(c *conn, m Message) bool {
 	return true
 }
 
-func (s *Server) who(c *conn, where string, u *conn) {
-	s.reply(c, "352", where, u.user, u.host, s.Config.ServerName, u.nick, "H", "0 "+u.real)
+// who sends one 352 about u; ch, if not nil, is the channel asked about.
+func (s *Server) who(c *conn, ch *channel, u *conn) {
+	where, flags := "*", "H"
+	if u.away != "" {
+		flags = "G"
+	}
+	if ch != nil {
+		where = ch.name
+		flags += ch.nickPrefix(u)
+	}
+	s.reply(c, "352", where, u.user, u.host, s.Config.ServerName, u.nick, flags, "0 "+u.real)
+}
+
+// visible reports whether c may see u in a WHO that names no channel:
+// an invisible user only to itself and those who share a channel.
+func (s *Server) visible(c, u *conn) bool {
+	if !u.invisible || u == c {
+		return true
+	}
+	for ch := range u.chans {
+		if ch.has(c) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) cmdWho(c *conn, m Message) bool {
@@ -485,8 +564,10 @@ func (s *Server) cmdWho(c *conn, m Message) bool {
 			if n == maxWhoReplies {
 				break
 			}
-			s.who(c, "*", u)
-			n++
+			if s.visible(c, u) {
+				s.who(c, nil, u)
+				n++
+			}
 		}
 	case mask[0] == '#' || mask[0] == '&':
 		if ch := s.chans[fold(mask)]; ch != nil {
@@ -496,23 +577,23 @@ func (s *Server) cmdWho(c *conn, m Message) bool {
 			}
 			slices.SortFunc(members, func(a, b *conn) int { return strings.Compare(a.nick, b.nick) })
 			for _, mem := range members {
-				s.who(c, ch.name, mem)
+				s.who(c, ch, mem)
 			}
 		}
 	case strings.ContainsAny(mask, "*?"):
 		var found []*conn
 		for _, u := range s.nicks {
-			if globMatch(fold(mask), fold(u.nick)) && len(found) < maxWhoReplies {
+			if globMatch(fold(mask), fold(u.nick)) && len(found) < maxWhoReplies && s.visible(c, u) {
 				found = append(found, u)
 			}
 		}
 		slices.SortFunc(found, func(a, b *conn) int { return strings.Compare(a.nick, b.nick) })
 		for _, u := range found {
-			s.who(c, "*", u)
+			s.who(c, nil, u)
 		}
 	default:
 		if u := s.nicks[fold(mask)]; u != nil {
-			s.who(c, "*", u)
+			s.who(c, nil, u)
 		}
 	}
 	s.reply(c, "315", mask, "End of WHO list")
@@ -539,39 +620,6 @@ func (s *Server) cmdList(c *conn, m Message) bool {
 		s.reply(c, "322", ch.name, strconv.Itoa(len(ch.members)), ch.topic)
 	}
 	s.reply(c, "323", "End of LIST")
-	return true
-}
-
-// cmdMode answers the queries clients send on their own (irssi asks for a
-// channel's modes); changing modes is not supported.
-func (s *Server) cmdMode(c *conn, m Message) bool {
-	if s.needMore(c, m, 1) {
-		return false
-	}
-	t := m.Params[0]
-	if t[0] == '#' || t[0] == '&' {
-		ch := s.chans[fold(t)]
-		if ch == nil {
-			s.reply(c, "403", t, "No such channel")
-			return false
-		}
-		switch {
-		case len(m.Params) == 1:
-			s.reply(c, "324", ch.name, "+n")
-		case strings.Trim(m.Params[1], "+") == "b":
-			s.reply(c, "368", ch.name, "End of channel ban list")
-		default:
-			s.reply(c, "482", ch.name, "You're not channel operator")
-		}
-		return true
-	}
-	if fold(t) != fold(c.nick) {
-		s.reply(c, "502", "Cannot change mode for other users")
-		return false
-	}
-	if len(m.Params) == 1 {
-		s.reply(c, "221", "+i")
-	}
 	return true
 }
 

@@ -19,8 +19,13 @@
 // matter; a nick whose connection did not arrive quits, as if it had
 // dropped.
 //
-// Every input is bounded: lines over 512 bytes get 417, a client that sends
-// faster than its rate is read more slowly, a client that keeps sending junk
-// or stops reading (its output queue overflows) is disconnected with an
-// ERROR, alone.
+// Every input is bounded: lines over 512 bytes get 417 and are dropped as
+// they come (each 512 bytes of them costs a line of the rate, and past
+// MaxLongLine the client goes), a client that sends faster than its rate
+// is read more slowly, a client that keeps sending junk or stops reading
+// (its output queue overflows) is disconnected with an ERROR, alone.
+// Before a hand-off freezes anything, Quiesce decodes every snapshot as
+// the target will: a client whose snapshot the target would refuse is
+// dropped there, and a shared snapshot it would refuse fails the
+// hand-off, so nothing is refused after the commit.
 package chat

@@ -54,9 +54,11 @@ func FuzzParseLine(f *testing.F) {
 
 func sampleShared() *sharedState {
 	return &sharedState{
-		Users: []userSnap{{"alice", "al", "Alice A", "192.0.2.10"}, {"bob", "b", "", "192.0.2.10"}},
+		Users: []userSnap{{"alice", "al", "Alice A", "192.0.2.10", "", false}, {"bob", "b", "", "192.0.2.10", "lunch", true}},
 		Channels: []chanSnap{{Name: "#lab", Topic: "t", TopicBy: "alice", TopicAt: 1700000000,
-			Members: []string{"alice", "bob"}, History: []historyLine{{"bob", "hi", false}, {"alice", "note", true}}}},
+			Created: 1690000000, Modes: modeT | modeN | modeI | modeM, Key: "s3cret", Limit: 10,
+			Members: []string{"alice", "bob"}, Ops: []string{"alice"}, Voices: []string{"bob"}, Invites: []string{"carol"},
+			History: []historyLine{{"bob", "hi", false}, {"alice", "note", true}}}},
 	}
 }
 
@@ -67,17 +69,25 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("shared: %#v, %v", got, err)
 	}
 	cs := &connState{Registered: true, Nick: "alice", User: "al", Real: "A", In: []byte("PRIVMSG #lab :ha"),
-		Out: []byte(":x PING :y\r\n"), PingOutstanding: true, Junk: 3, BytesIn: 10, BytesOut: 20}
+		Discard: true, Skipped: 300, LongLine: 9000, CapHeld: true,
+		Out: []byte(":x PING :y\r\n"), Inherited: 4, PingOutstanding: true, Junk: 3, BytesIn: 10, BytesOut: 20}
 	gotc, err := decodeConn(cs.encode())
 	if err != nil || !reflect.DeepEqual(gotc, cs) {
 		t.Fatalf("conn: %#v, %v", gotc, err)
 	}
 	// Inconsistent states are refused.
 	for name, bad := range map[string]*sharedState{
-		"unknown member": {Users: st.Users[:1], Channels: st.Channels},
-		"repeated nick":  {Users: []userSnap{st.Users[0], st.Users[0]}},
-		"bad channel":    {Users: st.Users, Channels: []chanSnap{{Name: "lab", Members: []string{"bob"}}}},
-		"empty channel":  {Users: st.Users, Channels: []chanSnap{{Name: "#x"}}},
+		"unknown member":   {Users: st.Users[:1], Channels: st.Channels},
+		"repeated nick":    {Users: []userSnap{st.Users[0], st.Users[0]}},
+		"bad channel":      {Users: st.Users, Channels: []chanSnap{{Name: "lab", Members: []string{"bob"}}}},
+		"empty channel":    {Users: st.Users, Channels: []chanSnap{{Name: "#x"}}},
+		"op not member":    {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Ops: []string{"alice"}}}},
+		"unknown mode":     {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Modes: 0x80}}},
+		"bad key":          {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Key: "a b"}}},
+		"bad invite":       {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Invites: []string{"9x"}}}},
+		"voice not member": {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Voices: []string{"alice"}}}},
+		"repeated op":      {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Ops: []string{"bob", "BOB"}}}},
+		"bad away":         {Users: []userSnap{{"bob", "b", "", "h", "a\nb", false}}},
 	} {
 		if _, err := decodeShared(bad.encode()); err == nil {
 			t.Errorf("%s: decoded", name)
@@ -94,6 +104,8 @@ func TestSnapshotRoundTrip(t *testing.T) {
 func FuzzSnapshot(f *testing.F) {
 	f.Add(sampleShared().encode(), (&connState{Nick: "x", In: []byte("NI")}).encode())
 	f.Add([]byte{}, []byte{connVersion})
+	f.Add(sampleShared().encode(), (&connState{Registered: true, Nick: "x", User: "u", Discard: true, Skipped: 7,
+		LongLine: 9000, CapHeld: true, Out: []byte("abc"), Inherited: 2}).encode())
 	f.Fuzz(func(t *testing.T, shared, conn []byte) {
 		if st, err := decodeShared(shared); err == nil && !bytes.Equal(st.encode(), shared) {
 			t.Fatal("shared: decode/encode is not a round trip")

@@ -44,6 +44,10 @@ func (s *Server) Quiesce(ctx context.Context) (handoff.Paused, error) {
 			return nil, fmt.Errorf("chat: quiesce: %d of %d connections paused: %w", i, len(p.states), ctx.Err())
 		}
 	}
+	if err := p.screen(ctx); err != nil {
+		p.resumeAll()
+		return nil, fmt.Errorf("chat: quiesce: %w", err)
+	}
 	return p, nil
 }
 
@@ -51,45 +55,137 @@ type paused struct {
 	s      *Server
 	conns  []*conn
 	states []*pauseState
+
+	shared []byte   // the shared snapshot, checked
+	snaps  [][]byte // per connection, checked
+	// Dropped lists the clients dropped before the freeze, and why.
+	dropped []string
+}
+
+// screen takes the snapshots and decodes each as the target will, before
+// anything is frozen: a refusal after the commit would lose a connection.
+// A client whose snapshot would be refused is dropped here, with an
+// ERROR, and the others move; a shared snapshot that would be refused
+// fails the hand-off, and everyone stays.
+func (p *paused) screen(ctx context.Context) error {
+	s := p.s
+	s.mu.Lock()
+	var bad []int
+	p.snaps = make([][]byte, len(p.conns))
+	for i, c := range p.conns {
+		p.snaps[i] = c.snapshot().encode()
+		if _, err := decodeConn(p.snaps[i]); err != nil {
+			bad = append(bad, i)
+			p.dropped = append(p.dropped, fmt.Sprintf("%v: %v", c.c.RemoteAddr(), err))
+		}
+	}
+	s.mu.Unlock()
+	if len(bad) > 0 {
+		p.dropBad(ctx, bad)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(bad) > 0 {
+		// The others heard them quit: their queues changed.
+		for i, c := range p.conns {
+			p.snaps[i] = c.snapshot().encode()
+		}
+	}
+	p.shared = s.sharedSnapshot().encode()
+	if _, err := decodeShared(p.shared); err != nil {
+		return fmt.Errorf("the target would refuse the shared snapshot: %w", err)
+	}
+	return nil
+}
+
+// dropBad ends the pause of the connections at the indexes bad, drops
+// them, and waits a moment for their ERROR to go out and their sockets to
+// close: after the freeze their address is gone.
+func (p *paused) dropBad(ctx context.Context, bad []int) {
+	s := p.s
+	s.mu.Lock()
+	var gone []*conn
+	var states []*pauseState
+	for _, i := range bad {
+		c := p.conns[i]
+		c.pause = nil
+		c.bye = 200 * time.Millisecond
+		p.states[i].stay = true
+		s.drop(c, "Snapshot over the hand-off's bounds")
+		gone = append(gone, c)
+		states = append(states, p.states[i])
+	}
+	s.flushDrops()
+	for _, i := range slices.Backward(bad) {
+		p.conns = slices.Delete(p.conns, i, i+1)
+		p.states = slices.Delete(p.states, i, i+1)
+		p.snaps = slices.Delete(p.snaps, i, i+1)
+	}
+	s.mu.Unlock()
+	for i, c := range gone {
+		c.c.SetDeadline(time.Time{})
+		close(states[i].verdict)
+	}
+	// One wait for them all, however many: the hand-off is paused.
+	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	for _, c := range gone {
+		select {
+		case <-c.gone:
+		case <-wctx.Done():
+		}
+		c.c.Close()
+	}
 }
 
 // Shared implements handoff.Paused: every registered client and channel.
-func (p *paused) Shared() []byte {
-	s := p.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (p *paused) Shared() []byte { return p.shared }
+
+// sharedSnapshot is the state every connection shares. s.mu is held.
+func (s *Server) sharedSnapshot() *sharedState {
 	st := &sharedState{}
 	for _, c := range s.nicks {
-		st.Users = append(st.Users, userSnap{Nick: c.nick, User: c.user, Real: c.real, Host: c.host})
+		st.Users = append(st.Users, userSnap{Nick: c.nick, User: c.user, Real: c.real, Host: c.host, Away: c.away, Invisible: c.invisible})
 	}
 	slices.SortFunc(st.Users, func(a, b userSnap) int { return strings.Compare(a.Nick, b.Nick) })
 	for _, ch := range s.chans {
-		cs := chanSnap{Name: ch.name, Topic: ch.topic, TopicBy: ch.topicBy, TopicAt: ch.topicAt, History: ch.history}
+		cs := chanSnap{Name: ch.name, Topic: ch.topic, TopicBy: ch.topicBy, TopicAt: ch.topicAt, History: ch.history,
+			Created: ch.created, Modes: ch.modes, Key: ch.key, Limit: uint32(ch.limit), Invites: ch.invites}
 		for m := range ch.members {
 			cs.Members = append(cs.Members, m.nick)
+			if ch.isOp(m) {
+				cs.Ops = append(cs.Ops, m.nick)
+			}
+			if _, v := ch.voices[m]; v {
+				cs.Voices = append(cs.Voices, m.nick)
+			}
 		}
 		slices.Sort(cs.Members)
+		slices.Sort(cs.Ops)
+		slices.Sort(cs.Voices)
 		st.Channels = append(st.Channels, cs)
 	}
 	slices.SortFunc(st.Channels, func(a, b chanSnap) int { return strings.Compare(a.Name, b.Name) })
-	return st.encode()
+	return st
+}
+
+// snapshot is c's own state. s.mu is held and c's reader is parked, so
+// its fields are still.
+func (c *conn) snapshot() *connState {
+	return &connState{
+		Registered: c.registered, Nick: c.nick, User: c.user, Real: c.real, CapHeld: c.capHeld,
+		In: c.in, Discard: c.discard, Skipped: uint32(c.skipped), LongLine: uint32(c.longLine),
+		Out: c.out, Inherited: uint32(c.inherited),
+		PingOutstanding: !c.pingSent.IsZero(), Junk: uint32(c.junk),
+		BytesIn: c.bytesIn, BytesOut: c.bytesOut,
+	}
 }
 
 // Conns implements handoff.Paused.
 func (p *paused) Conns() []handoff.PausedConn {
-	s := p.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	out := make([]handoff.PausedConn, len(p.conns))
 	for i, c := range p.conns {
-		// The reader is parked, so its fields are still.
-		cs := connState{
-			Registered: c.registered, Nick: c.nick, User: c.user, Real: c.real,
-			In: c.in, Discard: c.discard, Out: c.out,
-			PingOutstanding: !c.pingSent.IsZero(), Junk: uint32(c.junk),
-			BytesIn: c.bytesIn, BytesOut: c.bytesOut,
-		}
-		out[i] = handoff.PausedConn{Conn: c.c, State: cs.encode()}
+		out[i] = handoff.PausedConn{Conn: c.c, State: p.snaps[i]}
 	}
 	return out
 }
@@ -192,11 +288,15 @@ func (s *Server) Adopt(shared []byte, conns []handoff.Adopted) error {
 		c := s.newConn(a.Conn)
 		c.nick, c.user, c.real = cs.Nick, cs.User, cs.Real
 		c.in, c.discard, c.junk = cs.In, cs.Discard, int(cs.Junk)
+		c.skipped, c.longLine, c.capHeld = int(cs.Skipped), int(cs.LongLine), cs.CapHeld
 		c.bytesIn = cs.BytesIn
 		// Unsent bytes were counted as written at the source; they are
 		// counted again when written here.
 		c.bytesOut = cs.BytesOut - min(cs.BytesOut, uint64(len(a.Unsent)))
 		c.out = append(append([]byte{}, a.Unsent...), cs.Out...)
+		// Neither kernel's unsent bytes count in the queue's bound: the
+		// source counted them as written.
+		c.inherited = len(a.Unsent) + int(cs.Inherited)
 		if len(c.out) == 0 {
 			c.out = nil
 		}
@@ -210,7 +310,7 @@ func (s *Server) Adopt(shared []byte, conns []handoff.Adopted) error {
 		}
 		key := fold(cs.Nick)
 		if u, ok := users[key]; ok {
-			c.user, c.real = u.User, u.Real
+			c.user, c.real, c.away, c.invisible = u.User, u.Real, u.Away, u.Invisible
 		}
 		if s.nicks[key] != nil || attached[key] != nil {
 			collided = append(collided, c)
@@ -227,7 +327,17 @@ func (s *Server) Adopt(shared []byte, conns []handoff.Adopted) error {
 	for _, cs := range st.Channels {
 		ch := s.chans[fold(cs.Name)]
 		if ch == nil {
-			ch = &channel{name: cs.Name, members: map[*conn]struct{}{}}
+			// Its modes come with it; a channel this server has too keeps its own.
+			ch = newChannel(cs.Name)
+			ch.created, ch.modes, ch.key, ch.limit = cs.Created, cs.Modes, cs.Key, int(cs.Limit)
+			ch.invites = slices.Clone(cs.Invites)
+		}
+		ops, voices := map[string]bool{}, map[string]bool{}
+		for _, n := range cs.Ops {
+			ops[fold(n)] = true
+		}
+		for _, n := range cs.Voices {
+			voices[fold(n)] = true
 		}
 		if ch.topic == "" {
 			ch.topic, ch.topicBy, ch.topicAt = cs.Topic, cs.TopicBy, cs.TopicAt
@@ -253,6 +363,12 @@ func (s *Server) Adopt(shared []byte, conns []handoff.Adopted) error {
 			}
 			ch.members[c] = struct{}{}
 			c.chans[ch] = struct{}{}
+			if ops[fold(nick)] {
+				ch.ops[c] = struct{}{}
+			}
+			if voices[fold(nick)] {
+				ch.voices[c] = struct{}{}
+			}
 		}
 		s.chans[fold(ch.name)] = ch
 	}

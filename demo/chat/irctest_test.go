@@ -175,7 +175,7 @@ func irctestJoinAllMessages(t *testing.T, l *local) {
 	got := c.sync()
 	only(t, commands(got), "JOIN", "353", "366")
 	if len(got) == 3 {
-		if got[1].Params[2] != "#chan" || got[1].Params[3] != "foo" {
+		if got[1].Params[2] != "#chan" || got[1].Params[3] != "@foo" { // the first joiner is operator
 			t.Errorf("353 %q", got[1].Params)
 		}
 	}
@@ -232,6 +232,7 @@ func irctestPrivmsg(t *testing.T, l *local) {
 		t.Errorf("the sender got %v", commands(got))
 	}
 	a.send("PRIVMSG bar :hey there!")
+	a.sync() // handled, so queued for bar before bar's own PING
 	only(t, commands(b.sync()), "PRIVMSG")
 }
 

@@ -102,7 +102,9 @@ func clientThroughHandOffs(t *testing.T, env *labtest.Env, nick string, rc realC
 	late := labUser(t, env, "late")
 	late.send("JOIN #lab")
 	late.expect("332", "late #lab peertopic")
-	if names := late.expect("353", "late = #lab").Params[3]; names != "late peer "+newNick && names != newNick+" late peer" {
+	// The client joined first: it is the operator, through the hand-offs.
+	names := late.expect("353", "late = #lab").Params[3]
+	if got := strings.Fields(names); !slices.Equal(slices.Sorted(slices.Values(got)), []string{"@" + newNick, "late", "peer"}) {
 		t.Errorf("the late joiner sees %q", names)
 	}
 	late.send("PRIVMSG #lab :late and whole")
@@ -147,6 +149,55 @@ func clientThroughHandOffs(t *testing.T, env *labtest.Env, nick string, rc realC
 	}
 	late.send("WHOIS %s", newNick)
 	late.expect("311", "late "+newNick)
+
+	// The client runs #lab (it joined first): its operator commands work
+	// on whichever server holds it, and what they set moves.
+	rc.command("/op peer")
+	peer.expect("MODE", "#lab +o peer")
+	rc.command("/mode #lab +t")
+	peer.expect("MODE", "#lab +t")
+	late.send("TOPIC #lab :late's topic")
+	late.expect("482", "late #lab")
+	handOff("a", "b", 3)
+	rc.command("/topic #lab topic under plus t")
+	peer.expect("TOPIC", "#lab topic under plus t")
+	peer.send("TOPIC #lab :the peer runs it too") // its +o moved
+	waitTranscript(t, rc, "the peer runs it too")
+	rc.command("/away gone for tea")
+	waitAway(t, peer, newNick, "gone for tea")
+	handOff("b", "a", 3)
+	waitAway(t, peer, newNick, "gone for tea") // the away message moved
+	rc.command("/away")
+	waitAway(t, peer, newNick, "")
+	rc.command("/kick late bye now")
+	late.expect("KICK", "#lab late bye now")
+	peer.expect("KICK", "#lab late bye now")
+	if err := rc.alive(); err != nil {
+		t.Errorf("the client, after its operator commands: %v\n%s", err, rc.transcript())
+	}
+}
+
+// waitAway waits until c's WHOIS of nick shows it away with this message
+// (or, for "", here): a client's /away is typed, not synchronous.
+func waitAway(t *testing.T, c *ircClient, nick, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.send("WHOIS %s", nick)
+		var away string
+		for _, m := range c.sync() {
+			if m.Command == "301" && len(m.Params) > 2 {
+				away = m.Params[2]
+			}
+		}
+		if away == msg {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: WHOIS %s shows away %q, want %q", c.nick, nick, away, msg)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func waitNames(t *testing.T, c *ircClient, nick string) {
@@ -156,7 +207,7 @@ func waitNames(t *testing.T, c *ircClient, nick string) {
 		c.send("NAMES #lab")
 		m := c.expect("353", c.nick+" = #lab")
 		c.expect("366")
-		if slices.Contains(strings.Fields(m.Params[3]), nick) {
+		if slices.Contains(strings.Fields(strings.ReplaceAll(m.Params[3], "@", "")), nick) {
 			return
 		}
 		if time.Now().After(deadline) {

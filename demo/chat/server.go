@@ -29,6 +29,7 @@ type Config struct {
 	LinesPerSecond       float64       // sustained lines handled per client; 10
 	Burst                int           // lines handled at once before the rate applies; 20
 	MaxJunk              int           // erroneous lines (net of good ones) before a disconnect; 20
+	MaxLongLine          int           // bytes of one line without an end before a disconnect; 64 KiB
 	PingInterval         time.Duration // silence before the server PINGs; 30 s
 	PingTimeout          time.Duration // wait for an answer to a PING; 60 s
 }
@@ -50,6 +51,10 @@ func (c *Config) defaults() {
 	def(&c.MaxSendQ, 256<<10)
 	def(&c.Burst, 20)
 	def(&c.MaxJunk, 20)
+	def(&c.MaxLongLine, 64<<10)
+	// The queue must fit a snapshot, or the target would refuse it; the
+	// other half is for what a source's kernel had not sent.
+	c.MaxSendQ = min(c.MaxSendQ, maxSnapOut/2)
 	if c.LinesPerSecond <= 0 {
 		c.LinesPerSecond = 10
 	}
@@ -71,14 +76,15 @@ type Server struct {
 	stop chan struct{} // closed by Close: ends the pinger
 	made time.Time
 
-	mu     sync.Mutex
-	cond   *sync.Cond // signalled when a freeze ends
-	conns  map[*conn]struct{}
-	nicks  map[string]*conn    // folded nick -> registered client
-	chans  map[string]*channel // folded name -> channel
-	drops  []*conn             // to disconnect once the current handler is done
-	frozen bool                // a hand-off holds the state still
-	closed bool
+	mu       sync.Mutex
+	cond     *sync.Cond // signalled when a freeze ends
+	conns    map[*conn]struct{}
+	nicks    map[string]*conn    // folded nick -> registered client
+	chans    map[string]*channel // folded name -> channel
+	drops    []*conn             // to disconnect once the current handler is done
+	maxUsers int                 // the most registered clients LUSERS has seen at once
+	frozen   bool                // a hand-off holds the state still
+	closed   bool
 }
 
 var _ handoff.Service = (*Server)(nil)
@@ -204,7 +210,14 @@ type channel struct {
 	name           string
 	topic, topicBy string
 	topicAt        int64 // Unix seconds
+	created        int64 // Unix seconds
+	modes          uint8 // modeT | modeN | modeI | modeM
+	key            string
+	limit          int
 	members        map[*conn]struct{}
+	ops            map[*conn]struct{} // members who are operators
+	voices         map[*conn]struct{} // members with voice
+	invites        []string           // nicks invited past +i, oldest first
 	history        []historyLine
 }
 
@@ -216,8 +229,10 @@ type conn struct {
 	// Owned by the reader goroutine (and read by a snapshot only while the
 	// reader is parked).
 	rbuf     []byte // what one Read takes
-	in       []byte // read, not handled yet
+	in       []byte // read, not handled yet: under MaxLine + len(rbuf)
 	discard  bool   // dropping the rest of a too-long line
+	skipped  int    // bytes of a too-long line dropped, not yet paid for in lines of the rate
+	longLine int    // bytes of the current too-long line so far
 	readErr  error
 	tokens   float64
 	lastFill time.Time
@@ -225,8 +240,12 @@ type conn struct {
 	// Guarded by Server.mu.
 	nick, user, real string
 	registered       bool
+	capHeld          bool   // registration waits for CAP END
+	away             string // empty: here
+	invisible        bool   // user mode +i
 	chans            map[*channel]struct{}
 	out              []byte // queued, not written yet
+	inherited        int    // of out, the first bytes: a source's kernel had not sent them (not counted in MaxSendQ)
 	writing          int    // of out, bytes the writer is writing now
 	overflow         bool   // out hit MaxSendQ: being disconnected
 	dead             bool
@@ -239,6 +258,8 @@ type conn struct {
 
 	wake chan struct{} // the writer has output, or must look at its state
 	kick chan struct{} // the reader must stop waiting for its rate
+	gone chan struct{} // closed when the writer ends (it closes the socket)
+	bye  time.Duration // how long the last words may take; 2 s when zero
 }
 
 // pauseState is one pause of one connection's two goroutines.
@@ -257,7 +278,7 @@ func (s *Server) newConn(tc *net.TCPConn) *conn {
 	return &conn{
 		c: tc, host: host, chans: map[*channel]struct{}{},
 		tokens: float64(s.Config.Burst), lastFill: time.Now(), lastActive: time.Now(),
-		wake: make(chan struct{}, 1), kick: make(chan struct{}, 1),
+		wake: make(chan struct{}, 1), kick: make(chan struct{}, 1), gone: make(chan struct{}),
 	}
 }
 
@@ -273,42 +294,78 @@ func notify(ch chan struct{}) {
 	}
 }
 
-// nextLine takes the next whole line out of c.in. tooLong reports a line
-// over MaxLine, which is dropped (up to its end, which may come later).
-func (c *conn) nextLine() (line []byte, tooLong, ok bool) {
-	for {
-		i := bytes.IndexByte(c.in, '\n')
-		if i < 0 {
-			if c.discard {
-				c.in = c.in[:0]
-				return nil, false, false
-			}
-			if len(c.in) >= MaxLine {
-				// No end within MaxLine bytes: this line is too long.
-				c.in = c.in[:0]
-				c.discard = true
-				return nil, true, true
-			}
-			return nil, false, false
-		}
-		line, c.in = c.in[:i], c.in[i+1:]
-		if c.discard {
-			c.discard = false
-			continue
-		}
-		if i+1 > MaxLine {
-			return nil, true, true
-		}
-		return bytes.TrimSuffix(line, []byte{'\r'}), false, true
+// What nextLine found.
+const (
+	noLine  = iota
+	oneLine // a whole line
+	tooLong // a line over MaxLine: 417
+	skipped // MaxLine more bytes of a too-long line: one line of the rate
+)
+
+// nextLine takes the next piece of work out of c.in. A line over MaxLine
+// is dropped up to its end, which may come much later; what is dropped
+// costs one line of the rate per MaxLine bytes, as if it were lines, so a
+// client cannot make the server read faster by never ending its line.
+func (c *conn) nextLine() (line []byte, kind int) {
+	c.skip()
+	if c.skipped >= MaxLine {
+		c.skipped -= MaxLine
+		return nil, skipped
 	}
+	if c.discard {
+		return nil, noLine
+	}
+	c.skipped, c.longLine = 0, 0 // the last too-long line ended: its rest is free
+	i := bytes.IndexByte(c.in, '\n')
+	if i < 0 {
+		if len(c.in) < MaxLine {
+			return nil, noLine
+		}
+		// No end within MaxLine bytes: this line is too long.
+		c.longLine = len(c.in)
+		c.skipped = len(c.in) - MaxLine
+		c.in = c.in[:0]
+		c.discard = true
+		return nil, tooLong
+	}
+	line, c.in = c.in[:i], c.in[i+1:]
+	if i+1 > MaxLine {
+		c.longLine = i + 1
+		c.skipped = i + 1 - MaxLine
+		return nil, tooLong
+	}
+	return bytes.TrimSuffix(line, []byte{'\r'}), oneLine
+}
+
+// skip drops what c.in holds of a too-long line, up to its end.
+func (c *conn) skip() {
+	if !c.discard {
+		return
+	}
+	n := bytes.IndexByte(c.in, '\n')
+	if n < 0 {
+		// All of it goes; the buffer is kept, not a new one per read.
+		c.skipped += len(c.in)
+		c.longLine += len(c.in)
+		c.in = c.in[:0]
+		return
+	}
+	c.discard = false
+	c.skipped += n + 1 // with its newline, as a line found whole counts
+	c.longLine += n + 1
+	c.in = c.in[n+1:]
 }
 
 // hasLine reports whether c.in holds something nextLine would return.
 func (c *conn) hasLine() bool {
-	if bytes.IndexByte(c.in, '\n') >= 0 {
+	c.skip()
+	switch {
+	case c.skipped >= MaxLine:
 		return true
+	case c.discard:
+		return false
 	}
-	return !c.discard && len(c.in) >= MaxLine
+	return bytes.IndexByte(c.in, '\n') >= 0 || len(c.in) >= MaxLine
 }
 
 // readLoop reads and handles one line at a time. It holds no line half
@@ -348,12 +405,15 @@ func (s *Server) readLoop(c *conn) {
 				}
 				continue
 			}
-			line, tooLong, _ := c.nextLine()
-			if tooLong {
+			switch line, kind := c.nextLine(); kind {
+			case tooLong:
 				s.reply(c, "417", "Input line was too long")
 				s.junk(c)
-			} else {
+			case oneLine:
 				s.handleLine(c, line)
+			}
+			if c.longLine > s.Config.MaxLongLine {
+				s.drop(c, "Input line too long")
 			}
 			s.flushDrops()
 			s.mu.Unlock()
@@ -369,6 +429,7 @@ func (s *Server) readLoop(c *conn) {
 
 		n, err := c.c.Read(buf)
 		c.in = append(c.in, buf[:n]...)
+		c.skip()
 		s.mu.Lock()
 		c.bytesIn += uint64(n)
 		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) && c.pause == nil {
@@ -403,6 +464,7 @@ func (c *conn) takeToken(cfg Config) time.Duration {
 
 // writeLoop writes what is queued for c.
 func (s *Server) writeLoop(c *conn) {
+	defer close(c.gone)
 	for {
 		s.mu.Lock()
 		if c.pause != nil {
@@ -426,12 +488,17 @@ func (s *Server) writeLoop(c *conn) {
 		s.mu.Unlock()
 		if dead {
 			// The last words (an ERROR) get a moment, not forever.
-			c.c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+			bye := c.bye
+			if bye == 0 {
+				bye = 2 * time.Second
+			}
+			c.c.SetWriteDeadline(time.Now().Add(bye))
 		}
 		n, err := c.c.Write(data)
 		s.mu.Lock()
 		c.writing = 0
 		c.out = c.out[n:]
+		c.inherited -= min(n, c.inherited)
 		if len(c.out) == 0 {
 			c.out = nil
 		}
@@ -475,7 +542,7 @@ func (s *Server) send(c *conn, m Message) {
 	if len(line) > MaxLine-2 {
 		line = line[:MaxLine-2]
 	}
-	if len(c.out)+len(line)+2 > s.Config.MaxSendQ {
+	if len(c.out)-c.inherited+len(line)+2 > s.Config.MaxSendQ {
 		c.overflow = true
 		s.drops = append(s.drops, c)
 		return
@@ -508,6 +575,7 @@ func (s *Server) drop(c *conn, reason string) {
 		// Never to be written: the client does not read. What the writer
 		// holds stays, so that it can account for it.
 		c.out = c.out[:c.writing:c.writing]
+		c.inherited = min(c.inherited, c.writing)
 	}
 	bye := Message{Command: "ERROR", Params: []string{"Closing Link: " + c.host + " (" + reason + ")"}}
 	c.out = append(append(c.out, bye.String()...), '\r', '\n')
@@ -528,7 +596,7 @@ func (s *Server) quit(c *conn, reason string) {
 // forget removes c from the shared state, silently.
 func (s *Server) forget(c *conn) {
 	for ch := range c.chans {
-		delete(ch.members, c)
+		ch.remove(c)
 		if len(ch.members) == 0 {
 			delete(s.chans, fold(ch.name))
 		}

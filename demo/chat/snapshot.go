@@ -11,8 +11,11 @@ import (
 // (valid, unique names; members that exist), so a target never builds
 // state it could not have built from lines.
 const (
-	sharedVersion = 1
-	connVersion   = 1
+	// 2: operators and voices, channel modes, keys, limits, invites, creation
+	// times, away messages, invisible users; a too-long line's progress;
+	// registration held by CAP.
+	sharedVersion = 2
+	connVersion   = 2
 
 	maxSnapUsers    = 100000
 	maxSnapChannels = 100000
@@ -30,12 +33,21 @@ type sharedState struct {
 
 type userSnap struct {
 	Nick, User, Real, Host string
+	Away                   string // empty: here
+	Invisible              bool   // user mode +i
 }
 
 type chanSnap struct {
 	Name, Topic, TopicBy string
 	TopicAt              int64
+	Created              int64    // Unix seconds (329)
+	Modes                uint8    // modeT | modeN | modeI | modeM
+	Key                  string   // +k; empty: none
+	Limit                uint32   // +l; 0: none
 	Members              []string // nicks
+	Ops                  []string // members who are channel operators
+	Voices               []string // members with voice
+	Invites              []string // nicks invited past +i
 	History              []historyLine
 }
 
@@ -51,7 +63,11 @@ type connState struct {
 	User, Real      string
 	In              []byte // read, not handled
 	Discard         bool   // dropping the rest of a too-long line
+	Skipped         uint32 // bytes of it dropped, not yet paid for in the rate
+	LongLine        uint32 // its length so far
+	CapHeld         bool   // registration waits for CAP END
 	Out             []byte // queued, not written
+	Inherited       uint32 // of Out, the first bytes a source's kernel had not sent
 	PingOutstanding bool
 	Junk            uint32
 	BytesIn         uint64
@@ -67,6 +83,8 @@ func (st *sharedState) encode() []byte {
 		e.String(u.User)
 		e.String(u.Real)
 		e.String(u.Host)
+		e.String(u.Away)
+		e.Bool(u.Invisible)
 	}
 	e.U32(uint32(len(st.Channels)))
 	for _, ch := range st.Channels {
@@ -74,9 +92,15 @@ func (st *sharedState) encode() []byte {
 		e.String(ch.Topic)
 		e.String(ch.TopicBy)
 		e.U64(uint64(ch.TopicAt))
-		e.U32(uint32(len(ch.Members)))
-		for _, m := range ch.Members {
-			e.String(m)
+		e.U64(uint64(ch.Created))
+		e.U8(ch.Modes)
+		e.String(ch.Key)
+		e.U32(ch.Limit)
+		for _, list := range [][]string{ch.Members, ch.Ops, ch.Voices, ch.Invites} {
+			e.U32(uint32(len(list)))
+			for _, m := range list {
+				e.String(m)
+			}
 		}
 		e.U32(uint32(len(ch.History)))
 		for _, h := range ch.History {
@@ -100,6 +124,29 @@ func count(d *wire.Decoder, max int, what string) (int, error) {
 	return int(n), nil
 }
 
+// nickList reads a list of at most max distinct nicks, each of which ok
+// (given the folded nick) accepts.
+func nickList(d *wire.Decoder, max int, what string, ok func(string) bool) ([]string, error) {
+	n, err := count(d, max, what)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	seen := map[string]bool{}
+	for range n {
+		nick := d.String(MaxNickLen)
+		if d.Err() != nil {
+			return nil, d.Err()
+		}
+		if !ValidNick(nick) || !ok(fold(nick)) || seen[fold(nick)] {
+			return nil, fmt.Errorf("%s: %q unknown or repeated", what, nick)
+		}
+		seen[fold(nick)] = true
+		out = append(out, nick)
+	}
+	return out, nil
+}
+
 func decodeShared(b []byte) (*sharedState, error) {
 	st, err := decodeSharedFields(b)
 	if err != nil {
@@ -120,9 +167,13 @@ func decodeSharedFields(b []byte) (*sharedState, error) {
 	}
 	nicks := map[string]bool{}
 	for range n {
-		u := userSnap{Nick: d.String(MaxNickLen), User: d.String(maxUserLen), Real: d.String(maxRealLen), Host: d.String(64)}
+		u := userSnap{Nick: d.String(MaxNickLen), User: d.String(maxUserLen), Real: d.String(maxRealLen), Host: d.String(64),
+			Away: d.String(maxAwayLen), Invisible: d.Bool()}
 		if d.Err() != nil {
 			return nil, d.Err()
+		}
+		if !validText(u.Away) {
+			return nil, fmt.Errorf("user %q: bad away message", u.Nick)
 		}
 		if !ValidNick(u.Nick) || nicks[fold(u.Nick)] {
 			return nil, fmt.Errorf("user %q: bad or repeated nick", u.Nick)
@@ -140,31 +191,39 @@ func decodeSharedFields(b []byte) (*sharedState, error) {
 	for range n {
 		ch := chanSnap{Name: d.String(MaxChannelLen), Topic: d.String(MaxTopicLen), TopicBy: d.String(MaxNickLen)}
 		ch.TopicAt = int64(d.U64())
+		ch.Created = int64(d.U64())
+		ch.Modes = d.U8()
+		ch.Key = d.String(maxKeyLen)
+		ch.Limit = d.U32()
 		if d.Err() != nil {
 			return nil, d.Err()
 		}
 		if !ValidChannel(ch.Name) || names[fold(ch.Name)] || !validText(ch.Topic) || !validText(ch.TopicBy) {
 			return nil, fmt.Errorf("channel %q: bad or repeated name, or bad topic", ch.Name)
 		}
+		if ch.Modes&^(modeT|modeN|modeI|modeM) != 0 || (ch.Key != "" && !validKey(ch.Key)) {
+			return nil, fmt.Errorf("channel %s: unknown modes %#x or bad key", ch.Name, ch.Modes)
+		}
 		names[fold(ch.Name)] = true
-		m, err := count(d, len(st.Users), "members")
-		if err != nil {
+		var err error
+		members := map[string]bool{}
+		if ch.Members, err = nickList(d, len(st.Users), "members", func(n string) bool { return nicks[n] }); err != nil {
 			return nil, fmt.Errorf("channel %s: %w", ch.Name, err)
 		}
-		members := map[string]bool{}
-		for range m {
-			nick := d.String(MaxNickLen)
-			if d.Err() != nil {
-				return nil, d.Err()
-			}
-			if !nicks[fold(nick)] || members[fold(nick)] {
-				return nil, fmt.Errorf("channel %s: member %q unknown or repeated", ch.Name, nick)
-			}
-			members[fold(nick)] = true
-			ch.Members = append(ch.Members, nick)
+		for _, n := range ch.Members {
+			members[fold(n)] = true
 		}
 		if len(ch.Members) == 0 {
 			return nil, fmt.Errorf("channel %s: no members", ch.Name)
+		}
+		if ch.Ops, err = nickList(d, len(ch.Members), "operators", func(n string) bool { return members[n] }); err != nil {
+			return nil, fmt.Errorf("channel %s: %w", ch.Name, err)
+		}
+		if ch.Voices, err = nickList(d, len(ch.Members), "voices", func(n string) bool { return members[n] }); err != nil {
+			return nil, fmt.Errorf("channel %s: %w", ch.Name, err)
+		}
+		if ch.Invites, err = nickList(d, maxInvites, "invites", func(string) bool { return true }); err != nil {
+			return nil, fmt.Errorf("channel %s: %w", ch.Name, err)
 		}
 		h, err := count(d, maxSnapHistory, "history lines")
 		if err != nil {
@@ -197,7 +256,11 @@ func (cs *connState) encode() []byte {
 	e.String(cs.Real)
 	e.Bytes(cs.In)
 	e.Bool(cs.Discard)
+	e.U32(cs.Skipped)
+	e.U32(cs.LongLine)
+	e.Bool(cs.CapHeld)
 	e.Bytes(cs.Out)
+	e.U32(cs.Inherited)
 	e.Bool(cs.PingOutstanding)
 	e.U32(cs.Junk)
 	e.U64(cs.BytesIn)
@@ -217,14 +280,24 @@ func decodeConn(b []byte) (*connState, error) {
 		Real:       d.String(maxRealLen),
 		In:         d.Bytes(maxSnapIn),
 		Discard:    d.Bool(),
+		Skipped:    d.U32(),
+		LongLine:   d.U32(),
+		CapHeld:    d.Bool(),
 		Out:        d.Bytes(maxSnapOut),
 	}
+	cs.Inherited = d.U32()
 	cs.PingOutstanding = d.Bool()
 	cs.Junk = d.U32()
 	cs.BytesIn = d.U64()
 	cs.BytesOut = d.U64()
 	if err := d.Finish(); err != nil {
 		return nil, fmt.Errorf("connection snapshot: %w", err)
+	}
+	if uint64(cs.Inherited) > uint64(len(cs.Out)) {
+		return nil, fmt.Errorf("connection snapshot: %d bytes inherited of %d queued", cs.Inherited, len(cs.Out))
+	}
+	if cs.Skipped > maxSnapIn {
+		return nil, fmt.Errorf("connection snapshot: %d bytes skipped, at most %d", cs.Skipped, maxSnapIn)
 	}
 	if (cs.Nick != "" || cs.Registered) && !ValidNick(cs.Nick) {
 		return nil, fmt.Errorf("connection snapshot: bad nick %q", cs.Nick)
@@ -233,4 +306,24 @@ func decodeConn(b []byte) (*connState, error) {
 		return nil, fmt.Errorf("connection snapshot: bad user %q or real name", cs.User)
 	}
 	return cs, nil
+}
+
+// CheckShared reports whether Adopt would take this shared snapshot, and
+// CheckConn whether it would take a connection with this one: a target
+// checks them before it reports its sockets rebuilt, so a snapshot it
+// would refuse rolls the hand-off back instead of losing connections
+// after the commit. (The source checks its own, before the freeze.)
+func (s *Server) CheckShared(shared []byte) error {
+	if _, err := decodeShared(shared); err != nil {
+		return fmt.Errorf("chat: %w", err)
+	}
+	return nil
+}
+
+// CheckConn: see CheckShared.
+func (s *Server) CheckConn(state []byte) error {
+	if _, err := decodeConn(state); err != nil {
+		return fmt.Errorf("chat: %w", err)
+	}
+	return nil
 }

@@ -27,13 +27,19 @@ func (s *Server) cmdWhois(c *conn, m Message) bool {
 		s.reply(c, "311", u.nick, u.user, u.host, "*", u.real)
 		var chans []string
 		for ch := range u.chans {
-			chans = append(chans, ch.name)
+			// An invisible user's channels only to those who share them.
+			if !u.invisible || u == c || ch.has(c) {
+				chans = append(chans, ch.nickPrefix(u)+ch.name)
+			}
 		}
 		if len(chans) > 0 {
-			slices.Sort(chans)
+			slices.SortFunc(chans, func(a, b string) int { return strings.Compare(strings.TrimLeft(a, "@+"), strings.TrimLeft(b, "@+")) })
 			s.reply(c, "319", u.nick, strings.Join(chans, " "))
 		}
 		s.reply(c, "312", u.nick, s.Config.ServerName, "sockshift chat")
+		if u.away != "" {
+			s.reply(c, "301", u.nick, u.away)
+		}
 	}
 	s.reply(c, "318", nicks, "End of /WHOIS list")
 	return ok

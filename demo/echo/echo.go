@@ -170,7 +170,9 @@ func (c *conn) step() error {
 	}
 	n, err := c.c.Read(c.buf)
 	c.mu.Lock()
-	c.pending = append(c.pending[:0:0], c.buf[:n]...)
+	// pending aliases buf: the next read comes only once it is all
+	// written, and a copy per read was garbage at the stream's rate.
+	c.pending = c.buf[:n]
 	c.in += uint64(n)
 	c.mu.Unlock()
 	if n == len(c.buf) && n < bufSize {
@@ -241,4 +243,15 @@ func decodeState(b []byte) (pending []byte, in, out uint64, err error) {
 		return nil, 0, 0, fmt.Errorf("snapshot: %w", err)
 	}
 	return pending, in, out, nil
+}
+
+// CheckConn reports whether Adopt would take a connection with this
+// snapshot: a target checks it before it reports its sockets rebuilt,
+// so a snapshot it would refuse rolls the hand-off back instead of
+// losing the connection after the commit.
+func (s *Server) CheckConn(state []byte) error {
+	if _, _, _, err := decodeState(state); err != nil {
+		return fmt.Errorf("echo: %w", err)
+	}
+	return nil
 }
