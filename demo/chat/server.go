@@ -87,7 +87,11 @@ type Server struct {
 	closed   bool
 }
 
-var _ handoff.Service = (*Server)(nil)
+var (
+	_ handoff.Service       = (*Server)(nil)
+	_ handoff.SharedChecker = (*Server)(nil) // the target checks snapshots before the decision
+	_ handoff.ConnChecker   = (*Server)(nil)
+)
 
 // New returns a server; a nil cfg applies the defaults.
 func New(cfg *Config) *Server {

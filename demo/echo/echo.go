@@ -37,7 +37,10 @@ type Server struct {
 	pauser handoff.Pauser
 }
 
-var _ handoff.Service = (*Server)(nil)
+var (
+	_ handoff.Service     = (*Server)(nil)
+	_ handoff.ConnChecker = (*Server)(nil) // the target checks snapshots before the decision
+)
 
 // ConnInfo describes one live connection.
 type ConnInfo struct {
