@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -124,7 +125,9 @@ func waitUp(t *testing.T, env *labtest.Env, role string, within time.Duration) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("server %s is not up and idle within %v: %v", role, within, err)
+			h, _ := env.Host(role)
+			ss, _ := exec.Command("ip", "netns", "exec", h.Namespace, "ss", "-tanoe", "sport = :7 or sport = :6667").CombinedOutput()
+			t.Fatalf("server %s is not up and idle within %v: %v\nits sockets on the service ports:\n%s", role, within, err, ss)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sockshift/sockshift/demo/chat"
@@ -168,7 +169,28 @@ func (m *Main) Run(ctx context.Context) error {
 		addr netip.Addr
 		port int
 	}{{es, m.VIP, m.EchoPort}, {es, m.Addr, m.EchoPort}, {cs, m.chatVIP(), m.ChatPort}, {cs, m.Addr, m.ChatPort}} {
-		ln, err := listenAnywhere(ctx, netip.AddrPortFrom(l.addr, uint16(l.port)))
+		ap := netip.AddrPortFrom(l.addr, uint16(l.port))
+		ln, err := listenAnywhere(ctx, ap)
+		if errors.Is(err, syscall.EADDRINUSE) && l.addr != m.Addr {
+			// A previous process of ours that died serving moved-in
+			// connections leaves them closing (FIN-WAIT, then TIME-WAIT,
+			// up to a minute), and they hold the port against a new
+			// listener. The node serves on meanwhile (its channel, its
+			// other addresses) and listens here once they are gone.
+			m.Log.Printf("%v; listening there once the closing connections of a previous process are gone", err)
+			go func() {
+				for ctx.Err() == nil {
+					time.Sleep(200 * time.Millisecond)
+					if ln, err := listenAnywhere(ctx, ap); err == nil {
+						context.AfterFunc(ctx, func() { ln.Close() })
+						m.Log.Printf("listening on %v", ap)
+						l.svc.Serve(ln)
+						return
+					}
+				}
+			}()
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("node: %w", err)
 		}
