@@ -629,7 +629,13 @@ func TestDocsCommandsRunAsWritten(t *testing.T) {
 		if lines := strings.Split(strings.TrimSpace(ping.out.String()), "\n"); !strings.Contains(lines[len(lines)-1], " 0 errors") {
 			t.Errorf("`%s` across the hand-off:\n%s", pc.text, ping.out.String())
 		}
-		time.Sleep(500 * time.Millisecond)
+		// tcpdump prints the second line's frames when it gets to them: on
+		// a loaded machine that can take longer than the echo.
+		bothLines := regexp.MustCompile(`192\.0\.2\.100\.7 > 192\.0\.2\.10\.40000: Flags \[P\.\]`)
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && len(bothLines.FindAllString(dump.out.String(), -1)) < 2; {
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(200 * time.Millisecond)
 		dump.stop(syscall.SIGINT)
 		seen := dump.out.String()
 		// One named frame: the request for the VIP's own address, from
