@@ -334,14 +334,14 @@ func (l *lineClient) finish(t *testing.T) int {
 	}
 }
 
-// TestExampleHandsOff runs Example's service on two servers in their own
-// namespaces and moves its clients back and forth while they type: every
-// line comes back once, whole, in order; a failure at each step on either
-// side rolls back and the clients never notice; a client of a server's
-// own address stays there.
-func TestExampleHandsOff(t *testing.T) {
+// startExample runs Example's service on two servers, a and b, each in
+// its own namespace of one segment (prefix names them), a holding the
+// service address; it returns the namespaces (client, a, b) and the
+// servers by address.
+func startExample(t *testing.T, prefix string) ([]string, map[string]*exServer) {
+	t.Helper()
 	nstest.Privileged(t)
-	hosts := nstest.Segment(t, "ex", exClient+"/24", exA+"/24", exB+"/24")
+	hosts := nstest.Segment(t, prefix, exClient+"/24", exA+"/24", exB+"/24")
 	keyFile := filepath.Join(t.TempDir(), "key")
 	if _, err := wire.GenerateKeyFile(keyFile); err != nil {
 		t.Fatal(err)
@@ -353,6 +353,16 @@ func TestExampleHandsOff(t *testing.T) {
 	if got := servers[exA].do("take"); got != "ok took" {
 		t.Fatal(got)
 	}
+	return hosts, servers
+}
+
+// TestExampleHandsOff runs Example's service on two servers in their own
+// namespaces and moves its clients back and forth while they type: every
+// line comes back once, whole, in order; a failure at each step on either
+// side rolls back and the clients never notice; a client of a server's
+// own address stays there.
+func TestExampleHandsOff(t *testing.T) {
+	hosts, servers := startExample(t, "ex")
 	clients := []*lineClient{
 		startLineClient(dialFrom(t, hosts[0], exVIP+":7007")),
 		startLineClient(dialFrom(t, hosts[0], exVIP+":7007")),
@@ -405,19 +415,7 @@ func TestExampleHandsOff(t *testing.T) {
 // hand-offs every 200 ms, a silent client is let go (its idle time runs on
 // across the moves, in the snapshot), and a typing one never is.
 func TestExampleTimesOutIdleClients(t *testing.T) {
-	nstest.Privileged(t)
-	hosts := nstest.Segment(t, "ei", exClient+"/24", exA+"/24", exB+"/24")
-	keyFile := filepath.Join(t.TempDir(), "key")
-	if _, err := wire.GenerateKeyFile(keyFile); err != nil {
-		t.Fatal(err)
-	}
-	servers := map[string]*exServer{
-		exA: startExServer(t, hosts[1], "a", exA, keyFile),
-		exB: startExServer(t, hosts[2], "b", exB, keyFile),
-	}
-	if got := servers[exA].do("take"); got != "ok took" {
-		t.Fatal(got)
-	}
+	hosts, servers := startExample(t, "ei")
 	silent := dialFrom(t, hosts[0], exVIP+":7007")
 	connected := time.Now()
 	typing := startLineClient(dialFrom(t, hosts[0], exVIP+":7007"))
