@@ -529,29 +529,21 @@ func (s *source) afterCommit(ctx context.Context, cause error, release func()) (
 		s.n.logf("hand-off %x: the target serves %d connections on %v", s.rec.ID, out.Conns, out.Addrs)
 		return s.rep, nil
 	}
-	// The target holds nothing: take everything back, as in a rollback.
+	// The target holds nothing: take everything back, as a rollback does.
+	// Its channel is broken and it has nothing to abort.
 	s.tookBack = true
 	s.rep.Committed = false
-	s.rec.State = jRollback
-	s.n.journal.write(s.rec)
-	s.catchers.stop()
-	var errs []error
-	if len(s.released) > 0 {
-		errs = append(errs, s.n.Take(s.released...))
-	}
-	for _, f := range append(s.frozen, s.ended...) {
-		errs = append(errs, f.frozen.Thaw())
-	}
-	settleAll(s.paused, nothingMoved)
-	s.n.journal.remove(s.rec)
+	s.ch.Close()
+	s.ch.Conn = nil
+	rerr := s.rollback()
 	s.rep.Stayed, s.rep.Connections = nil, 0
 	s.rep.Services, s.rep.Addrs = nil, nil
 	err = fmt.Errorf("%w (%v): the connections are thawed here", errTargetLost, cause)
 	if out.Outcome == settledLostSome {
 		err = fmt.Errorf("%w (%v), while its sockets left repair mode: those it had resumed died with it (their clients saw it close them); the others are thawed here", errTargetLost, cause)
 	}
-	if jerr := errors.Join(errs...); jerr != nil {
-		err = errors.Join(err, jerr)
+	if rerr != nil {
+		err = errors.Join(err, rerr)
 	}
 	return s.rep, &Error{Phase: s.phase, RolledBack: true, Err: err}
 }
