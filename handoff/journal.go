@@ -110,6 +110,11 @@ func (j *journal) write(r *record) error {
 			return fmt.Errorf("journal: %w", err)
 		}
 		jf = &journalFile{f: f}
+		// A record another process wrote may be longer than this one:
+		// padding covers all of it.
+		if fi, err := f.Stat(); err == nil {
+			jf.size = int(fi.Size())
+		}
 		j.files[path] = jf
 	}
 	// Padded with spaces (valid JSON) over what an earlier, longer state
