@@ -279,8 +279,14 @@ func (b *bench) soak(ctx context.Context, res *Result) error {
 		s := &stream{c: c, rerr: make(chan error, 1), werr: make(chan error, 1)}
 		s.r = &streamReader{c: c, origin: origin, written: &s.written}
 		streams = append(streams, s)
-		go func() { s.rerr <- s.r.run(ctx) }()
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		go func() { s.rerr <- s.r.run(ctx); stopWatch() }()
 		go func() { s.werr <- writeStream(loadCtx, c, &s.written) }()
+		go b.stallWatch(watchCtx, c, s.r.verified.Load,
+			func() bool { return s.r.verified.Load() < s.written.Load() },
+			func(ss string) {
+				b.progressf("soak: stream %d stalled at %d of %d bytes; the sockets:\n%s", i, s.r.verified.Load(), s.written.Load(), ss)
+			})
 	}
 	pc, err := b.dial(ctx)
 	if err != nil {

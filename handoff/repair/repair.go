@@ -162,7 +162,8 @@ type RestoreOptions struct {
 	TimestampOffset uint32
 	// Transparent rebuilds the socket with IP_TRANSPARENT (CAP_NET_ADMIN),
 	// so its local address need not be assigned to this host until
-	// Activate. Off, the address must already be local.
+	// Activate, which turns it off again. Off, the address must already be
+	// local.
 	Transparent bool
 }
 
@@ -189,6 +190,8 @@ type Restored struct {
 	// the window closed, or has bytes to send) does; an idle one skips it,
 	// which thousands of sockets in one hand-off feel.
 	probe bool
+	// transparent: rebuilt with IP_TRANSPARENT, which Activate clears.
+	transparent bool
 }
 
 // Restore rebuilds the socket of s in repair mode, still frozen: it sends
@@ -204,12 +207,13 @@ func Restore(s *State, opts *RestoreOptions) (*Restored, error) {
 	if err := s.check(); err != nil {
 		return nil, &Error{Op: "restore", Conn: name, Socket: Closed, Err: err}
 	}
-	c, err := restore(s, opts.timestampOffset(s), opts != nil && opts.Transparent)
+	transparent := opts != nil && opts.Transparent
+	c, err := restore(s, opts.timestampOffset(s), transparent)
 	if err != nil {
 		return nil, &Error{Op: "restore", Conn: name, Socket: Closed, Err: err}
 	}
 	probe := s.Window.SndWnd == 0 || len(s.Unacked) > 0 || len(s.Unsent) > 0
-	return &Restored{conn: c, name: name, probe: probe}, nil
+	return &Restored{conn: c, name: name, probe: probe, transparent: transparent}, nil
 }
 
 // Activate turns repair mode off and returns the live connection. The
@@ -223,7 +227,7 @@ func (r *Restored) Activate() (*net.TCPConn, error) {
 	}
 	c := r.conn
 	r.conn = nil
-	if err := activate(c, r.probe); err != nil {
+	if err := activate(c, r.probe, r.transparent); err != nil {
 		c.Close() // still in repair mode: silent
 		return nil, &Error{Op: "activate", Conn: r.name, Socket: Closed, Err: err}
 	}

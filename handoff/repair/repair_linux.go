@@ -694,7 +694,17 @@ func sendAll(fd int, b []byte, what string) error {
 // socket restored with a zero send window waited for its own persist
 // timer, seconds with no RTT estimate: 3 stalls in 30 runs of 30 hand-offs
 // under a stream, against 0.
-func activate(c *net.TCPConn, probe bool) error {
+//
+// A transparent socket becomes a plain one: once its address is local it
+// needs IP_TRANSPARENT no more, and kept, it would let the socket send
+// after a later hand-off removed the address. Repair mode stops no timer:
+// a frozen socket's loss probe or retransmission still goes out, and a
+// plain socket's route fails once the address is gone, a transparent
+// one's does not. A loss probe sent after the dump carries new data the
+// rebuilt socket does not know it sent: the client then acknowledges
+// beyond the new socket's snd_nxt, which drops every such ACK, and the
+// connection stalls for good (the soak's streams did, 1 run in 3).
+func activate(c *net.TCPConn, probe, transparent bool) error {
 	how := unix.TCP_REPAIR_OFF_NO_WP
 	if probe {
 		how = unix.TCP_REPAIR_OFF
@@ -704,6 +714,11 @@ func activate(c *net.TCPConn, probe bool) error {
 		return err
 	}
 	_, err = control(rc, func(fd int) (SocketState, error) {
+		if transparent {
+			if err := setInt(fd, unix.SOL_IP, unix.IP_TRANSPARENT, "IP_TRANSPARENT", 0); err != nil {
+				return Repair, err
+			}
+		}
 		if err := setRepair(fd, how); err != nil {
 			return Normal, err
 		}

@@ -1028,3 +1028,84 @@ func TestRestoreBesideAClosingCopy(t *testing.T) {
 	nc := restoreHeard(t, ns, s)
 	pingPong(t, p.client, nc, 2)
 }
+
+// TestMovedSocketSilentOnceReleased freezes a socket that was already
+// moved once (rebuilt transparent, as a target does before it holds the
+// address), removes its address as a source's release does, and dumps it.
+// Repair mode stops no timer: the frozen socket's loss probe and
+// retransmission still fire. The client must receive nothing the dump does
+// not know was sent; a loss probe carrying the held-back bytes would leave
+// the client acknowledging past the rebuilt socket's snd_nxt, a stall for
+// good.
+func TestMovedSocketSilentOnceReleased(t *testing.T) {
+	ns := nstest.NewNS(t, "rpsilent")
+	const vip = "192.0.2.50"
+	nstest.Exec(t, ns, "ip", "addr", "add", vip+"/32", "dev", "lo")
+	var ln *net.TCPListener
+	var client, server *net.TCPConn
+	inNS(t, ns, func() error {
+		l, err := net.Listen("tcp4", vip+":0")
+		if err != nil {
+			return err
+		}
+		ln = l.(*net.TCPListener)
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}}
+		c, err := d.Dial("tcp4", ln.Addr().String())
+		if err != nil {
+			return err
+		}
+		client = c.(*net.TCPConn)
+		server, err = ln.AcceptTCP()
+		return err
+	})
+	defer ln.Close()
+	defer client.Close()
+	defer server.Close()
+	_, moved := move(t, ns, server, &RestoreOptions{Transparent: true})
+	pingPong(t, client, moved, 3)
+	if err := moved.SetNoDelay(false); err != nil { // Nagle holds the second write back
+		t.Fatal(err)
+	}
+
+	// The client's ACKs are lost from here: one segment stays in flight,
+	// and Nagle keeps the next write unsent.
+	waitFor(t, "the ping-pong acknowledged", 2*time.Second, func() bool {
+		return sockInt(t, moved, ioctl(unix.SIOCOUTQ)) == 0
+	})
+	port := ln.Addr().(*net.TCPAddr).Port
+	firewall(t, ns, "output", fmt.Sprintf("ip daddr %s tcp dport %d drop", vip, port))
+	first, second := stream(7, 100), stream(8, 100)
+	if _, err := moved.Write(first); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first write in flight", 2*time.Second, func() bool {
+		return sockInt(t, moved, ioctl(unix.SIOCOUTQ)) == len(first) && sockInt(t, moved, ioctl(siocOutqNSD)) == 0
+	})
+	if _, err := moved.Write(second); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the second write held back", 2*time.Second, func() bool {
+		return sockInt(t, moved, ioctl(siocOutqNSD)) == len(second)
+	})
+	f, err := Freeze(moved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	nstest.Exec(t, ns, "ip", "addr", "del", vip+"/32", "dev", "lo")
+	s, err := f.Dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Unacked) != len(first) || len(s.Unsent) != len(second) {
+		t.Fatalf("dumped %d bytes unacked, %d unsent; want %d, %d", len(s.Unacked), len(s.Unsent), len(first), len(second))
+	}
+	// Past the loss probe's timer (about 200 ms with one segment out) and
+	// the first retransmission's.
+	time.Sleep(time.Second)
+	client.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	got, _ := io.ReadAll(client)
+	if !bytes.Equal(got, first) {
+		t.Fatalf("the client got %d bytes after the dump said %d were sent: the frozen socket sent its unsent bytes once its address was gone", len(got), len(first))
+	}
+}
