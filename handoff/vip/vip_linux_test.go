@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sockshift/sockshift/handoff/vip"
 	"github.com/sockshift/sockshift/internal/nstest"
@@ -172,4 +173,33 @@ func TestLinkFollowsAReplacedInterface(t *testing.T) {
 	if _, err := vip.Open("nosuch0"); err == nil || !strings.Contains(err.Error(), "nosuch0") {
 		t.Errorf("Open of a missing interface: %v", err)
 	}
+}
+
+// BenchmarkAddRemove is what a hand-off pays for the address: the target
+// adds it at the commit, on the path every client waits on, and the
+// source removes it at the release.
+func BenchmarkAddRemove(b *testing.B) {
+	ns := nstest.NewNS(b, "vipb")
+	nstest.Exec(b, ns, "ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1")
+	nstest.Exec(b, ns, "ip", "addr", "add", "192.0.2.1/24", "dev", "d0")
+	nstest.Exec(b, ns, "ip", "link", "set", "d0", "up")
+	var l *vip.Link
+	if err := nstest.Do(ns, func() (err error) { l, err = vip.Open("d0"); return err }); err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	var add, remove time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		if err := l.Add(theVIP); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := l.Remove(theVIP); err != nil {
+			b.Fatal(err)
+		}
+		add, remove = add+t1.Sub(t0), remove+time.Since(t1)
+	}
+	b.ReportMetric(float64(add.Microseconds())/float64(b.N), "add-µs/op")
+	b.ReportMetric(float64(remove.Microseconds())/float64(b.N), "remove-µs/op")
 }
