@@ -221,6 +221,7 @@ func (s *source) prepare(ctx context.Context) error {
 	if !s.opts.Paced {
 		time.Sleep(minCatch)
 	}
+	warmAddrs(n.net, s.plan.addrs) // the release follows
 	return nil
 }
 

@@ -175,19 +175,63 @@ func TestLinkFollowsAReplacedInterface(t *testing.T) {
 	}
 }
 
-// BenchmarkAddRemove is what a hand-off pays for the address: the target
-// adds it at the commit, on the path every client waits on, and the
-// source removes it at the release.
-func BenchmarkAddRemove(b *testing.B) {
+// BenchmarkAddAfterIdle is the first address change after 30 ms idle (a
+// hand-off's pace): cold, and warmed by a query of the address just before
+// (what a hand-off does while it waits on its peer). The figures of the
+// comment on handoff's warmAddrs come from here.
+func BenchmarkAddAfterIdle(b *testing.B) {
+	for _, warm := range []bool{false, true} {
+		name := "cold"
+		if warm {
+			name = "warm"
+		}
+		b.Run(name, func(b *testing.B) {
+			l := benchLink(b)
+			var add time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				time.Sleep(30 * time.Millisecond)
+				if warm {
+					l.Held(theVIP)
+				}
+				b.StartTimer()
+				t0 := time.Now()
+				if err := l.Add(theVIP); err != nil {
+					b.Fatal(err)
+				}
+				add += time.Since(t0)
+				b.StopTimer()
+				if err := l.Remove(theVIP); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(add.Microseconds())/float64(b.N), "add-µs/op")
+		})
+	}
+}
+
+// benchLink opens d0 in a namespace of the benchmark's own: a veth with
+// its peer up (a carrier, as a real link has) and 192.0.2.1/24.
+func benchLink(b *testing.B) *vip.Link {
 	ns := nstest.NewNS(b, "vipb")
 	nstest.Exec(b, ns, "ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1")
 	nstest.Exec(b, ns, "ip", "addr", "add", "192.0.2.1/24", "dev", "d0")
 	nstest.Exec(b, ns, "ip", "link", "set", "d0", "up")
+	nstest.Exec(b, ns, "ip", "link", "set", "d1", "up")
 	var l *vip.Link
 	if err := nstest.Do(ns, func() (err error) { l, err = vip.Open("d0"); return err }); err != nil {
 		b.Fatal(err)
 	}
-	defer l.Close()
+	b.Cleanup(func() { l.Close() })
+	return l
+}
+
+// BenchmarkAddRemove is what a hand-off pays for the address: the target
+// adds it at the commit, on the path every client waits on, and the
+// source removes it at the release.
+func BenchmarkAddRemove(b *testing.B) {
+	l := benchLink(b)
 	var add, remove time.Duration
 	for b.Loop() {
 		t0 := time.Now()
