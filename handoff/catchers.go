@@ -47,18 +47,28 @@ func (cs catchers) stopOne(a netip.Addr) {
 	}
 }
 
-// forward delivers what each caught to the target; see catch.Catcher.
-func (cs catchers) forward(to net.HardwareAddr, needed func(ip []byte) bool) (catch.Stats, error) {
+// released notes, on every catcher, that the addresses are gone.
+func (cs catchers) released() {
+	for _, c := range cs {
+		c.Released()
+	}
+}
+
+// forward delivers what each caught to the target, of it only what owns
+// lets through; see catch.Catcher.
+func (cs catchers) forward(to net.HardwareAddr, needed func(ip []byte) bool, owns func(ip []byte, at catch.Stage) bool) (catch.Stats, error) {
 	var sum catch.Stats
 	var errs []error
 	for _, c := range cs {
 		c.DropEarly(needed)
+		c.Only(owns)
 		st, err := c.Forward(to)
 		sum.Caught += st.Caught
 		sum.Forwarded += st.Forwarded
 		sum.Dropped += st.Dropped
 		sum.Bytes += st.Bytes
 		sum.Early += st.Early
+		sum.Others += st.Others
 		errs = append(errs, err)
 	}
 	return sum, errors.Join(errs...)

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/sockshift/sockshift/handoff/catch"
 	"github.com/sockshift/sockshift/internal/tcphdr"
 )
 
@@ -60,5 +61,37 @@ func TestBeyondDump(t *testing.T) {
 	binary.BigEndian.PutUint16(gso[2:], 0)
 	if h, err := tcphdr.Parse(gso); err != nil || h.Seq != 2000 || h.Payload != 64000 || h.Src != c1 {
 		t.Errorf("GSO frame read as seq %d, %d bytes from %v (%v)", h.Seq, h.Payload, h.Src, err)
+	}
+}
+
+// TestOwned: the target gets only the caught packets it can own: those of
+// the connections that moved, and SYNs that came once our address was gone
+// (our kernel answered the earlier ones: a second SYN-ACK from the target
+// would reset the client). A packet of a connection that was closing here
+// would draw a reset too.
+func TestOwned(t *testing.T) {
+	vip := netip.MustParseAddrPort("192.0.2.100:7")
+	moved := netip.MustParseAddrPort("192.0.2.10:40000")
+	closing := netip.MustParseAddrPort("192.0.2.10:40001")
+	s := &source{frozen: []frozenConn{{client: moved, local: vip}}}
+	owned := s.owned()
+	syn := func(p []byte) []byte { p[20+13] = tcphdr.SYN; return p }
+	for _, tc := range []struct {
+		name string
+		ip   []byte
+		at   catch.Stage
+		want bool
+	}{
+		{"data of a moved connection", segment(moved, 1000, 100), catch.AfterRelease, true},
+		{"an ACK of a moved connection, before the freeze", segment(moved, 1000, 0), catch.BeforeFreeze, true},
+		{"data of a connection closing here", segment(closing, 1, 10), catch.AfterRelease, false},
+		{"the same client port to another address", func() []byte { b := segment(moved, 1, 10); b[19] = 101; return b }(), catch.AfterRelease, false},
+		{"a SYN after the release", syn(segment(closing, 1, 0)), catch.AfterRelease, true},
+		{"a SYN before the release", syn(segment(closing, 1, 0)), catch.BeforeRelease, false},
+		{"not TCP", append([]byte{0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17}, make([]byte, 10)...), catch.AfterRelease, true},
+	} {
+		if got := owned(tc.ip, tc.at); got != tc.want {
+			t.Errorf("%s: owned %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

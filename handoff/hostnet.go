@@ -32,6 +32,8 @@ type hostNet interface {
 type catcher interface {
 	Mark()
 	DropEarly(needed func(ip []byte) bool)
+	Released()
+	Only(owns func(ip []byte, at catch.Stage) bool)
 	Forward(to net.HardwareAddr) (catch.Stats, error)
 	Stop()
 }

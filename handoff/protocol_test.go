@@ -108,9 +108,11 @@ type fakeCatcher struct {
 	forwarded net.HardwareAddr
 }
 
-func (c *fakeCatcher) Mark()                       { c.mu.Lock(); c.marked = true; c.mu.Unlock() }
-func (c *fakeCatcher) DropEarly(func([]byte) bool) {}
-func (c *fakeCatcher) Stop()                       { c.mu.Lock(); c.stopped = true; c.mu.Unlock() }
+func (c *fakeCatcher) Mark()                               { c.mu.Lock(); c.marked = true; c.mu.Unlock() }
+func (c *fakeCatcher) DropEarly(func([]byte) bool)         {}
+func (c *fakeCatcher) Released()                           {}
+func (c *fakeCatcher) Only(func([]byte, catch.Stage) bool) {}
+func (c *fakeCatcher) Stop()                               { c.mu.Lock(); c.stopped = true; c.mu.Unlock() }
 
 func (c *fakeCatcher) Forward(to net.HardwareAddr) (catch.Stats, error) {
 	c.mu.Lock()

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sockshift/sockshift/handoff/catch"
 	"github.com/sockshift/sockshift/handoff/internal/fdtable"
 	"github.com/sockshift/sockshift/handoff/repair"
 	"github.com/sockshift/sockshift/handoff/wire"
@@ -25,6 +26,7 @@ type frozenConn struct {
 	frozen *repair.Frozen
 	app    []byte
 	client netip.AddrPort // set by the dump
+	local  netip.AddrPort // set by the dump
 	rcvNxt uint32         // the next byte expected from the client, at the dump
 	before *TCPSummary    // the first few only, for the report
 }
@@ -363,6 +365,7 @@ func (s *source) release(context.Context) error {
 		}
 		s.released = append(s.released, a)
 	}
+	s.catchers.released()
 	return nil
 }
 
@@ -479,7 +482,7 @@ func (s *source) commit(ctx context.Context) (*Report, error) {
 	}
 	// The target's sockets are live: deliver what reached us meanwhile, and
 	// of what reached us before the freeze, the data our dump lacks.
-	stats, ferr := s.catchers.forward(s.targetMAC, s.beyondDump())
+	stats, ferr := s.catchers.forward(s.targetMAC, s.beyondDump(), s.owned())
 	s.n.setForwarding(s.catchers)
 	if ferr != nil {
 		s.n.logf("forwarding caught packets to %s: %v", s.rep.To, ferr)
@@ -487,8 +490,8 @@ func (s *source) commit(ctx context.Context) (*Report, error) {
 	s.rep.Caught = stats.Caught - stats.Early // what the switch itself left to deliver
 	startRelease()
 	s.clock.mark(string(s.phase))
-	s.n.logf("handed %d connections (%v) to %s in %v; %d stayed; %d frames caught, %d forwarded, %d already dumped, %d dropped",
-		s.rep.Connections, s.rep.Addrs, s.rep.To, s.rep.Total, len(s.rep.Stayed), stats.Caught, stats.Forwarded, stats.Early, stats.Dropped)
+	s.n.logf("handed %d connections (%v) to %s in %v; %d stayed; %d frames caught, %d forwarded, %d already dumped, %d of other connections, %d dropped",
+		s.rep.Connections, s.rep.Addrs, s.rep.To, s.rep.Total, len(s.rep.Stayed), stats.Caught, stats.Forwarded, stats.Early, stats.Others, stats.Dropped)
 	if reported != nil {
 		return s.rep, &Error{Phase: s.phase, RolledBack: false, Err: fmt.Errorf("target %s after commit: %w", s.rep.To, reported)}
 	}
@@ -523,7 +526,7 @@ func (s *source) afterCommit(ctx context.Context, cause error, release func()) (
 			Err: fmt.Errorf("target %s after commit: %w; it cannot be asked (%v), so it keeps the connections (asked again each second)", s.rep.To, cause, err)}
 	case out.Outcome == settledResumed:
 		s.n.journal.remove(s.rec)
-		stats, _ := s.catchers.forward(s.targetMAC, s.beyondDump())
+		stats, _ := s.catchers.forward(s.targetMAC, s.beyondDump(), s.owned())
 		s.n.setForwarding(s.catchers)
 		s.rep.Caught = stats.Caught - stats.Early
 		release()
@@ -619,6 +622,32 @@ func (s *source) beyondDump() func(ip []byte) bool {
 			return true
 		}
 		return h.Payload > 0 && int32(h.Seq+uint32(h.Payload)-want) > 0
+	}
+}
+
+// owned says whether a caught packet is the target's to receive: one of a
+// connection that moved, or a SYN that arrived once the address was gone
+// (our kernel never answered it; the target's listener will). Anything
+// else would draw a reset from the target: a connection that was closing
+// here, or was opened here after the quiesce (its SYN-ACK came from us).
+// What it cannot read goes on (the target sorts it out).
+func (s *source) owned() func(ip []byte, at catch.Stage) bool {
+	var moved map[[2]netip.AddrPort]bool
+	return func(ip []byte, at catch.Stage) bool {
+		h, err := tcphdr.Parse(ip)
+		if err != nil {
+			return true
+		}
+		if h.Flags&(tcphdr.SYN|tcphdr.ACK) == tcphdr.SYN {
+			return at == catch.AfterRelease
+		}
+		if moved == nil {
+			moved = make(map[[2]netip.AddrPort]bool, len(s.frozen))
+			for _, f := range s.frozen {
+				moved[[2]netip.AddrPort{f.client, f.local}] = true
+			}
+		}
+		return moved[[2]netip.AddrPort{h.Src, h.Dst}]
 	}
 }
 

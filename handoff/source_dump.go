@@ -126,7 +126,7 @@ func (s *source) dumpOne(i int) (connEntry, error) {
 	} else if e.TCP, err = st.MarshalBinary(); err != nil {
 		return e, err
 	}
-	f.client, f.rcvNxt = st.Remote, st.RecvSeq+uint32(len(st.RecvQueue))
+	f.client, f.local, f.rcvNxt = st.Remote, st.Local, st.RecvSeq+uint32(len(st.RecvQueue))
 	if i < ReportedConns {
 		sum := Summarize(st)
 		f.before = &sum

@@ -41,7 +41,20 @@ type Stats struct {
 	// Early counts the frames kept before Mark that DropEarly let go: the
 	// source had processed them, and the target's state already says so.
 	Early int
+	// Others counts the frames Only refused: frames of connections that
+	// did not move, which the target would answer with a reset.
+	Others int
 }
+
+// Stage is when a frame arrived, for Only: before the freeze (Mark),
+// between the freeze and the release of the address (Released), or after.
+type Stage uint8
+
+const (
+	BeforeFreeze Stage = iota
+	BeforeRelease
+	AfterRelease
+)
 
 const (
 	defaultMaxBytes = 64 << 20
@@ -110,6 +123,8 @@ type Catcher struct {
 	keptBytes int
 	marked    bool
 	early     int // kept[:early] were kept before Mark
+	released  int // kept[:released] were kept before Released; -1 before it
+	owns      func(ip []byte, at Stage) bool
 	stats     Stats
 	readErr   error
 
@@ -167,6 +182,7 @@ func start(conn frameConn, ifname string, vip netip.Addr, mac net.HardwareAddr, 
 		conn:     conn,
 		maxBytes: o.maxBytes,
 		grace:    o.grace,
+		released: -1,
 		ended:    make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -207,7 +223,9 @@ func (c *Catcher) Forward(to net.HardwareAddr) (Stats, error) {
 			break
 		}
 		batch := c.kept
+		early, released, owns := c.early, c.released, c.owns
 		c.kept, c.keptBytes = nil, 0
+		c.early, c.released = 0, 0 // what arrives from now on comes after the release
 		if len(batch) == 0 {
 			c.phase = forwarding
 			// Under the lock, so that a concurrent Stop's deadline wins.
@@ -216,7 +234,10 @@ func (c *Catcher) Forward(to net.HardwareAddr) (Stats, error) {
 			break
 		}
 		c.mu.Unlock()
-		for _, f := range batch {
+		for i, f := range batch {
+			if !c.owned(owns, f, stageOf(i, early, released)) {
+				continue
+			}
 			tried++
 			if err := c.send(f, to); err != nil {
 				failed++
@@ -240,6 +261,54 @@ func (c *Catcher) Forward(to net.HardwareAddr) (Stats, error) {
 		errs = append(errs, fmt.Errorf("catch: %v on %s: catching stopped early, later frames lost: %w", c.vip, c.ifname, readErr))
 	}
 	return st, errors.Join(errs...)
+}
+
+// stageOf is when the i-th kept frame arrived, given how many were kept
+// before Mark (early) and before Released (released, -1 if not called).
+func stageOf(i, early, released int) Stage {
+	switch {
+	case i < early:
+		return BeforeFreeze
+	case released < 0 || i < released:
+		return BeforeRelease
+	}
+	return AfterRelease
+}
+
+// owned reports whether owns lets the frame go to the target, counting
+// the refused in Stats.Others.
+func (c *Catcher) owned(owns func([]byte, Stage) bool, frame []byte, at Stage) bool {
+	if owns == nil || owns(frame[vnetHdrLen+ethHdrLen:], at) {
+		return true
+	}
+	c.mu.Lock()
+	c.stats.Others++
+	c.mu.Unlock()
+	return false
+}
+
+// Released notes that the source no longer holds the address: its kernel
+// answered nothing that arrived from now on (a SYN among them gets no
+// SYN-ACK there). Only the first call counts.
+func (c *Catcher) Released() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.released < 0 {
+		c.released = len(c.kept)
+	}
+}
+
+// Only sets which frames Forward delivers, kept and stragglers alike: owns
+// gets each frame's IPv4 packet and when it arrived, and a frame it
+// refuses is dropped and counted in Stats.Others. The source delivers only
+// what the target can own: frames of the connections that moved, and SYNs
+// its own kernel never answered; a frame of a connection that stayed or
+// was closing here would draw a reset from the target. Set it before
+// Forward; nil delivers everything.
+func (c *Catcher) Only(owns func(ip []byte, at Stage) bool) {
+	c.mu.Lock()
+	c.owns = owns
+	c.mu.Unlock()
 }
 
 // Mark notes the freeze: frames kept until now reached the source's
@@ -266,16 +335,21 @@ func (c *Catcher) DropEarly(needed func(ip []byte) bool) {
 		return
 	}
 	kept := c.kept[:0]
+	dropped := 0
 	for i, f := range c.kept {
 		if i < c.early && !needed(f[vnetHdrLen+ethHdrLen:]) {
 			c.stats.Early++
 			c.keptBytes -= len(f) - vnetHdrLen
+			dropped++
 			continue
 		}
 		kept = append(kept, f)
 	}
 	clear(c.kept[len(kept):])
-	c.kept, c.early = kept, 0
+	c.kept, c.early = kept, c.early-dropped
+	if c.released >= 0 {
+		c.released -= dropped // every frame dropped came before it
+	}
 }
 
 // Stop ends catching and drops what was kept (rollback, or nothing to
@@ -354,11 +428,13 @@ func (c *Catcher) handle(buf []byte, n int) {
 		return
 	}
 	if c.phase == forwarding {
-		to := c.to
+		to, owns := c.to, c.owns
 		c.mu.Unlock()
 		// A failed straggler is counted in Dropped by send; the client
 		// retransmits it, as it would have without us.
-		_ = c.send(buf[:n], to)
+		if c.owned(owns, buf[:n], AfterRelease) {
+			_ = c.send(buf[:n], to)
+		}
 		return
 	}
 	defer c.mu.Unlock()

@@ -402,3 +402,53 @@ func TestDropEarly(t *testing.T) {
 		t.Fatalf("stats %+v, want 6 caught, 3 early let go, 3 forwarded", st)
 	}
 }
+
+// TestOnly: Forward delivers only what Only lets through, kept frames and
+// stragglers alike, each with when it arrived, and counts the rest.
+func TestOnly(t *testing.T) {
+	f := newFake()
+	c := start(f, "fake0", testVIP, ourMAC, options{maxBytes: 1 << 20, grace: time.Hour})
+	defer func() { c.Stop(); waitDone(t, c) }()
+	catchIDs := func(ids ...uint16) {
+		for _, id := range ids {
+			f.in <- withVnet(good(id))
+		}
+		want := c.Stats().Caught + len(ids)
+		waitFor(t, "caught", func() bool { return c.Stats().Caught == want })
+	}
+	catchIDs(1, 2)    // before the freeze
+	c.Mark()          // the freeze
+	catchIDs(3, 4)    // between the freeze and the release
+	c.Released()      // the release
+	c.Released()      // only the first call counts
+	catchIDs(5, 6, 7) // after it
+	c.DropEarly(func(ip []byte) bool { return binary.BigEndian.Uint16(ip[4:]) != 1 })
+	stages := map[uint16]Stage{}
+	var mu sync.Mutex
+	c.Only(func(ip []byte, at Stage) bool {
+		id := binary.BigEndian.Uint16(ip[4:])
+		mu.Lock()
+		stages[id] = at
+		mu.Unlock()
+		return id%2 == 0 || id == 7
+	})
+	if _, err := c.Forward(targetMAC); err != nil {
+		t.Fatal(err)
+	}
+	catchIDs(8, 9) // stragglers
+	waitFor(t, "the straggler forwarded", func() bool { return c.Stats().Forwarded == 5 })
+	if got := f.sentIDs(); !equalIDs(got, []uint16{2, 4, 6, 7, 8}) {
+		t.Fatalf("sent %v, want the even ones and 7", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := map[uint16]Stage{2: BeforeFreeze, 3: BeforeRelease, 4: BeforeRelease, 5: AfterRelease, 6: AfterRelease, 7: AfterRelease, 8: AfterRelease, 9: AfterRelease}
+	for id, at := range want {
+		if stages[id] != at {
+			t.Errorf("frame %d asked about as stage %d, want %d (all asked: %v)", id, stages[id], at, stages)
+		}
+	}
+	if st := c.Stats(); st.Others != 3 || st.Early != 1 {
+		t.Errorf("stats %+v, want 3 others (3, 5, 9) and 1 early (1)", st)
+	}
+}

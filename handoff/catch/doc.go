@@ -26,7 +26,9 @@
 // MAC and the source to ours (so the segment's switches never learn the
 // client's MAC on our port), then forwards stragglers as they arrive for a
 // grace period, and closes. Most caught frames are the client's ACKs; they
-// are forwarded too.
+// are forwarded too. Only (set before Forward) restricts what goes to what
+// the target can own, given when each frame arrived (Released marks the
+// source's release of the address).
 //
 // On veth (and any device with GSO or checksum offload) frames arrive as
 // super-frames of up to 64 KB with unfinished checksums. The socket is set
