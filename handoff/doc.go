@@ -91,7 +91,15 @@
 //   - a connection the service keeps (PausedConn.Stay), or that the target
 //     cannot rebuild, keeps its whole address here, since no connection
 //     can outlive its address: its service stays, the others move;
-//   - a connection that was closing when frozen is closed.
+//   - a connection that was closing when frozen is closed;
+//   - a connection the kernel accepted during the hand-off, through a
+//     Pauser's Listener, moves (Adopted.New) if it is to the address that
+//     moves.
+//
+// Of the client frames the source catches during the switch, the target
+// gets those of the connections that moved and the SYNs that came after
+// the release, nothing else: a frame of a connection that was closing on
+// the source would draw a reset from the target.
 //
 // The service learns the outcome once, in Paused.Settle: forget what
 // moved, resume the rest. Report.Stayed says what stayed and why.
@@ -105,7 +113,10 @@
 //
 // A server with one goroutine per connection implements Quiesce with a
 // Pauser: each goroutine passes its Read and Write errors to its Gate,
-// which parks it at a clean point and later says whether it moved.
+// which parks it at a clean point and later says whether it moved. It
+// accepts through Pauser.Listen, so that a client connecting during a
+// hand-off moves too (Adopted.New) instead of being served, cut off, on
+// the source.
 //
 // Tests, a class and a lab reach into a hand-off only through a Hook:
 // pacing it step by step (Options.Paced), failing it at a step, leaving a

@@ -26,13 +26,16 @@ const lineIdle = 2 * time.Second
 
 func (s *lineEcho) Name() string { return "lines" }
 
-func (s *lineEcho) Serve(ln net.Listener) error {
+// Serve accepts through the Pauser: during a hand-off it hands out no
+// connection, and those the kernel accepts meanwhile move with the rest.
+func (s *lineEcho) Serve(ln *net.TCPListener) error {
+	l := s.pauser.Listen(ln)
 	for {
-		c, err := ln.Accept()
+		c, err := l.AcceptTCP()
 		if err != nil {
 			return err
 		}
-		s.start(c.(*net.TCPConn), nil)
+		s.start(c, nil)
 	}
 }
 
@@ -45,6 +48,10 @@ func (s *lineEcho) Quiesce(ctx context.Context) (handoff.Paused, error) {
 // whole lines written there: echoing them again sends them.
 func (s *lineEcho) Adopt(_ []byte, conns []handoff.Adopted) error {
 	for _, a := range conns {
+		if a.New { // accepted during the hand-off: ours to serve from the start
+			s.start(a.Conn, nil)
+			continue
+		}
 		if len(a.State) < 8 {
 			a.Conn.Close() // not a snapshot of ours
 			continue
@@ -126,7 +133,7 @@ func runLineServer(ctx context.Context, cfg handoff.Config) (*handoff.Node, erro
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp4", ":7007")
+	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{Port: 7007})
 	if err != nil {
 		n.Close()
 		return nil, err

@@ -128,9 +128,14 @@ func (m *serviceMsg) decode(b []byte) error {
 	return nil
 }
 
+// newConn marks, in a connEntry's service index, a connection accepted
+// during the hand-off (indexes stay below maxServices).
+const newConn = 1 << 15
+
 // connEntry is one connection in a Conns message.
 type connEntry struct {
 	Service uint16
+	New     bool   // accepted during the hand-off: the service never saw it
 	TCP     []byte // repair.State, binary
 	App     []byte // the service's snapshot of the connection
 
@@ -170,7 +175,11 @@ func encodeConns(entries []connEntry) ([]byte, error) {
 	e := wire.NewEncoder(bufpool.Get(size + wire.TagLen))
 	e.U32(uint32(len(entries)))
 	for _, c := range entries {
-		e.U16(c.Service)
+		svc := c.Service
+		if c.New {
+			svc |= newConn
+		}
+		e.U16(svc)
 		if c.state != nil {
 			e.AppendField(c.state.EncodedLen(), c.state.AppendBinary)
 		} else {
@@ -193,7 +202,8 @@ func decodeConns(b []byte) ([]connEntry, error) {
 	var out []connEntry
 	for i := uint32(0); i < n && d.Err() == nil; i++ {
 		// In place: the payload is this message's own (see wire.Conn.Recv).
-		out = append(out, connEntry{Service: d.U16(), TCP: d.View(maxConnState), App: d.View(maxSnapshot)})
+		svc := d.U16()
+		out = append(out, connEntry{Service: svc &^ newConn, New: svc&newConn != 0, TCP: d.View(maxConnState), App: d.View(maxSnapshot)})
 	}
 	if err := d.Finish(); err != nil {
 		return nil, fmt.Errorf("conns: %w", err)

@@ -21,7 +21,7 @@ func TestMessagesRoundTrip(t *testing.T) {
 	if err := sv2.decode(sv.encode()); err != nil || !reflect.DeepEqual(sv, sv2) {
 		t.Fatalf("service: %+v, %v", sv2, err)
 	}
-	entries := []connEntry{{Service: 0, TCP: []byte("tcp"), App: []byte("app")}, {Service: 1}}
+	entries := []connEntry{{Service: 0, TCP: []byte("tcp"), App: []byte("app")}, {Service: 1}, {Service: 3, New: true}}
 	got, err := decodeConns(mustEncodeConns(t, entries))
 	if err != nil || !reflect.DeepEqual(got, entries) {
 		t.Fatalf("conns: %+v, %v", got, err)

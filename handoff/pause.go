@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"time"
 )
@@ -45,8 +46,11 @@ import (
 // given back after a pause, and one that expires makes Check say Failed,
 // as the timeout would end the connection without the library.
 type Pauser struct {
-	mu    sync.Mutex
-	gates map[*Gate]struct{}
+	mu        sync.Mutex
+	gates     map[*Gate]struct{}
+	listeners []*Listener
+	pausing   bool    // from Pause until Settle (or a failed Pause)
+	late      []*Gate // added while pausing: paused at once, resumed at the end
 }
 
 // Verdict is what a connection's goroutine does after an error (Gate.Check).
@@ -91,16 +95,30 @@ type Gate struct {
 }
 
 // Add registers a connection; snapshot (nil for none) returns its state
-// for the target while it is paused.
+// for the target while it is paused. A connection added during a pause is
+// paused at once, and goes on here when the pause ends: it is not among
+// the connections the hand-off moves (Pauser.Listen keeps a service's own
+// accepts out of a pause).
 func (p *Pauser) Add(c *net.TCPConn, snapshot func() []byte) *Gate {
 	g := &Gate{p: p, conn: c, snapshot: snapshot, verdict: make(chan bool, 1)}
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pausing {
+		g.pausing, g.parked = true, make(chan struct{})
+		c.SetDeadline(time.Unix(1, 0))
+		p.late = append(p.late, g)
+		return g
+	}
+	p.register(g)
+	return g
+}
+
+// register adds g to the gates a pause stops; p.mu is held.
+func (p *Pauser) register(g *Gate) {
 	if p.gates == nil {
 		p.gates = map[*Gate]struct{}{}
 	}
 	p.gates[g] = struct{}{}
-	p.mu.Unlock()
-	return g
 }
 
 // SetReadDeadline sets the connection's read deadline (see Pauser).
@@ -198,17 +216,29 @@ func (g *Gate) Check(err error) Verdict {
 	return Retry
 }
 
-// Pause stops every connection at its next Check and returns them as a
-// Paused, with shared as the service's shared snapshot (nil for none). By
-// ctx's deadline every connection has stopped, or none stays stopped and
-// the error says how many did.
-func (p *Pauser) Pause(ctx context.Context, shared []byte) (Paused, error) {
+// Pause stops every connection at its next Check, and the accept side of
+// every Listener of the Pauser, and returns the connections as a Paused.
+// shared (nil for none) is called once all are stopped, for the service's
+// shared snapshot: what it returns is consistent with every connection's.
+// By ctx's deadline every connection has stopped, or none stays stopped
+// and the error says how many did.
+func (p *Pauser) Pause(ctx context.Context, shared func() []byte) (Paused, error) {
+	p.mu.Lock()
+	p.pausing = true
+	listeners := slices.Clone(p.listeners)
+	p.mu.Unlock()
+	// The accept side first: from here the application gets no new
+	// connection to Add.
+	for _, l := range listeners {
+		l.pause()
+	}
 	p.mu.Lock()
 	gates := make([]*Gate, 0, len(p.gates))
 	for g := range p.gates {
 		gates = append(gates, g)
 	}
 	p.mu.Unlock()
+	pg := &pausedGates{p: p, gates: gates, listeners: listeners}
 	for _, g := range gates {
 		g.mu.Lock()
 		g.pausing, g.parked = true, make(chan struct{})
@@ -220,9 +250,7 @@ func (p *Pauser) Pause(ctx context.Context, shared []byte) (Paused, error) {
 		select {
 		case <-g.parked:
 		case <-ctx.Done():
-			for _, g := range gates {
-				g.release(true)
-			}
+			pg.end(func(*net.TCPConn) bool { return false })
 			return nil, fmt.Errorf("handoff: pause: %d of %d connections stopped: %w", i, len(gates), ctx.Err())
 		}
 	}
@@ -234,7 +262,11 @@ func (p *Pauser) Pause(ctx context.Context, shared []byte) (Paused, error) {
 		}
 		g.mu.Unlock()
 	}
-	return &pausedGates{gates: live, shared: shared}, nil
+	pg.gates = live
+	if shared != nil {
+		pg.shared = shared()
+	}
+	return pg, nil
 }
 
 // release ends g's pause; stay says whether it goes on here.
@@ -256,8 +288,31 @@ func (g *Gate) release(stay bool) {
 
 // pausedGates is a Pauser's Paused.
 type pausedGates struct {
-	gates  []*Gate
-	shared []byte
+	p         *Pauser
+	gates     []*Gate
+	listeners []*Listener
+	shared    []byte
+	late      []*net.TCPConn // from lateConns
+	lateOf    map[*net.TCPConn]*Listener
+}
+
+// lateConns returns the connections the service's listeners accepted
+// during the pause (see Listener); the source calls it once the address is
+// gone, and freezes them with the others.
+func (p *pausedGates) lateConns() ([]*net.TCPConn, error) {
+	var errs []error
+	for _, l := range p.listeners {
+		conns, err := l.take()
+		errs = append(errs, err)
+		for _, c := range conns {
+			if p.lateOf == nil {
+				p.lateOf = map[*net.TCPConn]*Listener{}
+			}
+			p.lateOf[c] = l
+			p.late = append(p.late, c)
+		}
+	}
+	return p.late, errors.Join(errs...)
 }
 
 func (p *pausedGates) Shared() []byte { return p.shared }
@@ -273,9 +328,34 @@ func (p *pausedGates) Conns() []PausedConn {
 	return out
 }
 
-func (p *pausedGates) Settle(moved func(*net.TCPConn) bool) {
+func (p *pausedGates) Settle(moved func(*net.TCPConn) bool) { p.end(moved) }
+
+// end ends the pause: each connection moved or goes on here, those added
+// meanwhile go on, and the listeners accept again, handing out first the
+// connections of their queues that stayed.
+func (p *pausedGates) end(moved func(*net.TCPConn) bool) {
 	for _, g := range p.gates {
 		g.release(!moved(g.conn))
 	}
 	p.gates = nil
+	stay := map[*Listener][]*net.TCPConn{}
+	for _, c := range p.late {
+		if !moved(c) { // the application takes it from Accept
+			stay[p.lateOf[c]] = append(stay[p.lateOf[c]], c)
+		}
+	}
+	p.late = nil
+	p.p.mu.Lock()
+	late := p.p.late
+	p.p.late, p.p.pausing = nil, false
+	for _, g := range late {
+		p.p.register(g)
+	}
+	p.p.mu.Unlock()
+	for _, g := range late {
+		g.release(true)
+	}
+	for _, l := range p.listeners {
+		l.resume(stay[l]...)
+	}
 }

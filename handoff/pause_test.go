@@ -79,7 +79,7 @@ func TestPauserSettlesEachConnection(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	paused, err := p.Pause(ctx, []byte("shared"))
+	paused, err := p.Pause(ctx, func() []byte { return []byte("shared") })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,6 +79,11 @@ type Adopted struct {
 	// Unsent holds bytes the source application had already written but
 	// its kernel had not yet sent. Write them before anything else.
 	Unsent []byte
+	// New says the source's kernel accepted the connection during the
+	// hand-off and its service never saw it (Pauser.Listen): no State;
+	// serve it as a connection just accepted. Its client may already have
+	// sent bytes: they wait in the socket.
+	New bool
 }
 
 // StayedConn is a connection that stayed on the source, and why.

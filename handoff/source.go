@@ -29,6 +29,7 @@ type frozenConn struct {
 	local  netip.AddrPort // set by the dump
 	rcvNxt uint32         // the next byte expected from the client, at the dump
 	before *TCPSummary    // the first few only, for the report
+	late   bool           // accepted during the pause (Adopted.New)
 }
 
 // source is the state of one outgoing hand-off, so rollback knows exactly
@@ -366,7 +367,48 @@ func (s *source) release(context.Context) error {
 		s.released = append(s.released, a)
 	}
 	s.catchers.released()
+	s.freezeLate()
 	return nil
+}
+
+// lateConner is a Paused whose service's listeners accepted connections
+// during the pause (Pauser.Listen).
+type lateConner interface {
+	lateConns() ([]*net.TCPConn, error)
+}
+
+// freezeLate freezes, with the others, the connections the services'
+// listeners accepted during the pause: with the addresses gone, none can
+// join them now, and left here they would be cut off from their clients.
+// The target's Adopt gets them with no state. One to an address that
+// stays here (a listener on every address) stays too.
+func (s *source) freezeLate() {
+	for i, p := range s.paused {
+		lc, ok := p.(lateConner)
+		if !ok || !s.moving[i] {
+			continue
+		}
+		conns, err := lc.lateConns()
+		if err != nil {
+			s.n.logf("service %s: connections accepted during the hand-off: %v", s.services[i].Name(), err)
+		}
+		addr := s.n.AddrOf(s.services[i].Name())
+		for _, c := range conns {
+			if ta, ok := c.LocalAddr().(*net.TCPAddr); !ok || ta.AddrPort().Addr().Unmap() != addr {
+				continue // not to the address that moves: it goes on here
+			}
+			fr, err := repair.Freeze(c)
+			if err != nil {
+				// Closed by its client already: it ends here, as those
+				// closing at the freeze do.
+				s.n.logf("not moving %v (accepted during the hand-off): %v", c.RemoteAddr(), err)
+				s.closing = append(s.closing, c)
+				continue
+			}
+			s.frozen = append(s.frozen, frozenConn{svc: i, conn: c, frozen: fr, addr: addr, late: true})
+		}
+	}
+	s.rep.Connections = len(s.frozen)
 }
 
 // awaitRestored waits for the target's verdict. Addresses it refused stay

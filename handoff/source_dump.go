@@ -116,7 +116,7 @@ func (s *source) dumpEach(emit func(connEntry) error) error {
 // dumpOne dumps the i-th frozen socket into its entry.
 func (s *source) dumpOne(i int) (connEntry, error) {
 	f := &s.frozen[i]
-	e := connEntry{Service: uint16(f.svc), App: f.app}
+	e := connEntry{Service: uint16(f.svc), App: f.app, New: f.late}
 	st, err := f.frozen.Dump()
 	if err != nil {
 		return e, err

@@ -22,6 +22,7 @@ type restoredConn struct {
 	restored *repair.Restored
 	app      []byte
 	unsent   []byte
+	fresh    bool // accepted during the hand-off (Adopted.New)
 }
 
 // target is the state of one incoming hand-off, so a rollback knows exactly
@@ -491,7 +492,7 @@ func (t *target) startRestorers() {
 					t.failed = err
 				}
 				if err == nil {
-					t.restored = append(t.restored, restoredConn{client: st.Remote, svc: int(e.Service), restored: r, app: e.App, unsent: st.Unsent})
+					t.restored = append(t.restored, restoredConn{client: st.Remote, svc: int(e.Service), restored: r, app: e.App, unsent: st.Unsent, fresh: e.New})
 				}
 				t.mu.Unlock()
 			}
@@ -520,7 +521,7 @@ func (t *target) restoreOne(e connEntry) (*repair.Restored, *repair.State, error
 	if err := at(context.Background(), RestoreConn(st.Remote), t.n.cfg.Hook); err != nil {
 		return nil, nil, &refusedConn{st.Remote, err}
 	}
-	if c, ok := t.services[e.Service].(ConnChecker); ok {
+	if c, ok := t.services[e.Service].(ConnChecker); ok && !e.New {
 		if err := c.CheckConn(e.App); err != nil {
 			return nil, nil, &refusedConn{st.Remote, fmt.Errorf("its snapshot: %w", err)}
 		}
@@ -655,7 +656,7 @@ func (t *target) resume() error {
 	byService := make([][]Adopted, len(t.services))
 	for i, r := range t.restored {
 		if errs[i] == nil {
-			byService[r.svc] = append(byService[r.svc], Adopted{Conn: conns[i], State: r.app, Unsent: r.unsent})
+			byService[r.svc] = append(byService[r.svc], Adopted{Conn: conns[i], State: r.app, Unsent: r.unsent, New: r.fresh})
 		}
 	}
 	for i, svc := range t.services {

@@ -55,6 +55,11 @@ func (s *Server) Name() string { return Name }
 
 // Serve accepts connections on ln until it is closed.
 func (s *Server) Serve(ln net.Listener) error {
+	// Through the Pauser: a client that connects during a hand-off moves
+	// with the others (handoff.Listener).
+	if tl, ok := ln.(*net.TCPListener); ok {
+		ln = s.pauser.Listen(tl)
+	}
 	return tcpserve.Serve("echo", ln, func(tc *net.TCPConn) { s.start(&conn{c: tc}) })
 }
 
@@ -206,6 +211,10 @@ func (s *Server) Quiesce(ctx context.Context) (handoff.Paused, error) {
 func (s *Server) Adopt(shared []byte, conns []handoff.Adopted) error {
 	var errs []error
 	for _, a := range conns {
+		if a.New { // accepted during the hand-off: a connection like any new one
+			s.start(&conn{c: a.Conn})
+			continue
+		}
 		pending, in, out, err := decodeState(a.State)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("echo: connection %v: %w", a.Conn.RemoteAddr(), err))
