@@ -145,7 +145,7 @@ func (p *paused) Shared() []byte { return p.shared }
 func (s *Server) sharedSnapshot() *sharedState {
 	st := &sharedState{}
 	for _, c := range s.nicks {
-		st.Users = append(st.Users, userSnap{Nick: c.nick, User: c.user, Real: c.real, Host: c.host, Away: c.away, Invisible: c.invisible})
+		st.Users = append(st.Users, userSnap{Nick: c.nick, User: c.user, Real: c.real, Host: c.host, Away: c.away, Invisible: c.invisible, Oper: c.oper})
 	}
 	slices.SortFunc(st.Users, func(a, b userSnap) int { return strings.Compare(a.Nick, b.Nick) })
 	for _, ch := range s.chans {
@@ -173,7 +173,7 @@ func (s *Server) sharedSnapshot() *sharedState {
 // its fields are still.
 func (c *conn) snapshot() *connState {
 	return &connState{
-		Registered: c.registered, Nick: c.nick, User: c.user, Real: c.real, CapHeld: c.capHeld,
+		Registered: c.registered, Nick: c.nick, User: c.user, Real: c.real, CapHeld: c.capHeld, PassOK: c.passOK,
 		In: c.in, Discard: c.discard, Skipped: uint32(c.skipped), LongLine: uint32(c.longLine),
 		Out: c.out, Inherited: uint32(c.inherited),
 		PingOutstanding: !c.pingSent.IsZero(), Junk: uint32(c.junk),
@@ -288,7 +288,7 @@ func (s *Server) Adopt(shared []byte, conns []handoff.Adopted) error {
 		c := s.newConn(a.Conn)
 		c.nick, c.user, c.real = cs.Nick, cs.User, cs.Real
 		c.in, c.discard, c.junk = cs.In, cs.Discard, int(cs.Junk)
-		c.skipped, c.longLine, c.capHeld = int(cs.Skipped), int(cs.LongLine), cs.CapHeld
+		c.skipped, c.longLine, c.capHeld, c.passOK = int(cs.Skipped), int(cs.LongLine), cs.CapHeld, cs.PassOK
 		c.bytesIn = cs.BytesIn
 		// Unsent bytes were counted as written at the source; they are
 		// counted again when written here.
@@ -310,7 +310,7 @@ func (s *Server) Adopt(shared []byte, conns []handoff.Adopted) error {
 		}
 		key := fold(cs.Nick)
 		if u, ok := users[key]; ok {
-			c.user, c.real, c.away, c.invisible = u.User, u.Real, u.Away, u.Invisible
+			c.user, c.real, c.away, c.invisible, c.oper = u.User, u.Real, u.Away, u.Invisible, u.Oper
 		}
 		if s.nicks[key] != nil || attached[key] != nil {
 			collided = append(collided, c)

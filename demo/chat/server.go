@@ -32,6 +32,13 @@ type Config struct {
 	MaxLongLine          int           // bytes of one line without an end before a disconnect; 64 KiB
 	PingInterval         time.Duration // silence before the server PINGs; 30 s
 	PingTimeout          time.Duration // wait for an answer to a PING; 60 s
+
+	// Password, if set, is the server password: a client must send it
+	// with PASS before it registers, or it gets 464 and is dropped.
+	Password string
+	// Operators maps each OPER name to its password; none by default, so
+	// nobody may become a server operator (OPER gets 491).
+	Operators map[string]string
 }
 
 func (c *Config) defaults() {
@@ -247,6 +254,8 @@ type conn struct {
 	capHeld          bool   // registration waits for CAP END
 	away             string // empty: here
 	invisible        bool   // user mode +i
+	oper             bool   // user mode +o: a server operator (OPER)
+	passOK           bool   // PASS gave the server password
 	chans            map[*channel]struct{}
 	out              []byte // queued, not written yet
 	inherited        int    // of out, the first bytes: a source's kernel had not sent them (not counted in MaxSendQ)
