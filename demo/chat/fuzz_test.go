@@ -59,6 +59,7 @@ func sampleShared() *sharedState {
 			Created: 1690000000, Modes: modeT | modeN | modeI | modeM | modeS | modeP, Key: "s3cret", Limit: 10,
 			Members: []string{"alice", "bob"}, Ops: []string{"alice"}, Voices: []string{"bob"}, Invites: []string{"carol"},
 			History: []historyLine{{"bob", "hi", false}, {"alice", "note", true}}}},
+		MaxUsers: 7,
 	}
 }
 
@@ -88,12 +89,13 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		"voice not member": {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Voices: []string{"alice"}}}},
 		"repeated op":      {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Ops: []string{"bob", "BOB"}}}},
 		"bad away":         {Users: []userSnap{{"bob", "b", "", "h", "a\nb", false, false}}},
+		"peak over bound":  {MaxUsers: 1 << 30},
 	} {
 		if _, err := decodeShared(bad.encode()); err == nil {
 			t.Errorf("%s: decoded", name)
 		}
 	}
-	huge := []byte{sharedVersion, 0xff, 0xff, 0xff, 0xff}
+	huge := []byte{sharedVersion, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}
 	if _, err := decodeShared(huge); err == nil {
 		t.Error("a count over the limit decoded")
 	}

@@ -143,7 +143,7 @@ func (p *paused) Shared() []byte { return p.shared }
 
 // sharedSnapshot is the state every connection shares. s.mu is held.
 func (s *Server) sharedSnapshot() *sharedState {
-	st := &sharedState{}
+	st := &sharedState{MaxUsers: uint32(min(max(s.maxUsers, len(s.nicks)), maxSnapUsers))}
 	for _, c := range s.nicks {
 		st.Users = append(st.Users, userSnap{Nick: c.nick, User: c.user, Real: c.real, Host: c.host, Away: c.away, Invisible: c.invisible, Oper: c.oper})
 	}
@@ -226,6 +226,9 @@ func (p *paused) finish(stay []bool) {
 		}
 	}
 	s.frozen = false
+	s.thawed = time.Now()
+	late := s.late
+	s.late = nil
 	s.cond.Broadcast()
 	s.mu.Unlock()
 	for i, c := range p.conns {
@@ -235,6 +238,63 @@ func (p *paused) finish(stay []bool) {
 		close(p.states[i].verdict)
 	}
 	p.conns, p.states = nil, nil
+	s.lateConns(late)
+}
+
+// lateWindow is how long after a hand-off an accepted connection's
+// address is checked: the kernel may have done its handshake during the
+// hand-off, and the listener's queue is drained in moments.
+const lateWindow = time.Second
+
+// lateConns lets go of the connections accepted during a hand-off whose
+// address left with it. The kernel completes a client's handshake
+// whenever the address is here, frozen or not, so a client that connected
+// between the pause and the address's release is on this host but in no
+// snapshot: its packets now reach the target, which knows nothing of it.
+// Kept here, it would wait out the ping timeout as an unregistered
+// client (LUSERS' 253) and, once registered nowhere, never be told.
+func (s *Server) lateConns(late []*conn) {
+	for _, c := range late {
+		if !s.gone(c.c.LocalAddr()) {
+			continue
+		}
+		s.mu.Lock()
+		if !c.dead {
+			c.dead = true
+			delete(s.conns, c)
+			s.forget(c)
+			notify(c.wake)
+			notify(c.kick)
+		}
+		s.mu.Unlock()
+		c.c.Close()
+	}
+}
+
+func (s *Server) gone(a net.Addr) bool {
+	if s.addrGone != nil {
+		return s.addrGone(a)
+	}
+	return addrGone(a)
+}
+
+// addrGone reports whether a's IP is no longer an address of this host.
+// When it cannot tell, it says no.
+func addrGone(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, ia := range addrs {
+		if n, ok := ia.(*net.IPNet); ok && n.IP.Equal(ta.IP) {
+			return false
+		}
+	}
+	return true
 }
 
 // resumeAll ends the pause with every connection staying.
@@ -372,6 +432,7 @@ func (s *Server) Adopt(shared []byte, conns []handoff.Adopted) error {
 		}
 		s.chans[fold(ch.name)] = ch
 	}
+	s.maxUsers = max(s.maxUsers, int(st.MaxUsers))
 	for _, g := range lost {
 		s.quit(g, "Connection lost in hand-off")
 	}

@@ -252,9 +252,10 @@ func TestNamesSeveralChannels(t *testing.T) {
 	}
 }
 
-// What this adds is state that moves: a server operator, +s and +p, and
-// a password given by a client still registering survive two hand-offs
-// (A to B and back) and keep working; a wrong one is still refused.
+// What this adds is state that moves: a server operator, +s and +p, a
+// password given by a client still registering, and LUSERS' peak survive
+// two hand-offs (A to B and back) and keep working; a wrong password is
+// still refused.
 func TestOperAndSecretMove(t *testing.T) {
 	cfg := &chat.Config{Password: "pw", Operators: opers}
 	l1 := serve(t, cfg)
@@ -270,6 +271,9 @@ func TestOperAndSecretMove(t *testing.T) {
 	}
 	a := reg(l1, "alice", "#sec", "#prv")
 	b := reg(l1, "bob")
+	gone := reg(l1, "carl")
+	gone.send("QUIT")
+	gone.expect("ERROR")
 	a.send("OPER operuser operpassword")
 	a.expect("381")
 	a.send("MODE #sec +s")
@@ -305,6 +309,8 @@ func TestOperAndSecretMove(t *testing.T) {
 		}
 		a.send("MODE alice")
 		a.expect("221", "alice +o")
+		a.send("LUSERS")
+		a.expect("265", "alice Current local users 2, max 3") // the peak moved too
 		a.send("NAMES #sec,#prv")
 		a.expect("353", "alice @ #sec @alice")
 		a.expect("353", "alice * #prv @alice")

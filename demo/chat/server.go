@@ -83,14 +83,19 @@ type Server struct {
 	stop chan struct{} // closed by Close: ends the pinger
 	made time.Time
 
-	mu       sync.Mutex
-	cond     *sync.Cond // signalled when a freeze ends
-	conns    map[*conn]struct{}
-	nicks    map[string]*conn    // folded nick -> registered client
-	chans    map[string]*channel // folded name -> channel
-	drops    []*conn             // to disconnect once the current handler is done
-	maxUsers int                 // the most registered clients LUSERS has seen at once
-	frozen   bool                // a hand-off holds the state still
+	mu     sync.Mutex
+	cond   *sync.Cond // signalled when a freeze ends
+	conns  map[*conn]struct{}
+	nicks  map[string]*conn    // folded nick -> registered client
+	chans  map[string]*channel // folded name -> channel
+	drops  []*conn             // to disconnect once the current handler is done
+	late   []*conn             // accepted while a hand-off held the state still
+	thawed time.Time           // when the last hand-off let go
+	// addrGone reports whether an address left this host; addrGone
+	// (this process's network namespace) when nil.
+	addrGone func(net.Addr) bool
+	maxUsers int  // the most registered clients LUSERS has seen at once
+	frozen   bool // a hand-off holds the state still
 	closed   bool
 }
 
@@ -157,12 +162,25 @@ func (s *Server) Serve(ln net.Listener) error {
 	return tcpserve.Serve("chat", ln, func(tc *net.TCPConn) {
 		c := s.newConn(tc)
 		s.mu.Lock()
+		recent := !s.frozen && time.Since(s.thawed) < lateWindow
+		s.mu.Unlock()
+		if recent && s.gone(tc.LocalAddr()) {
+			// Its handshake was done by this host's kernel during a
+			// hand-off that took its address away: it cannot be served
+			// here (see lateConns).
+			tc.Close()
+			return
+		}
+		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			tc.Close()
 			return
 		}
 		s.conns[c] = struct{}{}
+		if s.frozen {
+			s.late = append(s.late, c)
+		}
 		if len(s.conns) > s.Config.MaxClients {
 			s.drop(c, "Server is full")
 		}

@@ -15,7 +15,8 @@ const (
 	// times, away messages, invisible users; a too-long line's progress;
 	// registration held by CAP.
 	// 3: server operators (user mode +o), secret and private channels
-	// (+s, +p), a server password given (PASS) before registration.
+	// (+s, +p), a server password given (PASS) before registration; the
+	// peak user count (265, 266).
 	sharedVersion = 3
 	connVersion   = 3
 
@@ -31,6 +32,7 @@ const (
 type sharedState struct {
 	Users    []userSnap
 	Channels []chanSnap
+	MaxUsers uint32 // the most registered users LUSERS has seen at once
 }
 
 type userSnap struct {
@@ -81,6 +83,7 @@ type connState struct {
 func (st *sharedState) encode() []byte {
 	var e wire.Encoder
 	e.U8(sharedVersion)
+	e.U32(st.MaxUsers)
 	e.U32(uint32(len(st.Users)))
 	for _, u := range st.Users {
 		e.String(u.Nick)
@@ -165,7 +168,10 @@ func decodeSharedFields(b []byte) (*sharedState, error) {
 	if v := d.U8(); d.Err() == nil && v != sharedVersion {
 		return nil, fmt.Errorf("version %d, want %d", v, sharedVersion)
 	}
-	st := &sharedState{}
+	st := &sharedState{MaxUsers: d.U32()}
+	if d.Err() == nil && st.MaxUsers > maxSnapUsers {
+		return nil, fmt.Errorf("peak of %d users, at most %d", st.MaxUsers, maxSnapUsers)
+	}
 	n, err := count(d, maxSnapUsers, "users")
 	if err != nil {
 		return nil, err
