@@ -200,6 +200,7 @@ func TestSecretChannels(t *testing.T) {
 	b.expect("352", "bob #sec alice")
 
 	a.send("MODE #sec -s")
+	a.expect("MODE", "#sec -s")
 	out.send("LIST #sec")
 	out.expect("322", "olga #sec 2")
 }
