@@ -80,13 +80,18 @@ func (s *Server) handle(c *conn, m Message) bool {
 	case "PONG":
 		return true // handleLine already counted it as an answer
 	case "PASS":
-		// No password is set: clients that always send one (irssi with
-		// -w, bouncers) register as usual.
+		// Checked at registration (so PASS must come before NICK and
+		// USER complete it). Without a server password, clients that
+		// always send one (irssi with -w, bouncers) register as usual.
 		if c.registered {
 			s.reply(c, "462", "You may not reregister")
 			return false
 		}
-		return !s.needMore(c, m, 1)
+		if s.needMore(c, m, 1) {
+			return false
+		}
+		c.passOK = s.Config.Password != "" && secretEqual(m.Params[0], s.Config.Password)
+		return true
 	case "CAP":
 		return s.cmdCap(c, m)
 	case "QUIT":
@@ -130,6 +135,10 @@ func (s *Server) handle(c *conn, m Message) bool {
 		return s.cmdIson(c, m)
 	case "USERHOST":
 		return s.cmdUserhost(c, m)
+	case "OPER":
+		return s.cmdOper(c, m)
+	case "INFO":
+		return s.cmdInfo(c, m)
 	}
 	if s.other(c, m) {
 		return true
@@ -221,6 +230,12 @@ func (s *Server) register(c *conn) {
 	if c.nick == "" || c.user == "" || c.capHeld || c.registered {
 		return
 	}
+	if s.Config.Password != "" && !c.passOK {
+		// Modern IRC: 464, then ERROR and the connection closes.
+		s.reply(c, "464", "Password incorrect")
+		s.drop(c, "Bad password")
+		return
+	}
 	if other, ok := s.nicks[fold(c.nick)]; ok && other != c && !s.releaseGhost(other) {
 		s.reply(c, "433", c.nick, "Nickname is already in use")
 		c.nick = ""
@@ -232,7 +247,7 @@ func (s *Server) register(c *conn) {
 	s.reply(c, "001", "Welcome to the sockshift chat "+c.prefix())
 	s.reply(c, "002", "Your host is "+name+", running version "+version)
 	s.reply(c, "003", "This server was created "+s.made.UTC().Format(time.RFC1123))
-	s.reply(c, "004", name, version, "i", "iklmnotv", "klov")
+	s.reply(c, "004", name, version, "io", "iklmnopstv", "klov")
 	s.isupport(c)
 	s.lusers(c)
 	s.motd(c)
@@ -483,11 +498,12 @@ func (s *Server) namesLines(c *conn, ch *channel) {
 		nicks[i] = ch.nickPrefix(mem) + mem.nick
 	}
 	room := MaxLine - 2 - len(":"+s.Config.ServerName+" 353 "+c.nick+" = "+ch.name+" :")
+	symbol := ch.symbol()
 	var line []string
 	size := 0
 	flush := func() {
 		if len(line) > 0 {
-			s.reply(c, "353", "=", ch.name, strings.Join(line, " "))
+			s.reply(c, "353", symbol, ch.name, strings.Join(line, " "))
 		}
 		line, size = nil, 0
 	}
@@ -503,10 +519,12 @@ func (s *Server) namesLines(c *conn, ch *channel) {
 
 func (s *Server) cmdNames(c *conn, m Message) bool {
 	if len(m.Params) == 0 {
-		// Every channel (none is secret), then one 366 (RFC 2812 3.2.5).
+		// Every channel c may see, then one 366 (RFC 2812 3.2.5).
 		names := make([]string, 0, len(s.chans))
-		for key := range s.chans {
-			names = append(names, key)
+		for key, ch := range s.chans {
+			if !ch.hiddenFrom(c) {
+				names = append(names, key)
+			}
 		}
 		slices.Sort(names)
 		for _, key := range names {
@@ -515,27 +533,94 @@ func (s *Server) cmdNames(c *conn, m Message) bool {
 		s.reply(c, "366", "*", "End of /NAMES list")
 		return true
 	}
+	// NAMES #a,#b: the 353s of each, then one 366 that names them all, as
+	// given (modern.ircdocs.horse; irctest testNamesMultipleChannels2812).
 	for _, name := range strings.Split(m.Params[0], ",")[:min(maxTargets, strings.Count(m.Params[0], ",")+1)] {
-		if ch := s.chans[fold(name)]; ch != nil {
-			s.names(c, ch)
-		} else {
-			s.reply(c, "366", name, "End of /NAMES list")
+		if ch := s.chans[fold(name)]; ch != nil && !ch.hiddenFrom(c) {
+			s.namesLines(c, ch)
 		}
 	}
+	s.reply(c, "366", m.Params[0], "End of /NAMES list")
 	return true
 }
 
-// who sends one 352 about u; ch, if not nil, is the channel asked about.
-func (s *Server) who(c *conn, ch *channel, u *conn) {
+// who sends one 352 about u, or with x one WHOX 354; ch, if not nil, is
+// the channel asked about.
+func (s *Server) who(c *conn, ch *channel, u *conn, x *whox) {
 	where, flags := "*", "H"
 	if u.away != "" {
 		flags = "G"
+	}
+	if u.oper {
+		flags += "*"
 	}
 	if ch != nil {
 		where = ch.name
 		flags += ch.nickPrefix(u)
 	}
-	s.reply(c, "352", where, u.user, u.host, s.Config.ServerName, u.nick, flags, "0 "+u.real)
+	if x == nil {
+		s.reply(c, "352", where, u.user, u.host, s.Config.ServerName, u.nick, flags, "0 "+u.real)
+		return
+	}
+	var params []string
+	for _, f := range whoxFields {
+		if !strings.ContainsRune(x.fields, rune(f)) {
+			continue
+		}
+		switch f {
+		case 't':
+			params = append(params, x.token)
+		case 'c':
+			params = append(params, where)
+		case 'u':
+			params = append(params, u.user)
+		case 'i':
+			params = append(params, u.host) // the host is the client's address
+		case 'h':
+			params = append(params, u.host)
+		case 's':
+			params = append(params, s.Config.ServerName)
+		case 'n':
+			params = append(params, u.nick)
+		case 'f':
+			params = append(params, flags)
+		case 'd':
+			params = append(params, "0") // hops: there is one server
+		case 'l':
+			// Since its last line here: a moved client's count restarts.
+			params = append(params, strconv.Itoa(int(time.Since(u.lastActive).Seconds())))
+		case 'a':
+			params = append(params, "0") // no accounts
+		case 'o':
+			params = append(params, "n/a") // no channel op levels
+		case 'r':
+			params = append(params, u.real)
+		}
+	}
+	s.reply(c, "354", params...)
+}
+
+// whoxFields are WHOX's field letters in the order replies carry them,
+// whatever the order asked (IRCv3 WHOX).
+const whoxFields = "tcuihsnfdlaor"
+
+// whox is what a WHOX query ("WHO mask %fields[,token]") asks for.
+type whox struct {
+	fields string
+	token  string // 1 to 3 digits
+}
+
+// parseWhox reads WHO's second parameter: a WHOX query, or nil (plain
+// WHO, or its "o" flag: operators only).
+func parseWhox(arg string) *whox {
+	if !strings.HasPrefix(arg, "%") {
+		return nil
+	}
+	fields, token, _ := strings.Cut(arg[1:], ",")
+	if len(token) == 0 || len(token) > 3 || strings.Trim(token, "0123456789") != "" {
+		token = "0"
+	}
+	return &whox{fields: fields, token: token}
 }
 
 // visible reports whether c may see u in a WHO that names no channel:
@@ -557,6 +642,13 @@ func (s *Server) cmdWho(c *conn, m Message) bool {
 	if len(m.Params) > 0 && m.Params[0] != "" && m.Params[0] != "0" {
 		mask = m.Params[0]
 	}
+	var x *whox
+	opersOnly := false
+	if len(m.Params) > 1 {
+		x = parseWhox(m.Params[1])
+		opersOnly = m.Params[1] == "o"
+	}
+	shown := func(u *conn) bool { return !opersOnly || u.oper }
 	switch {
 	case mask == "*":
 		n := 0
@@ -564,36 +656,38 @@ func (s *Server) cmdWho(c *conn, m Message) bool {
 			if n == maxWhoReplies {
 				break
 			}
-			if s.visible(c, u) {
-				s.who(c, nil, u)
+			if s.visible(c, u) && shown(u) {
+				s.who(c, nil, u, x)
 				n++
 			}
 		}
 	case mask[0] == '#' || mask[0] == '&':
-		if ch := s.chans[fold(mask)]; ch != nil {
+		if ch := s.chans[fold(mask)]; ch != nil && !ch.hiddenFrom(c) {
 			members := make([]*conn, 0, len(ch.members))
 			for mem := range ch.members {
 				members = append(members, mem)
 			}
 			slices.SortFunc(members, func(a, b *conn) int { return strings.Compare(a.nick, b.nick) })
 			for _, mem := range members {
-				s.who(c, ch, mem)
+				if shown(mem) {
+					s.who(c, ch, mem, x)
+				}
 			}
 		}
 	case strings.ContainsAny(mask, "*?"):
 		var found []*conn
 		for _, u := range s.nicks {
-			if globMatch(fold(mask), fold(u.nick)) && len(found) < maxWhoReplies && s.visible(c, u) {
+			if globMatch(fold(mask), fold(u.nick)) && len(found) < maxWhoReplies && s.visible(c, u) && shown(u) {
 				found = append(found, u)
 			}
 		}
 		slices.SortFunc(found, func(a, b *conn) int { return strings.Compare(a.nick, b.nick) })
 		for _, u := range found {
-			s.who(c, nil, u)
+			s.who(c, nil, u, x)
 		}
 	default:
-		if u := s.nicks[fold(mask)]; u != nil {
-			s.who(c, nil, u)
+		if u := s.nicks[fold(mask)]; u != nil && shown(u) {
+			s.who(c, nil, u, x)
 		}
 	}
 	s.reply(c, "315", mask, "End of WHO list")
@@ -605,13 +699,15 @@ func (s *Server) cmdList(c *conn, m Message) bool {
 	if len(m.Params) > 0 && m.Params[0] != "" {
 		// LIST #a,#b: only those that exist (irctest testListNonexistent).
 		for _, n := range strings.Split(m.Params[0], ",")[:min(maxTargets, strings.Count(m.Params[0], ",")+1)] {
-			if ch := s.chans[fold(n)]; ch != nil && !slices.Contains(names, ch.name) {
+			if ch := s.chans[fold(n)]; ch != nil && !ch.hiddenFrom(c) && !slices.Contains(names, ch.name) {
 				names = append(names, ch.name)
 			}
 		}
 	} else {
 		for _, ch := range s.chans {
-			names = append(names, ch.name)
+			if !ch.hiddenFrom(c) {
+				names = append(names, ch.name)
+			}
 		}
 	}
 	slices.Sort(names)

@@ -54,11 +54,12 @@ func FuzzParseLine(f *testing.F) {
 
 func sampleShared() *sharedState {
 	return &sharedState{
-		Users: []userSnap{{"alice", "al", "Alice A", "192.0.2.10", "", false}, {"bob", "b", "", "192.0.2.10", "lunch", true}},
+		Users: []userSnap{{"alice", "al", "Alice A", "192.0.2.10", "", false, true}, {"bob", "b", "", "192.0.2.10", "lunch", true, false}},
 		Channels: []chanSnap{{Name: "#lab", Topic: "t", TopicBy: "alice", TopicAt: 1700000000,
-			Created: 1690000000, Modes: modeT | modeN | modeI | modeM, Key: "s3cret", Limit: 10,
+			Created: 1690000000, Modes: modeT | modeN | modeI | modeM | modeS | modeP, Key: "s3cret", Limit: 10,
 			Members: []string{"alice", "bob"}, Ops: []string{"alice"}, Voices: []string{"bob"}, Invites: []string{"carol"},
 			History: []historyLine{{"bob", "hi", false}, {"alice", "note", true}}}},
+		MaxUsers: 7,
 	}
 }
 
@@ -69,7 +70,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("shared: %#v, %v", got, err)
 	}
 	cs := &connState{Registered: true, Nick: "alice", User: "al", Real: "A", In: []byte("PRIVMSG #lab :ha"),
-		Discard: true, Skipped: 300, LongLine: 9000, CapHeld: true,
+		Discard: true, Skipped: 300, LongLine: 9000, CapHeld: true, PassOK: true,
 		Out: []byte(":x PING :y\r\n"), Inherited: 4, PingOutstanding: true, Junk: 3, BytesIn: 10, BytesOut: 20}
 	gotc, err := decodeConn(cs.encode())
 	if err != nil || !reflect.DeepEqual(gotc, cs) {
@@ -87,13 +88,14 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		"bad invite":       {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Invites: []string{"9x"}}}},
 		"voice not member": {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Voices: []string{"alice"}}}},
 		"repeated op":      {Users: st.Users, Channels: []chanSnap{{Name: "#x", Members: []string{"bob"}, Ops: []string{"bob", "BOB"}}}},
-		"bad away":         {Users: []userSnap{{"bob", "b", "", "h", "a\nb", false}}},
+		"bad away":         {Users: []userSnap{{"bob", "b", "", "h", "a\nb", false, false}}},
+		"peak over bound":  {MaxUsers: 1 << 30},
 	} {
 		if _, err := decodeShared(bad.encode()); err == nil {
 			t.Errorf("%s: decoded", name)
 		}
 	}
-	huge := []byte{sharedVersion, 0xff, 0xff, 0xff, 0xff}
+	huge := []byte{sharedVersion, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}
 	if _, err := decodeShared(huge); err == nil {
 		t.Error("a count over the limit decoded")
 	}

@@ -143,9 +143,9 @@ func (p *paused) Shared() []byte { return p.shared }
 
 // sharedSnapshot is the state every connection shares. s.mu is held.
 func (s *Server) sharedSnapshot() *sharedState {
-	st := &sharedState{}
+	st := &sharedState{MaxUsers: uint32(min(max(s.maxUsers, len(s.nicks)), maxSnapUsers))}
 	for _, c := range s.nicks {
-		st.Users = append(st.Users, userSnap{Nick: c.nick, User: c.user, Real: c.real, Host: c.host, Away: c.away, Invisible: c.invisible})
+		st.Users = append(st.Users, userSnap{Nick: c.nick, User: c.user, Real: c.real, Host: c.host, Away: c.away, Invisible: c.invisible, Oper: c.oper})
 	}
 	slices.SortFunc(st.Users, func(a, b userSnap) int { return strings.Compare(a.Nick, b.Nick) })
 	for _, ch := range s.chans {
@@ -173,7 +173,7 @@ func (s *Server) sharedSnapshot() *sharedState {
 // its fields are still.
 func (c *conn) snapshot() *connState {
 	return &connState{
-		Registered: c.registered, Nick: c.nick, User: c.user, Real: c.real, CapHeld: c.capHeld,
+		Registered: c.registered, Nick: c.nick, User: c.user, Real: c.real, CapHeld: c.capHeld, PassOK: c.passOK,
 		In: c.in, Discard: c.discard, Skipped: uint32(c.skipped), LongLine: uint32(c.longLine),
 		Out: c.out, Inherited: uint32(c.inherited),
 		PingOutstanding: !c.pingSent.IsZero(), Junk: uint32(c.junk),
@@ -226,6 +226,9 @@ func (p *paused) finish(stay []bool) {
 		}
 	}
 	s.frozen = false
+	s.thawed = time.Now()
+	late := s.late
+	s.late = nil
 	s.cond.Broadcast()
 	s.mu.Unlock()
 	for i, c := range p.conns {
@@ -235,6 +238,63 @@ func (p *paused) finish(stay []bool) {
 		close(p.states[i].verdict)
 	}
 	p.conns, p.states = nil, nil
+	s.lateConns(late)
+}
+
+// lateWindow is how long after a hand-off an accepted connection's
+// address is checked: the kernel may have done its handshake during the
+// hand-off, and the listener's queue is drained in moments.
+const lateWindow = time.Second
+
+// lateConns lets go of the connections accepted during a hand-off whose
+// address left with it. The kernel completes a client's handshake
+// whenever the address is here, frozen or not, so a client that connected
+// between the pause and the address's release is on this host but in no
+// snapshot: its packets now reach the target, which knows nothing of it.
+// Kept here, it would wait out the ping timeout as an unregistered
+// client (LUSERS' 253) and, once registered nowhere, never be told.
+func (s *Server) lateConns(late []*conn) {
+	for _, c := range late {
+		if !s.gone(c.c.LocalAddr()) {
+			continue
+		}
+		s.mu.Lock()
+		if !c.dead {
+			c.dead = true
+			delete(s.conns, c)
+			s.forget(c)
+			notify(c.wake)
+			notify(c.kick)
+		}
+		s.mu.Unlock()
+		c.c.Close()
+	}
+}
+
+func (s *Server) gone(a net.Addr) bool {
+	if s.addrGone != nil {
+		return s.addrGone(a)
+	}
+	return addrGone(a)
+}
+
+// addrGone reports whether a's IP is no longer an address of this host.
+// When it cannot tell, it says no.
+func addrGone(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, ia := range addrs {
+		if n, ok := ia.(*net.IPNet); ok && n.IP.Equal(ta.IP) {
+			return false
+		}
+	}
+	return true
 }
 
 // resumeAll ends the pause with every connection staying.
@@ -288,7 +348,7 @@ func (s *Server) Adopt(shared []byte, conns []handoff.Adopted) error {
 		c := s.newConn(a.Conn)
 		c.nick, c.user, c.real = cs.Nick, cs.User, cs.Real
 		c.in, c.discard, c.junk = cs.In, cs.Discard, int(cs.Junk)
-		c.skipped, c.longLine, c.capHeld = int(cs.Skipped), int(cs.LongLine), cs.CapHeld
+		c.skipped, c.longLine, c.capHeld, c.passOK = int(cs.Skipped), int(cs.LongLine), cs.CapHeld, cs.PassOK
 		c.bytesIn = cs.BytesIn
 		// Unsent bytes were counted as written at the source; they are
 		// counted again when written here.
@@ -310,7 +370,7 @@ func (s *Server) Adopt(shared []byte, conns []handoff.Adopted) error {
 		}
 		key := fold(cs.Nick)
 		if u, ok := users[key]; ok {
-			c.user, c.real, c.away, c.invisible = u.User, u.Real, u.Away, u.Invisible
+			c.user, c.real, c.away, c.invisible, c.oper = u.User, u.Real, u.Away, u.Invisible, u.Oper
 		}
 		if s.nicks[key] != nil || attached[key] != nil {
 			collided = append(collided, c)
@@ -372,6 +432,7 @@ func (s *Server) Adopt(shared []byte, conns []handoff.Adopted) error {
 		}
 		s.chans[fold(ch.name)] = ch
 	}
+	s.maxUsers = max(s.maxUsers, int(st.MaxUsers))
 	for _, g := range lost {
 		s.quit(g, "Connection lost in hand-off")
 	}

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"crypto/subtle"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,13 +15,17 @@ const (
 	modeN                   // +n: no messages from outside the channel
 	modeI                   // +i: invited users only
 	modeM                   // +m: only operators and voiced members speak
+	modeS                   // +s: secret, hidden from those outside it
+	modeP                   // +p: private, hidden from those outside it as well
+
+	knownModes = modeT | modeN | modeI | modeM | modeS | modeP
 )
 
 // modeBits maps the parameterless modes to their bits, in 324's order.
 var modeBits = []struct {
 	char byte
 	bit  uint8
-}{{'i', modeI}, {'m', modeM}, {'n', modeN}, {'t', modeT}}
+}{{'i', modeI}, {'m', modeM}, {'n', modeN}, {'p', modeP}, {'s', modeS}, {'t', modeT}}
 
 // Bounds of the state the modes add.
 const (
@@ -41,6 +46,24 @@ func newChannel(name string) *channel {
 // validKey reports whether s may be a channel key: a word without commas.
 func validKey(s string) bool {
 	return len(s) <= maxKeyLen && validWord(s) && !strings.ContainsRune(s, ',')
+}
+
+// hiddenFrom reports whether ch (+s or +p) is hidden from c, who is not
+// in it: left out of LIST, NAMES and WHOIS, its members out of WHO.
+func (ch *channel) hiddenFrom(c *conn) bool {
+	return ch.modes&(modeS|modeP) != 0 && !ch.has(c)
+}
+
+// symbol is 353's channel type: "@" secret, "*" private, "=" public
+// (RFC 2812 3.2.5).
+func (ch *channel) symbol() string {
+	switch {
+	case ch.modes&modeS != 0:
+		return "@"
+	case ch.modes&modeP != 0:
+		return "*"
+	}
+	return "="
 }
 
 func (ch *channel) isOp(c *conn) bool {
@@ -186,7 +209,7 @@ func (s *Server) changeModes(c *conn, ch *channel, modes string, args []string) 
 		switch char := modes[i]; char {
 		case '+', '-':
 			add = char == '+'
-		case 't', 'n', 'i', 'm':
+		case 't', 'n', 'i', 'm', 's', 'p':
 			bit := modeT
 			for _, f := range modeBits {
 				if f.char == char {
@@ -304,7 +327,8 @@ func (s *Server) changeModes(c *conn, ch *channel, modes string, args []string) 
 }
 
 // userMode answers MODE for the user's own nick: +i (invisible: hidden
-// from WHO of those who share no channel) is the one user mode.
+// from WHO of those who share no channel) and -o (no longer a server
+// operator) are the user modes one may change.
 func (s *Server) userMode(c *conn, m Message) bool {
 	if fold(m.Params[0]) != fold(c.nick) {
 		if s.nicks[fold(m.Params[0])] == nil {
@@ -328,6 +352,13 @@ func (s *Server) userMode(c *conn, m Message) bool {
 				c.invisible = add
 				changed += map[bool]string{true: "+i", false: "-i"}[add]
 			}
+		case 'o':
+			// Only OPER makes an operator; anyone may stop being one
+			// (RFC 2812 3.1.5: +o from MODE is ignored).
+			if !add && c.oper {
+				c.oper = false
+				changed += "-o"
+			}
 		default:
 			ok = false
 		}
@@ -342,10 +373,14 @@ func (s *Server) userMode(c *conn, m Message) bool {
 }
 
 func (c *conn) userModes() string {
+	modes := "+"
 	if c.invisible {
-		return "+i"
+		modes += "i"
 	}
-	return "+"
+	if c.oper {
+		modes += "o"
+	}
+	return modes
 }
 
 // cmdKick removes members from a channel: KICK #c nick[,nick] [:reason].
@@ -478,14 +513,18 @@ func (s *Server) cmdCap(c *conn, m Message) bool {
 
 // lusers sends the server's user counts (251-255).
 func (s *Server) lusers(c *conn) {
-	invisible := 0
+	invisible, opers := 0, 0
 	for _, u := range s.nicks {
 		if u.invisible {
 			invisible++
 		}
+		if u.oper {
+			opers++
+		}
 	}
 	users := len(s.nicks)
 	s.reply(c, "251", "There are "+strconv.Itoa(users-invisible)+" users and "+strconv.Itoa(invisible)+" invisible on 1 servers")
+	s.reply(c, "252", strconv.Itoa(opers), "operator(s) online")
 	if unknown := len(s.conns) - users; unknown > 0 {
 		s.reply(c, "253", strconv.Itoa(unknown), "unknown connection(s)")
 	}
@@ -542,10 +581,18 @@ func (s *Server) motd(c *conn) { s.reply(c, "422", "MOTD File is missing") }
 // isupport sends the 005 lines.
 func (s *Server) isupport(c *conn) {
 	s.reply(c, "005", "AWAYLEN="+strconv.Itoa(maxAwayLen), "CASEMAPPING=ascii", "CHANLIMIT=#&:"+strconv.Itoa(s.Config.MaxChannelsPerClient),
-		"CHANMODES=,k,l,imnt", "CHANNELLEN="+strconv.Itoa(MaxChannelLen), "CHANTYPES=#&", "KEYLEN="+strconv.Itoa(maxKeyLen),
+		"CHANMODES=,k,l,imnpst", "CHANNELLEN="+strconv.Itoa(MaxChannelLen), "CHANTYPES=#&", "KEYLEN="+strconv.Itoa(maxKeyLen),
 		"KICKLEN="+strconv.Itoa(maxKickLen), "MAXTARGETS="+strconv.Itoa(maxTargets), "MODES="+strconv.Itoa(maxModes),
 		"NICKLEN="+strconv.Itoa(MaxNickLen), "PREFIX=(ov)@+", "are supported by this server")
-	s.reply(c, "005", "TOPICLEN="+strconv.Itoa(MaxTopicLen), "are supported by this server")
+	targets := strconv.Itoa(maxTargets)
+	targmax := "TARGMAX="
+	for i, cmd := range []string{"JOIN", "KICK", "LIST", "NAMES", "NOTICE", "PART", "PRIVMSG", "WHOIS"} {
+		if i > 0 {
+			targmax += ","
+		}
+		targmax += cmd + ":" + targets
+	}
+	s.reply(c, "005", targmax, "TOPICLEN="+strconv.Itoa(MaxTopicLen), "WHOX", "are supported by this server")
 }
 
 // other answers the commands that only report: VERSION, TIME, LUSERS,
@@ -565,4 +612,63 @@ func (s *Server) other(c *conn, m Message) (known bool) {
 		return false
 	}
 	return true
+}
+
+// cmdOper makes c a server operator (RFC 2812 3.1.4): OPER name password,
+// checked against Config.Operators. 381 and MODE +o on success, 464 for
+// a wrong name or password (which of the two is not told), 491 when the
+// server has no operators at all.
+func (s *Server) cmdOper(c *conn, m Message) bool {
+	if s.needMore(c, m, 2) {
+		return false
+	}
+	if len(s.Config.Operators) == 0 {
+		s.reply(c, "491", "No O-lines for your host")
+		return false
+	}
+	want, known := s.Config.Operators[m.Params[0]]
+	if !known || !secretEqual(m.Params[1], want) {
+		s.reply(c, "464", "Password incorrect")
+		return false
+	}
+	if !c.oper {
+		c.oper = true
+		s.send(c, Message{Prefix: c.prefix(), Command: "MODE", Params: []string{c.nick, "+o"}})
+	}
+	s.reply(c, "381", "You are now an IRC operator")
+	return true
+}
+
+// secretEqual compares a password given with the one configured in time
+// that does not depend on where they differ.
+func secretEqual(given, want string) bool {
+	return subtle.ConstantTimeCompare([]byte(given), []byte(want)) == 1
+}
+
+// info is what INFO tells (371 lines).
+var info = []string{
+	version + ": an IRC server (a practical subset of RFC 2812) whose live",
+	"connections move between hosts with Linux TCP repair.",
+	"Part of sockshift's demo.",
+}
+
+// cmdInfo answers INFO [target] (RFC 2812 3.4.10): 371 lines and 374.
+// The target is this server's name (or a mask of it), or the nick of a
+// user on it; anything else gets 402.
+func (s *Server) cmdInfo(c *conn, m Message) bool {
+	if len(m.Params) > 0 && m.Params[0] != "" && !s.isThisServer(m.Params[0]) {
+		s.reply(c, "402", m.Params[0], "No such server")
+		return false
+	}
+	for _, line := range info {
+		s.reply(c, "371", line)
+	}
+	s.reply(c, "374", "End of INFO list")
+	return true
+}
+
+// isThisServer reports whether target names this server: its name, a
+// mask that matches it, or the nick of one of its users.
+func (s *Server) isThisServer(target string) bool {
+	return globMatch(fold(target), fold(s.Config.ServerName)) || s.nicks[fold(target)] != nil
 }

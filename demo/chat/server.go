@@ -32,6 +32,13 @@ type Config struct {
 	MaxLongLine          int           // bytes of one line without an end before a disconnect; 64 KiB
 	PingInterval         time.Duration // silence before the server PINGs; 30 s
 	PingTimeout          time.Duration // wait for an answer to a PING; 60 s
+
+	// Password, if set, is the server password: a client must send it
+	// with PASS before it registers, or it gets 464 and is dropped.
+	Password string
+	// Operators maps each OPER name to its password; none by default, so
+	// nobody may become a server operator (OPER gets 491).
+	Operators map[string]string
 }
 
 func (c *Config) defaults() {
@@ -76,14 +83,19 @@ type Server struct {
 	stop chan struct{} // closed by Close: ends the pinger
 	made time.Time
 
-	mu       sync.Mutex
-	cond     *sync.Cond // signalled when a freeze ends
-	conns    map[*conn]struct{}
-	nicks    map[string]*conn    // folded nick -> registered client
-	chans    map[string]*channel // folded name -> channel
-	drops    []*conn             // to disconnect once the current handler is done
-	maxUsers int                 // the most registered clients LUSERS has seen at once
-	frozen   bool                // a hand-off holds the state still
+	mu     sync.Mutex
+	cond   *sync.Cond // signalled when a freeze ends
+	conns  map[*conn]struct{}
+	nicks  map[string]*conn    // folded nick -> registered client
+	chans  map[string]*channel // folded name -> channel
+	drops  []*conn             // to disconnect once the current handler is done
+	late   []*conn             // accepted while a hand-off held the state still
+	thawed time.Time           // when the last hand-off let go
+	// addrGone reports whether an address left this host; addrGone
+	// (this process's network namespace) when nil.
+	addrGone func(net.Addr) bool
+	maxUsers int  // the most registered clients LUSERS has seen at once
+	frozen   bool // a hand-off holds the state still
 	closed   bool
 }
 
@@ -150,12 +162,25 @@ func (s *Server) Serve(ln net.Listener) error {
 	return tcpserve.Serve("chat", ln, func(tc *net.TCPConn) {
 		c := s.newConn(tc)
 		s.mu.Lock()
+		recent := !s.frozen && time.Since(s.thawed) < lateWindow
+		s.mu.Unlock()
+		if recent && s.gone(tc.LocalAddr()) {
+			// Its handshake was done by this host's kernel during a
+			// hand-off that took its address away: it cannot be served
+			// here (see lateConns).
+			tc.Close()
+			return
+		}
+		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			tc.Close()
 			return
 		}
 		s.conns[c] = struct{}{}
+		if s.frozen {
+			s.late = append(s.late, c)
+		}
 		if len(s.conns) > s.Config.MaxClients {
 			s.drop(c, "Server is full")
 		}
@@ -247,6 +272,8 @@ type conn struct {
 	capHeld          bool   // registration waits for CAP END
 	away             string // empty: here
 	invisible        bool   // user mode +i
+	oper             bool   // user mode +o: a server operator (OPER)
+	passOK           bool   // PASS gave the server password
 	chans            map[*channel]struct{}
 	out              []byte // queued, not written yet
 	inherited        int    // of out, the first bytes: a source's kernel had not sent them (not counted in MaxSendQ)

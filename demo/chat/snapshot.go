@@ -14,8 +14,11 @@ const (
 	// 2: operators and voices, channel modes, keys, limits, invites, creation
 	// times, away messages, invisible users; a too-long line's progress;
 	// registration held by CAP.
-	sharedVersion = 2
-	connVersion   = 2
+	// 3: server operators (user mode +o), secret and private channels
+	// (+s, +p), a server password given (PASS) before registration; the
+	// peak user count (265, 266).
+	sharedVersion = 3
+	connVersion   = 3
 
 	maxSnapUsers    = 100000
 	maxSnapChannels = 100000
@@ -29,19 +32,21 @@ const (
 type sharedState struct {
 	Users    []userSnap
 	Channels []chanSnap
+	MaxUsers uint32 // the most registered users LUSERS has seen at once
 }
 
 type userSnap struct {
 	Nick, User, Real, Host string
 	Away                   string // empty: here
 	Invisible              bool   // user mode +i
+	Oper                   bool   // user mode +o: a server operator
 }
 
 type chanSnap struct {
 	Name, Topic, TopicBy string
 	TopicAt              int64
 	Created              int64    // Unix seconds (329)
-	Modes                uint8    // modeT | modeN | modeI | modeM
+	Modes                uint8    // of knownModes
 	Key                  string   // +k; empty: none
 	Limit                uint32   // +l; 0: none
 	Members              []string // nicks
@@ -66,6 +71,7 @@ type connState struct {
 	Skipped         uint32 // bytes of it dropped, not yet paid for in the rate
 	LongLine        uint32 // its length so far
 	CapHeld         bool   // registration waits for CAP END
+	PassOK          bool   // PASS gave the server password
 	Out             []byte // queued, not written
 	Inherited       uint32 // of Out, the first bytes a source's kernel had not sent
 	PingOutstanding bool
@@ -77,6 +83,7 @@ type connState struct {
 func (st *sharedState) encode() []byte {
 	var e wire.Encoder
 	e.U8(sharedVersion)
+	e.U32(st.MaxUsers)
 	e.U32(uint32(len(st.Users)))
 	for _, u := range st.Users {
 		e.String(u.Nick)
@@ -85,6 +92,7 @@ func (st *sharedState) encode() []byte {
 		e.String(u.Host)
 		e.String(u.Away)
 		e.Bool(u.Invisible)
+		e.Bool(u.Oper)
 	}
 	e.U32(uint32(len(st.Channels)))
 	for _, ch := range st.Channels {
@@ -160,7 +168,10 @@ func decodeSharedFields(b []byte) (*sharedState, error) {
 	if v := d.U8(); d.Err() == nil && v != sharedVersion {
 		return nil, fmt.Errorf("version %d, want %d", v, sharedVersion)
 	}
-	st := &sharedState{}
+	st := &sharedState{MaxUsers: d.U32()}
+	if d.Err() == nil && st.MaxUsers > maxSnapUsers {
+		return nil, fmt.Errorf("peak of %d users, at most %d", st.MaxUsers, maxSnapUsers)
+	}
 	n, err := count(d, maxSnapUsers, "users")
 	if err != nil {
 		return nil, err
@@ -168,7 +179,7 @@ func decodeSharedFields(b []byte) (*sharedState, error) {
 	nicks := map[string]bool{}
 	for range n {
 		u := userSnap{Nick: d.String(MaxNickLen), User: d.String(maxUserLen), Real: d.String(maxRealLen), Host: d.String(64),
-			Away: d.String(maxAwayLen), Invisible: d.Bool()}
+			Away: d.String(maxAwayLen), Invisible: d.Bool(), Oper: d.Bool()}
 		if d.Err() != nil {
 			return nil, d.Err()
 		}
@@ -201,7 +212,7 @@ func decodeSharedFields(b []byte) (*sharedState, error) {
 		if !ValidChannel(ch.Name) || names[fold(ch.Name)] || !validText(ch.Topic) || !validText(ch.TopicBy) {
 			return nil, fmt.Errorf("channel %q: bad or repeated name, or bad topic", ch.Name)
 		}
-		if ch.Modes&^(modeT|modeN|modeI|modeM) != 0 || (ch.Key != "" && !validKey(ch.Key)) {
+		if ch.Modes&^knownModes != 0 || (ch.Key != "" && !validKey(ch.Key)) {
 			return nil, fmt.Errorf("channel %s: unknown modes %#x or bad key", ch.Name, ch.Modes)
 		}
 		names[fold(ch.Name)] = true
@@ -259,6 +270,7 @@ func (cs *connState) encode() []byte {
 	e.U32(cs.Skipped)
 	e.U32(cs.LongLine)
 	e.Bool(cs.CapHeld)
+	e.Bool(cs.PassOK)
 	e.Bytes(cs.Out)
 	e.U32(cs.Inherited)
 	e.Bool(cs.PingOutstanding)
@@ -283,6 +295,7 @@ func decodeConn(b []byte) (*connState, error) {
 		Skipped:    d.U32(),
 		LongLine:   d.U32(),
 		CapHeld:    d.Bool(),
+		PassOK:     d.Bool(),
 		Out:        d.Bytes(maxSnapOut),
 	}
 	cs.Inherited = d.U32()

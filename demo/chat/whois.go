@@ -27,8 +27,9 @@ func (s *Server) cmdWhois(c *conn, m Message) bool {
 		s.reply(c, "311", u.nick, u.user, u.host, "*", u.real)
 		var chans []string
 		for ch := range u.chans {
-			// An invisible user's channels only to those who share them.
-			if !u.invisible || u == c || ch.has(c) {
+			// An invisible user's channels only to those who share them,
+			// and secret or private ones only to their members.
+			if (!u.invisible || u == c || ch.has(c)) && !ch.hiddenFrom(c) {
 				chans = append(chans, ch.nickPrefix(u)+ch.name)
 			}
 		}
@@ -37,6 +38,9 @@ func (s *Server) cmdWhois(c *conn, m Message) bool {
 			s.reply(c, "319", u.nick, strings.Join(chans, " "))
 		}
 		s.reply(c, "312", u.nick, s.Config.ServerName, "sockshift chat")
+		if u.oper {
+			s.reply(c, "313", u.nick, "is an IRC operator")
+		}
 		if u.away != "" {
 			s.reply(c, "301", u.nick, u.away)
 		}
