@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/sockshift/sockshift/handoff/catch"
-	"github.com/sockshift/sockshift/internal/tcphdr"
+	"github.com/sockshift/sockshift/handoff/tcphdr"
 )
 
 // segment builds an IPv4 TCP packet from client with sequence number seq

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/sockshift/sockshift/handoff"
+	"github.com/sockshift/sockshift/handoff/nstest"
 	"github.com/sockshift/sockshift/handoff/wire"
-	"github.com/sockshift/sockshift/internal/nstest"
 )
 
 // The example's servers run as children of the test binary, each inside

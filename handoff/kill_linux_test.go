@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sockshift/sockshift/handoff/nstest"
 	"github.com/sockshift/sockshift/handoff/wire"
-	"github.com/sockshift/sockshift/internal/nstest"
 )
 
 // TestKillWithoutTheDemo kills a server of Example's service (the library

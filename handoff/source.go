@@ -14,8 +14,8 @@ import (
 	"github.com/sockshift/sockshift/handoff/catch"
 	"github.com/sockshift/sockshift/handoff/internal/fdtable"
 	"github.com/sockshift/sockshift/handoff/repair"
+	"github.com/sockshift/sockshift/handoff/tcphdr"
 	"github.com/sockshift/sockshift/handoff/wire"
-	"github.com/sockshift/sockshift/internal/tcphdr"
 )
 
 // frozenConn is one connection between freeze and commit or rollback.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockshift/sockshift/internal/nstest"
+	"github.com/sockshift/sockshift/handoff/nstest"
 	"golang.org/x/sys/unix"
 )
 

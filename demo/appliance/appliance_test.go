@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/sockshift/sockshift/demo/internal/labtest"
-	"github.com/sockshift/sockshift/internal/nstest"
+	"github.com/sockshift/sockshift/handoff/nstest"
 )
 
 func freePort(t *testing.T) string {

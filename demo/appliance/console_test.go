@@ -33,7 +33,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/sockshift/sockshift/demo/appliance"
 	"github.com/sockshift/sockshift/demo/internal/labtest"
-	"github.com/sockshift/sockshift/internal/nstest"
+	"github.com/sockshift/sockshift/handoff/nstest"
 )
 
 // startDemo runs the appliance in this process on a fresh lab and waits

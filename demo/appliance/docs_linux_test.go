@@ -19,7 +19,7 @@ import (
 
 	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/sockshift/sockshift/demo/internal/labtest"
-	"github.com/sockshift/sockshift/internal/nstest"
+	"github.com/sockshift/sockshift/handoff/nstest"
 )
 
 // The guides are run as written: every command in a ```sh block of the

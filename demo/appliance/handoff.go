@@ -13,7 +13,7 @@ import (
 
 	"github.com/sockshift/sockshift/demo/labview"
 	"github.com/sockshift/sockshift/demo/node"
-	"github.com/sockshift/sockshift/internal/nsexec"
+	"github.com/sockshift/sockshift/handoff/nsexec"
 	"github.com/sockshift/sockshift/web"
 )
 

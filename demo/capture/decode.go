@@ -7,7 +7,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/sockshift/sockshift/internal/tcphdr"
+	"github.com/sockshift/sockshift/handoff/tcphdr"
 )
 
 // Packet is what the diagram needs of a frame: its Ethernet addresses and

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/mdlayher/packet"
-	"github.com/sockshift/sockshift/internal/nsexec"
+	"github.com/sockshift/sockshift/handoff/nsexec"
 	"golang.org/x/sys/unix"
 )
 

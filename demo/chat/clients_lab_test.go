@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/sockshift/sockshift/demo/internal/labtest"
-	"github.com/sockshift/sockshift/internal/nstest"
+	"github.com/sockshift/sockshift/handoff/nstest"
 )
 
 // clientLab starts the lab with the servers' default PING interval (30 s).

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/sockshift/sockshift/demo/chat"
-	"github.com/sockshift/sockshift/internal/nstest"
+	"github.com/sockshift/sockshift/handoff/nstest"
 )
 
 // A client that connects while a hand-off holds the state still is

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockshift/sockshift/internal/nstest"
+	"github.com/sockshift/sockshift/handoff/nstest"
 )
 
 // A class watches the ping client's retransmissions while a hand-off holds

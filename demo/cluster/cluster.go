@@ -18,8 +18,8 @@ import (
 	"github.com/sockshift/sockshift/demo/internal/procgroup"
 	"github.com/sockshift/sockshift/demo/lab"
 	"github.com/sockshift/sockshift/demo/node"
+	"github.com/sockshift/sockshift/handoff/nsexec"
 	"github.com/sockshift/sockshift/handoff/wire"
-	"github.com/sockshift/sockshift/internal/nsexec"
 )
 
 // Config describes a cluster. Zero fields take the defaults noted.

@@ -24,9 +24,9 @@ import (
 
 	"github.com/sockshift/sockshift/demo/internal/labtest"
 	"github.com/sockshift/sockshift/demo/lab"
+	"github.com/sockshift/sockshift/handoff/nsexec"
+	"github.com/sockshift/sockshift/handoff/nstest"
 	"github.com/sockshift/sockshift/handoff/wire"
-	"github.com/sockshift/sockshift/internal/nsexec"
-	"github.com/sockshift/sockshift/internal/nstest"
 	"github.com/sockshift/sockshift/web"
 )
 

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sockshift/sockshift/internal/nstest"
+	"github.com/sockshift/sockshift/handoff/nstest"
 )
 
 func TestValidatePrefix(t *testing.T) {

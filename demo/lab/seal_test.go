@@ -11,7 +11,7 @@ import (
 
 	"github.com/sockshift/sockshift/demo/internal/labtest"
 	"github.com/sockshift/sockshift/demo/lab"
-	"github.com/sockshift/sockshift/internal/nstest"
+	"github.com/sockshift/sockshift/handoff/nstest"
 )
 
 // The lab must behave the same on a host with forwarding on (Docker,

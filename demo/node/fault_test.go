@@ -16,7 +16,7 @@ import (
 	"github.com/sockshift/sockshift/demo/cluster"
 	"github.com/sockshift/sockshift/demo/internal/labtest"
 	"github.com/sockshift/sockshift/demo/node"
-	"github.com/sockshift/sockshift/internal/nstest"
+	"github.com/sockshift/sockshift/handoff/nstest"
 )
 
 // checkRolledBack asserts what a rollback promises: the VIP on a alone,

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/sockshift/sockshift/demo/internal/labtest"
-	"github.com/sockshift/sockshift/internal/nstest"
+	"github.com/sockshift/sockshift/handoff/nstest"
 )
 
 var renegingCount = regexp.MustCompile(`TcpExtTCPSACKReneging\s+(\d+)`)

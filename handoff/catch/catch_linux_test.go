@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/mdlayher/packet"
-	"github.com/sockshift/sockshift/internal/nstest"
+	"github.com/sockshift/sockshift/handoff/nstest"
 	"golang.org/x/sys/unix"
 )
 

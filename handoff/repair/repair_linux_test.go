@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sockshift/sockshift/internal/nstest"
+	"github.com/sockshift/sockshift/handoff/nstest"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )

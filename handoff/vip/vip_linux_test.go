@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sockshift/sockshift/handoff/nstest"
 	"github.com/sockshift/sockshift/handoff/vip"
-	"github.com/sockshift/sockshift/internal/nstest"
 )
 
 var theVIP = netip.MustParseAddr("192.0.2.100")

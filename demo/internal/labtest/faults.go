@@ -14,7 +14,7 @@ import (
 
 	"github.com/sockshift/sockshift/demo/cluster"
 	"github.com/sockshift/sockshift/demo/node"
-	"github.com/sockshift/sockshift/internal/nstest"
+	"github.com/sockshift/sockshift/handoff/nstest"
 )
 
 // StartConfig is Start with the cluster's whole Config (for example

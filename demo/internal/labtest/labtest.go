@@ -21,7 +21,7 @@ import (
 	"github.com/sockshift/sockshift/demo/cluster"
 	"github.com/sockshift/sockshift/demo/lab"
 	"github.com/sockshift/sockshift/demo/node"
-	"github.com/sockshift/sockshift/internal/nstest"
+	"github.com/sockshift/sockshift/handoff/nstest"
 )
 
 var (

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sockshift/sockshift/internal/nsexec"
+	"github.com/sockshift/sockshift/handoff/nsexec"
 )
 
 // InCI reports whether the tests run under CI (CI=true), where nothing may skip.

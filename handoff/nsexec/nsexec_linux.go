@@ -7,7 +7,7 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// InNamespace runs fn on an OS thread switched into the named network
+// Do runs fn on an OS thread switched into the named network
 // namespace (ip netns exec, for one function). Sockets fn creates belong to
 // that namespace for their whole life and may be used from any goroutine.
 func Do(ns string, fn func() error) error {

@@ -1,6 +1,6 @@
-// Package tcphdr reads the IPv4 and TCP headers of a packet: what the
-// console's capture shows and what a source checks in the client packets
-// it caught before a freeze.
+// Package tcphdr reads the IPv4 and TCP headers of a packet: what a
+// source checks in the client packets it caught (catch.Catcher.Only gets
+// them as IPv4 packets), and what the demo's console shows of a capture.
 package tcphdr
 
 import (

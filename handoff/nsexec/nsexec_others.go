@@ -8,7 +8,7 @@ import (
 	"runtime"
 )
 
-// InNamespace is not available outside Linux.
+// Do is not available outside Linux.
 func Do(ns string, fn func() error) error {
 	return fmt.Errorf("nsexec: network namespaces on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 }
