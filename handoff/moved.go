@@ -31,8 +31,8 @@ type TCPSummary struct {
 	RcvBuf     uint32 `json:"rcvbuf"`
 }
 
-// Summarize takes the summary of a dumped state.
-func Summarize(s *repair.State) TCPSummary {
+// summarize takes the summary of a dumped state.
+func summarize(s *repair.State) TCPSummary {
 	return TCPSummary{
 		SendSeq: s.SendSeq, RecvSeq: s.RecvSeq, SndWnd: s.Window.SndWnd, RcvWnd: s.Window.RcvWnd,
 		SndWscale: s.SndWscale, RcvWscale: s.RcvWscale, MSS: s.MSS, Timestamp: s.Timestamp,

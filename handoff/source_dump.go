@@ -128,7 +128,7 @@ func (s *source) dumpOne(i int) (connEntry, error) {
 	}
 	f.client, f.local, f.rcvNxt = st.Remote, st.Local, st.RecvSeq+uint32(len(st.RecvQueue))
 	if i < ReportedConns {
-		sum := Summarize(st)
+		sum := summarize(st)
 		f.before = &sum
 	}
 	return e, nil

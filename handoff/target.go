@@ -396,7 +396,7 @@ func (t *target) readBack() map[netip.AddrPort]TCPSummary {
 			continue
 		}
 		if st, recvLen, err := r.restored.Inspect(); err == nil {
-			sum := Summarize(st)
+			sum := summarize(st)
 			sum.RecvQueue = recvLen
 			out[r.client] = sum
 		}
