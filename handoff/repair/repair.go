@@ -192,6 +192,7 @@ type Restored struct {
 	probe bool
 	// transparent: rebuilt with IP_TRANSPARENT, which Activate clears.
 	transparent bool
+	peerClosed  bool // State.PeerClosed: Activate shuts it for reading
 }
 
 // Restore rebuilds the socket of s in repair mode, still frozen: it sends
@@ -213,7 +214,7 @@ func Restore(s *State, opts *RestoreOptions) (*Restored, error) {
 		return nil, &Error{Op: "restore", Conn: name, Socket: Closed, Err: err}
 	}
 	probe := s.Window.SndWnd == 0 || len(s.Unacked) > 0 || len(s.Unsent) > 0
-	return &Restored{conn: c, name: name, probe: probe, transparent: transparent}, nil
+	return &Restored{conn: c, name: name, probe: probe, transparent: transparent, peerClosed: s.PeerClosed}, nil
 }
 
 // Activate turns repair mode off and returns the live connection. The
@@ -227,7 +228,7 @@ func (r *Restored) Activate() (*net.TCPConn, error) {
 	}
 	c := r.conn
 	r.conn = nil
-	if err := activate(c, r.probe, r.transparent); err != nil {
+	if err := activate(c, r.probe, r.transparent, r.peerClosed); err != nil {
 		c.Close() // still in repair mode: silent
 		return nil, &Error{Op: "activate", Conn: r.name, Socket: Closed, Err: err}
 	}

@@ -90,9 +90,11 @@ func control(rc syscall.RawConn, fn func(fd int) (SocketState, error)) (SocketSt
 }
 
 // freeze puts the socket in repair mode. local is the address Go knows
-// (invalid: asked of the kernel). Repair mode itself is refused (EPERM)
-// for any state but established or closed, so the state is read only
-// after it is on: two system calls a socket, which thousands feel.
+// (invalid: asked of the kernel). Repair mode is refused (EPERM) for a
+// listener and a closed socket, and the state is read only after it is
+// on: two system calls a socket, which thousands feel. An established
+// connection moves, and so does one whose peer has closed (CLOSE_WAIT):
+// the application has yet to read its last bytes and answer them.
 func freeze(rc syscall.RawConn, local netip.AddrPort) (SocketState, error) {
 	return control(rc, func(fd int) (SocketState, error) {
 		if !local.IsValid() {
@@ -106,15 +108,15 @@ func freeze(rc syscall.RawConn, local netip.AddrPort) (SocketState, error) {
 		}
 		if err := setRepair(fd, unix.TCP_REPAIR_ON); err != nil {
 			if errors.Is(err, unix.EPERM) {
-				if serr := checkEstablished(fd); serr != nil {
+				if serr := checkMovable(fd); serr != nil {
 					return Normal, serr
 				}
 			}
 			return Normal, err
 		}
-		// Closed, or the state moved on after repair mode went on (a FIN
-		// came in): such a socket cannot be moved, so let it go on.
-		if err := checkEstablished(fd); err != nil {
+		// Closing from this side (the application closed it), or closed:
+		// such a socket cannot be moved, so let it go on.
+		if err := checkMovable(fd); err != nil {
 			if offErr := setRepair(fd, unix.TCP_REPAIR_OFF_NO_WP); offErr != nil {
 				return Repair, errors.Join(err, offErr)
 			}
@@ -124,12 +126,14 @@ func freeze(rc syscall.RawConn, local netip.AddrPort) (SocketState, error) {
 	})
 }
 
-func checkEstablished(fd int) error {
+// checkMovable fails unless the connection is established or only its
+// peer has closed it.
+func checkMovable(fd int) error {
 	info, err := tcpInfo(fd)
 	if err != nil {
 		return err
 	}
-	if info[tcpiState] != tcpEstablished {
+	if st := info[tcpiState]; st != tcpEstablished && st != tcpCloseWait {
 		return fmt.Errorf("%w (%s)", errNotEstablished, tcpStateName(info[tcpiState]))
 	}
 	return nil
@@ -226,7 +230,7 @@ func dumpOnce(fd int, local, remote netip.AddrPort, peekRecv bool) (*State, int,
 		s.Release()
 		return nil, 0, err
 	}
-	if s.finIn {
+	if s.PeerClosed {
 		// The window was last moved past the FIN; the rebuilt socket
 		// stops before it, and the kernel refuses a window ahead of it.
 		if next := s.RecvSeq + uint32(inq); int32(s.Window.RcvWup-next) > 0 {
@@ -251,7 +255,7 @@ func dumpOptions(fd int, local, remote netip.AddrPort) (*State, []byte, error) {
 		return nil, nil, fmt.Errorf("%w (%s)", errNotEstablished, tcpStateName(st))
 	}
 	s := &State{
-		finIn:         info[tcpiState] == tcpCloseWait,
+		PeerClosed:    info[tcpiState] == tcpCloseWait,
 		SACK:          info[tcpiOptions]&tcpiOptSACK != 0,
 		Timestamps:    info[tcpiOptions]&tcpiOptTimestamps != 0,
 		WindowScaling: info[tcpiOptions]&tcpiOptWscale != 0,
@@ -360,7 +364,7 @@ func dumpQueues(fd int, s *State, outq, unsent, inq, peekLen int) error {
 	}
 	s.bufs = [2][]byte{rq, sq}
 	s.RecvSeq = rcvNxt - uint32(inq)
-	if s.finIn {
+	if s.PeerClosed {
 		s.RecvSeq-- // rcv_nxt counts the FIN; SIOCINQ does not
 	}
 	s.SendSeq = writeSeq - uint32(outq)
@@ -483,7 +487,7 @@ func restore(s *State, tsOffset uint32, transparent bool) (*net.TCPConn, error) 
 		},
 	}
 	c, err := d.DialTCP(context.Background(), "tcp4", s.Local, s.Remote)
-	if err != nil && cerr == nil && errors.Is(err, unix.EADDRNOTAVAIL) && dropClosingCopy(s) {
+	if err != nil && cerr == nil && errors.Is(err, unix.EADDRNOTAVAIL) && dropStaleCopy(s) {
 		c, err = d.DialTCP(context.Background(), "tcp4", s.Local, s.Remote)
 	}
 	if err != nil {
@@ -503,18 +507,35 @@ func restore(s *State, tsOffset uint32, transparent bool) (*net.TCPConn, error) 
 	return c, nil
 }
 
-// dropClosingCopy destroys a socket of this host with the addresses of s
-// that is no longer established (an application closed it, and it waits
-// for its FIN to be acknowledged, or in TIME_WAIT): its connection is the
-// one s holds, and it makes connect fail with EADDRNOTAVAIL. It reports
-// whether it destroyed one. An established socket is left alone.
-func dropClosingCopy(s *State) bool {
+// dropStaleCopy destroys a socket of this host with the addresses of s,
+// which makes connect fail with EADDRNOTAVAIL, if it cannot be the live
+// connection: one no longer established (an application closed it, and it
+// waits for its FIN to be acknowledged, or in TIME_WAIT), or an
+// established one on an address this host does not hold, whose packets
+// cannot arrive here (a copy a source thawed after its target died while
+// resuming: the client had seen the target close it, and may since have
+// connected again from the same port). It reports whether it destroyed
+// one. An established socket on an address held here is left alone.
+func dropStaleCopy(s *State) bool {
 	local, remote := net.TCPAddrFromAddrPort(s.Local), net.TCPAddrFromAddrPort(s.Remote)
 	sk, err := netlink.SocketGet(local, remote)
-	if err != nil || sk.State == tcpEstablished {
+	if err != nil || (sk.State == tcpEstablished && held(s.Local.Addr())) {
 		return false
 	}
+	// Its reset, if it sends one, has no route: the address is not here,
+	// or the socket is closing anyway.
 	return netlink.SocketDestroy(local, remote) == nil
+}
+
+// held reports whether addr is assigned to this host: a socket can be
+// bound to it without IP_TRANSPARENT.
+func held(addr netip.Addr) bool {
+	c, err := net.ListenPacket("udp4", netip.AddrPortFrom(addr, 0).String())
+	if err != nil {
+		return !errors.Is(err, unix.EADDRNOTAVAIL) // in doubt, held
+	}
+	c.Close()
+	return true
 }
 
 func setInt(fd, level, opt int, name string, v int) error {
@@ -704,7 +725,10 @@ func sendAll(fd int, b []byte, what string) error {
 // rebuilt socket does not know it sent: the client then acknowledges
 // beyond the new socket's snd_nxt, which drops every such ACK, and the
 // connection stalls for good (the soak's streams did, 1 run in 3).
-func activate(c *net.TCPConn, probe, transparent bool) error {
+//
+// A connection whose peer had closed it (State.PeerClosed) is shut for
+// reading: it reads its queued bytes, then the end (no packet goes out).
+func activate(c *net.TCPConn, probe, transparent, peerClosed bool) error {
 	how := unix.TCP_REPAIR_OFF_NO_WP
 	if probe {
 		how = unix.TCP_REPAIR_OFF
@@ -721,6 +745,11 @@ func activate(c *net.TCPConn, probe, transparent bool) error {
 		}
 		if err := setRepair(fd, how); err != nil {
 			return Normal, err
+		}
+		if peerClosed {
+			if err := unix.Shutdown(fd, unix.SHUT_RD); err != nil {
+				return Normal, os.NewSyscallError("shutdown SHUT_RD", err)
+			}
 		}
 		// Leaving repair mode clears the socket's address reuse, which a
 		// connection accepted from a Go listener (SO_REUSEADDR) had: without

@@ -631,33 +631,6 @@ func TestFreezeRefuses(t *testing.T) {
 		pingPong(t, c, s, 1)
 	})
 
-	t.Run("peer closed", func(t *testing.T) {
-		p := newPair(t, ns, 0)
-		if _, err := p.client.Write([]byte("bye")); err != nil {
-			t.Fatal(err)
-		}
-		p.client.CloseWrite()
-		waitFor(t, "CLOSE_WAIT", 5*time.Second, func() bool {
-			return sockInt(t, p.server, func(fd int) (int, error) {
-				info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-				return int(info.State), err
-			}) == 8 // TCP_CLOSE_WAIT
-		})
-		_, err := Freeze(p.server)
-		wantErr(t, err, Normal)
-		// Untouched: not in repair mode (which would fail reads with EPERM).
-		got, err := io.ReadAll(p.server)
-		if err != nil || string(got) != "bye" {
-			t.Fatalf("read after refused freeze: %q, %v", got, err)
-		}
-		if _, err := p.server.Write([]byte("ok")); err != nil {
-			t.Fatal(err)
-		}
-		if err := readVerify(p.client, []byte("ok"), 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
-	})
-
 	t.Run("closed conn", func(t *testing.T) {
 		p := newPair(t, ns, 0)
 		p.server.Close()
@@ -1108,4 +1081,129 @@ func TestMovedSocketSilentOnceReleased(t *testing.T) {
 	if !bytes.Equal(got, first) {
 		t.Fatalf("the client got %d bytes after the dump said %d were sent: the frozen socket sent its unsent bytes once its address was gone", len(got), len(first))
 	}
+}
+
+// TestPeerClosedMoves: a connection whose client has sent its last bytes
+// and its FIN (CLOSE_WAIT, the application not yet reading) freezes and
+// moves: the rebuilt socket gives the application those bytes, then the
+// end, and what it answers reaches the client, then its close.
+func TestPeerClosedMoves(t *testing.T) {
+	ns := nstest.NewNS(t, "rppeer")
+	p := newPair(t, ns, 0)
+	pingPong(t, p.client, p.server, 2)
+	if _, err := p.client.Write([]byte("bye")); err != nil {
+		t.Fatal(err)
+	}
+	p.client.CloseWrite()
+	waitFor(t, "CLOSE_WAIT", 5*time.Second, func() bool {
+		return sockInt(t, p.server, func(fd int) (int, error) {
+			info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+			return int(info.State), err
+		}) == 8 // TCP_CLOSE_WAIT
+	})
+	s := takeOut(t, p.server)
+	if !s.PeerClosed || string(s.RecvQueue) != "bye" {
+		t.Fatalf("dumped peer closed %v, receive queue %q; want true, \"bye\"", s.PeerClosed, s.RecvQueue)
+	}
+	b, err := s.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back State
+	if err := back.UnmarshalBinary(b); err != nil || !back.PeerClosed {
+		t.Fatalf("decoded peer closed %v, %v", back.PeerClosed, err)
+	}
+	var r *Restored
+	inNS(t, ns, func() (err error) { r, err = Restore(&back, nil); return err })
+	nc, err := r.Activate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(nc)
+	if err != nil || string(got) != "bye" {
+		t.Fatalf("the rebuilt socket read %q, %v; want the last bytes, then the end", got, err)
+	}
+	if _, err := nc.Write([]byte("ok")); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	p.client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if got, err := io.ReadAll(p.client); err != nil || string(got) != "ok" {
+		t.Fatalf("the client read %q, %v; want the answer, then the close", got, err)
+	}
+}
+
+// TestRestoreBesideAStaleCopy: an established socket with the connection's
+// addresses is left alone while this host holds its address (it may be the
+// live one), and destroyed once it does not (no packet of it can arrive
+// here: a copy a source thawed after its target died while resuming),
+// without a word to the client, whose connection the rebuilt socket then
+// carries on.
+func TestRestoreBesideAStaleCopy(t *testing.T) {
+	ns := nstest.NewNS(t, "rpold")
+	const vip = "192.0.2.51"
+	nstest.Exec(t, ns, "ip", "addr", "add", vip+"/32", "dev", "lo")
+	var ln *net.TCPListener
+	var client, server *net.TCPConn
+	inNS(t, ns, func() error {
+		l, err := net.Listen("tcp4", vip+":0")
+		if err != nil {
+			return err
+		}
+		ln = l.(*net.TCPListener)
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}}
+		c, err := d.Dial("tcp4", ln.Addr().String())
+		if err != nil {
+			return err
+		}
+		client = c.(*net.TCPConn)
+		server, err = ln.AcceptTCP()
+		return err
+	})
+	defer ln.Close()
+	defer client.Close()
+	defer server.Close()
+	pingPong(t, client, server, 2)
+	f, err := Freeze(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := f.Dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Thaw(); err != nil {
+		t.Fatal(err)
+	}
+	// Held here: the established copy may be the live one.
+	var r *Restored
+	inNS(t, ns, func() error { r, err = Restore(s, &RestoreOptions{Transparent: true}); return nil })
+	if err == nil {
+		r.Discard()
+		t.Fatal("Restore beside an established socket on an address held here succeeded")
+	}
+	pingPong(t, client, server, 1) // untouched
+	s = takeOut(t, server)         // the state as it is now, the copy closed...
+	inNS(t, ns, func() error {     // ...and a stale one in its place, as a thaw leaves it
+		stale, err := Restore(s, nil)
+		if err != nil {
+			return err
+		}
+		c, err := stale.Activate()
+		if err == nil {
+			t.Cleanup(func() { c.Close() })
+		}
+		return err
+	})
+	nstest.Exec(t, ns, "ip", "addr", "del", vip+"/32", "dev", "lo")
+	inNS(t, ns, func() error { r, err = Restore(s, &RestoreOptions{Transparent: true}); return err })
+	nstest.Exec(t, ns, "ip", "addr", "add", vip+"/32", "dev", "lo")
+	nc, err := r.Activate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	pingPong(t, client, nc, 2)
 }

@@ -19,4 +19,4 @@ func dump(syscall.RawConn, netip.AddrPort, netip.AddrPort, bool) (*State, int, e
 }
 func thaw(syscall.RawConn) (SocketState, error)          { return Unknown, errNotImplemented }
 func restore(*State, uint32, bool) (*net.TCPConn, error) { return nil, errNotImplemented }
-func activate(*net.TCPConn, bool, bool) error            { return errNotImplemented }
+func activate(*net.TCPConn, bool, bool, bool) error      { return errNotImplemented }

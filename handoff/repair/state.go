@@ -43,10 +43,12 @@ type State struct {
 
 	KeepIdle, KeepIntvl, KeepCnt uint32 // seconds, seconds, count
 
-	// finIn says the dump found the peer's FIN already taken in
-	// (CLOSE_WAIT): the state stops just before it. Not encoded: the
-	// rebuilt socket gets the FIN from the peer (or the catcher).
-	finIn bool
+	// PeerClosed says the peer's FIN was already taken in (CLOSE_WAIT):
+	// the state stops just before it, and the rebuilt socket, once active,
+	// is shut for reading (the application reads the queued bytes, then
+	// the end), as the FIN itself went to the socket dumped. A FIN the
+	// catcher kept reaches it too, and closes it as it would have.
+	PeerClosed bool
 	// bufs are the buffers a dump read the queues into, for Release.
 	bufs [2][]byte
 }
@@ -101,7 +103,8 @@ const (
 	flagWindowScaling
 	flagNoDelay
 	flagKeepAlive
-	flagsKnown = flagSACK | flagTimestamps | flagWindowScaling | flagNoDelay | flagKeepAlive
+	flagPeerClosed
+	flagsKnown = flagSACK | flagTimestamps | flagWindowScaling | flagNoDelay | flagKeepAlive | flagPeerClosed
 )
 
 var errNotIPv4 = errors.New("address is not IPv4")
@@ -152,7 +155,7 @@ func (s *State) AppendBinary(b []byte) ([]byte, error) {
 		on  bool
 		bit byte
 	}{{s.SACK, flagSACK}, {s.Timestamps, flagTimestamps}, {s.WindowScaling, flagWindowScaling},
-		{s.NoDelay, flagNoDelay}, {s.KeepAlive, flagKeepAlive}} {
+		{s.NoDelay, flagNoDelay}, {s.KeepAlive, flagKeepAlive}, {s.PeerClosed, flagPeerClosed}} {
 		if f.on {
 			flags |= f.bit
 		}
@@ -242,6 +245,7 @@ func (s *State) decode(b []byte, alias bool) error {
 	n.WindowScaling = flags&flagWindowScaling != 0
 	n.NoDelay = flags&flagNoDelay != 0
 	n.KeepAlive = flags&flagKeepAlive != 0
+	n.PeerClosed = flags&flagPeerClosed != 0
 	if err := n.check(); err != nil {
 		return fmt.Errorf("repair: decode state: %w", err)
 	}
