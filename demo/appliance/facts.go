@@ -14,6 +14,7 @@ import (
 
 	"github.com/sockshift/sockshift/demo/capture"
 	"github.com/sockshift/sockshift/demo/lab"
+	"github.com/sockshift/sockshift/demo/node"
 	"github.com/sockshift/sockshift/web"
 )
 
@@ -280,9 +281,9 @@ func establishedPeers(ctx context.Context, ns string, vip netip.Addr) ([]netip.A
 	return peers, nil
 }
 
-// serviceAddrs are the lab's service addresses: echo's (the VIP) and
-// chat's.
-var serviceAddrs = []netip.Addr{lab.VIP, lab.ChatVIP}
+// serviceAddrs are the lab's service addresses: echo's (the VIP), chat's,
+// and those of the services a node runs only when asked.
+var serviceAddrs = node.ServiceAddrs(lab.VIP)
 
 // echoPort is the echo service's port (RFC 862), whose every byte is
 // answered with the same byte.

@@ -246,9 +246,9 @@ func (c *Cluster) addrsAssigned(role string) []string {
 	h, _ := c.Host(role)
 	out, err := exec.Command("ip", "-n", h.Namespace, "-br", "addr", "show", "dev", h.Interface).Output()
 	var held []string
-	for _, a := range []string{lab.VIP.String(), lab.ChatVIP.String()} {
-		if err == nil && strings.Contains(string(out), " "+a+"/") {
-			held = append(held, a)
+	for _, a := range node.ServiceAddrs(lab.VIP) {
+		if err == nil && strings.Contains(string(out), " "+a.String()+"/") {
+			held = append(held, a.String())
 		}
 	}
 	return held
