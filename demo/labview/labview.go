@@ -39,7 +39,9 @@ func Report(from, to string, req web.HandOffRequest, res node.HandoffResult, sta
 	rep := web.Report{OK: res.OK, From: from, To: to, Connections: res.Connections, TotalUS: res.TotalUS, Error: res.Error,
 		StartedMS: start.UnixMilli(), EndedMS: end.UnixMilli(), Caught: res.Caught, RolledBack: res.RolledBack,
 		Step: req.Step, Break: req.Break}
-	rep.Phases = res.Phases
+	for _, p := range res.Phases {
+		rep.Phases = append(rep.Phases, web.Phase(p))
+	}
 	for _, m := range res.Moved {
 		rep.Moved = append(rep.Moved, web.Moved{Client: m.Client, Before: m.Before, After: m.After})
 	}

@@ -2,11 +2,9 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"net/http"
@@ -309,140 +307,6 @@ func listenControl(where string) (net.Listener, error) {
 		return nil, fmt.Errorf("node: control address %s: %w", where, err)
 	}
 	return ln, nil
-}
-
-func (m *Main) handler(n *handoff.Node, run []started, hk *nodeHook) http.Handler {
-	mux := http.NewServeMux()
-	st := &stepper{}
-	mux.HandleFunc("POST /break", func(w http.ResponseWriter, r *http.Request) {
-		var req BreakRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad JSON: " + err.Error()})
-			return
-		}
-		hk.arm(req.SkipAnnounce)
-		writeJSON(w, http.StatusOK, req)
-	})
-	mux.HandleFunc("POST /step", func(w http.ResponseWriter, r *http.Request) {
-		var req StepRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad JSON: " + err.Error()})
-			return
-		}
-		if req.Abort && st.committed() {
-			writeJSON(w, http.StatusConflict, map[string]string{"error": "the hand-off is committed (past the point of no return): it can only go forward"})
-			return
-		}
-		phase, ok := st.advance(req.Abort)
-		if !ok {
-			writeJSON(w, http.StatusConflict, map[string]string{"error": "no hand-off is waiting for a step"})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"phase": phase})
-	})
-	mux.HandleFunc("GET /state", func(w http.ResponseWriter, r *http.Request) {
-		holds, err := n.HoldsVIP()
-		if err != nil {
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
-			return
-		}
-		ns := State{Name: m.Name, Address: m.Addr.String(), MAC: n.HardwareAddr().String(),
-			HoldsVIP: holds, Busy: n.Busy(), Step: st.state(), Connections: []Connection{}}
-		for _, rv := range n.Recoveries() {
-			ns.Recovered = append(ns.Recovered, rv.String())
-		}
-		for _, r := range run {
-			held, err := n.Holds(r.addr)
-			if err != nil {
-				writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
-				return
-			}
-			ns.Services = append(ns.Services, Service{Name: r.def.name, Address: r.addr.String(), Port: r.port, Holds: held})
-		}
-		for _, r := range run {
-			ns.Connections = append(ns.Connections, r.connections()...)
-		}
-		writeJSON(w, http.StatusOK, ns)
-	})
-	mux.HandleFunc("POST /handoff", func(w http.ResponseWriter, r *http.Request) {
-		var req HandoffRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-			writeJSON(w, http.StatusBadRequest, HandoffResult{Error: "bad JSON: " + err.Error()})
-			return
-		}
-		peer, ok := m.Peers[req.To]
-		if !ok {
-			writeJSON(w, http.StatusBadRequest, HandoffResult{From: m.Name, Error: fmt.Sprintf("no peer named %q", req.To)})
-			return
-		}
-		hh := &handOffHook{keepVIP: req.KeepVIP}
-		opts := &handoff.Options{Services: req.Services, Hook: hh, Paced: req.Step}
-		if req.Step {
-			hh.step = st
-			defer st.reset()
-		}
-		rep, err := n.HandOff(r.Context(), peer, opts)
-		res := HandoffResult{OK: err == nil, From: m.Name, To: req.To, Connections: rep.Connections, TotalUS: rep.Total.Microseconds()}
-		for _, p := range rep.Phases {
-			res.Phases = append(res.Phases, Phase{Name: p.Name, US: p.Duration.Microseconds()})
-		}
-		res.Caught = rep.Caught
-		res.Services, res.Addresses, res.Stayed, res.Closed = rep.Services, []string{}, []Stayed{}, rep.Closed
-		for _, a := range rep.Addrs {
-			res.Addresses = append(res.Addresses, a.String())
-		}
-		for _, sc := range rep.Stayed {
-			res.Stayed = append(res.Stayed, Stayed{Service: sc.Service, Client: sc.Client.String(), Local: sc.Local.String(), Reason: sc.Reason})
-		}
-		for _, mc := range rep.Moved {
-			res.Moved = append(res.Moved, Moved{Client: mc.Client.String(), Before: mc.Before, After: mc.After})
-		}
-		status := http.StatusOK
-		if err != nil {
-			res.Error = err.Error()
-			var he *handoff.Error
-			res.RolledBack = errors.As(err, &he) && he.RolledBack
-			status = http.StatusBadGateway
-			switch {
-			case errors.Is(err, handoff.ErrBusy):
-				status = http.StatusConflict
-			case errors.Is(err, handoff.ErrNoService):
-				status = http.StatusBadRequest
-			}
-		}
-		writeJSON(w, status, res)
-	})
-	mux.HandleFunc("POST /vip", func(w http.ResponseWriter, r *http.Request) {
-		var req VIPRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad JSON: " + err.Error()})
-			return
-		}
-		res := VIPResult{}
-		if req.CloseConnections {
-			for _, r := range run {
-				res.Closed += r.svc.CloseConnections()
-			}
-		}
-		var err error
-		if req.Hold {
-			err = n.TakeVIP()
-		} else {
-			err = n.DropVIP()
-		}
-		if err != nil {
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
-			return
-		}
-		writeJSON(w, http.StatusOK, res)
-	})
-	return mux
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
 }
 
 // stepper lets POST /step release a step-mode hand-off one phase at a time.
