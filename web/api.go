@@ -198,6 +198,11 @@ func (s *Server) postHandOff(c *gin.Context) {
 		rep, err = s.lab.HandOff(ctx, req.To)
 	}
 	done()
+	if errors.Is(err, ErrBadRequest) {
+		// Nothing ran: no report to keep or push.
+		c.JSON(http.StatusBadRequest, busyBody{Error: err.Error()})
+		return
+	}
 	rep = s.finishHandOff(rep, err)
 	code := http.StatusOK
 	if !rep.OK {

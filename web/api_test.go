@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
 	"slices"
@@ -124,6 +125,35 @@ func TestHandOffOK(t *testing.T) {
 }
 
 func TestHandOffFailure(t *testing.T) {
+	t.Run("impossible request", func(t *testing.T) {
+		// The lab refuses before it tries: the client's error, not a
+		// server's. Nothing ran, so the latest report stays.
+		refuse := false
+		lab := &fakeLab{handOff: func(context.Context, string) (Report, error) {
+			if refuse {
+				return Report{To: "b", Error: "bad request: server b already holds echo"}, fmt.Errorf("%w: server b already holds echo", ErrBadRequest)
+			}
+			return okReport("b"), nil
+		}}
+		_, ts := newTestServer(t, Config{Lab: lab})
+		first := do(t, http.MethodPost, ts.URL+"/api/handoff", "{}", nil)
+		refuse = true
+		r := do(t, http.MethodPost, ts.URL+"/api/handoff", `{"to":"b"}`, nil)
+		var body map[string]any
+		if err := json.Unmarshal(r.body, &body); err != nil {
+			t.Fatal(err)
+		}
+		if r.code != http.StatusBadRequest || body["ok"] != false || !strings.Contains(fmt.Sprint(body["error"]), "already holds echo") {
+			t.Fatalf("status %d, want 400 with ok:false and the reason: %s", r.code, r.body)
+		}
+		if latest := do(t, http.MethodGet, ts.URL+"/api/handoffs/latest.json", "", nil); string(latest.body) != string(first.body) {
+			t.Errorf("a refused request replaced the latest report: %s", latest.body)
+		}
+		refuse = false
+		if r := do(t, http.MethodPost, ts.URL+"/api/handoff", "{}", nil); r.code != http.StatusOK {
+			t.Errorf("the next hand-off after a refusal: %d %s", r.code, r.body)
+		}
+	})
 	remaining := []Connection{{Service: "echo", Client: "192.0.2.10:40001", Node: "a", BytesIn: 5, BytesOut: 5}}
 	t.Run("error", func(t *testing.T) {
 		lab := &fakeLab{handOff: func(context.Context, string) (Report, error) {

@@ -50,6 +50,12 @@ type Recorder interface {
 // exist, for instance before the first hand-off.
 var ErrNoFile = errors.New("no such file")
 
+// ErrBadRequest is wrapped by a Lab's hand-off error when the request
+// asked for what cannot be (a server the lab does not have, a target that
+// already holds everything that would move) and nothing was tried: the
+// console answers 400, not 502, and keeps the latest report.
+var ErrBadRequest = errors.New("bad request")
+
 // HandOffRequest is the body of POST /api/handoff.
 type HandOffRequest struct {
 	To string `json:"to"` // "a", "b" or "" (the other server)

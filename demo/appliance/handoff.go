@@ -56,7 +56,7 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 	}
 	from := sources[0].From
 	if len(sources) > 1 && (req.Step || req.Break != nil) {
-		err := fmt.Errorf("the services are on both servers: step mode and break-it move from one server; move %s first", strings.Join(sources[1].Services, ", "))
+		err := fmt.Errorf("%w: the services are on different servers: step mode and break-it move from one server; move %s first", web.ErrBadRequest, strings.Join(sources[1].Services, ", "))
 		return web.Report{From: from, To: to, Error: err.Error()}, err
 	}
 	brk := req.Break
@@ -90,7 +90,7 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 		// is what the survivors hold once they have settled it.
 		res, err, survivorNote = a.askSurvivor(ctx, from, to, sources[0].Services, err)
 	}
-	res, err = labview.HandOffRest(ctx, res, err, to, sources, a.cluster.Control)
+	res, err = labview.HandOffRest(ctx, res, err, sources, a.cluster.Control)
 	end := time.Now()
 	if req.Step {
 		a.stepMu.Lock()

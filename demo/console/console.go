@@ -244,10 +244,10 @@ func (l *Lab) HandOffWith(ctx context.Context, req web.HandOffRequest) (web.Repo
 	st, _ := l.State(ctx)
 	to, sources, err := labview.PlanHandOff(st, req)
 	if err == nil && l.nodes[to] == nil {
-		err = fmt.Errorf("no server %q", to)
+		err = fmt.Errorf("%w: no server %q", web.ErrBadRequest, to)
 	}
 	if err == nil && len(sources) > 1 && (req.Step || req.Break != nil) {
-		err = errors.New("the services are on both servers: step mode and break-it move from one server")
+		err = fmt.Errorf("%w: the services are on different servers: step mode and break-it move from one server", web.ErrBadRequest)
 	}
 	if err != nil {
 		return web.Report{To: to, Error: err.Error()}, err
@@ -273,7 +273,7 @@ func (l *Lab) HandOffWith(ctx context.Context, req web.HandOffRequest) (web.Repo
 	arpBefore, _ := l.arp(ctx)
 	start := time.Now()
 	res, err := l.nodes[from].HandOffWith(ctx, nreq)
-	res, err = labview.HandOffRest(ctx, res, err, to, sources, func(role string) *node.Client { return l.nodes[role] })
+	res, err = labview.HandOffRest(ctx, res, err, sources, func(role string) *node.Client { return l.nodes[role] })
 	rep := labview.Report(from, to, req, res, start, time.Now())
 	if err == nil && !res.OK {
 		err = errors.New(res.Error)
