@@ -18,7 +18,10 @@ import (
 // connections. Implementations must be safe for concurrent use.
 type Lab interface {
 	State(ctx context.Context) (State, error)
-	// HandOff moves every connection on the VIP; to is "a", "b" or "" (the other node). It blocks until done.
+	// HandOff moves every service, each with its address and its
+	// connections, to server to ("": from the VIP's holder to the next
+	// server). It blocks until done. An error wrapping ErrBadRequest
+	// means nothing was tried.
 	HandOff(ctx context.Context, to string) (Report, error)
 }
 

@@ -121,7 +121,7 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 	wait.Sleep(ctx, settle)
 	var putRight string
 	if err == nil && brk != nil {
-		putRight = a.repair(ctx, from, to, brk)
+		putRight = a.undoBreak(ctx, from, to, brk)
 		if !brk.KeepVIP {
 			a.awaitReResolve(ctx, from, to, start, done, 5*time.Second)
 		}
@@ -176,10 +176,10 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 // stalls (`sockshift demo --break-hold`).
 const DefaultBreakHold = 10 * time.Second
 
-// repair puts the lab right after a hand-off broken on purpose and says,
+// undoBreak puts the lab right after a hand-off broken on purpose and says,
 // for the report, what it did; what went wrong is read from the client's
 // frames (noteFromFate).
-func (a *Appliance) repair(ctx context.Context, from, to string, brk *web.Break) string {
+func (a *Appliance) undoBreak(ctx context.Context, from, to string, brk *web.Break) string {
 	A, B := serverName(from), serverName(to)
 	switch {
 	case brk.KeepVIP && brk.SkipAnnounce:

@@ -281,10 +281,10 @@ func (l *Lab) HandOffWith(ctx context.Context, req web.HandOffRequest) (web.Repo
 	if err == nil && req.Break != nil {
 		wait.Sleep(ctx, breakShow)
 		// What the client's neighbour entry says after the break, before
-		// the repair: the one fact about the client this console has (it
+		// the lab is put right: the one fact about the client this console has (it
 		// has no capture).
 		_, during := l.arp(ctx)
-		rep.Note = neighbourNote(from, to, during, st) + l.repair(ctx, from, to, req.Break)
+		rep.Note = neighbourNote(from, to, during, st) + l.undoBreak(ctx, from, to, req.Break)
 	}
 	if err != nil {
 		// Nothing moved: the report must not say so.
@@ -306,9 +306,9 @@ func (l *Lab) HandOffWith(ctx context.Context, req web.HandOffRequest) (web.Repo
 // breakShow is how long a hand-off broken on purpose stays broken.
 const breakShow = 2 * time.Second
 
-// repair puts the lab right after a hand-off broken on purpose, as the
+// undoBreak puts the lab right after a hand-off broken on purpose, as the
 // one-host demo does, and says what happened.
-func (l *Lab) repair(ctx context.Context, from, to string, brk *web.Break) string {
+func (l *Lab) undoBreak(ctx context.Context, from, to string, brk *web.Break) string {
 	var err error
 	var note string
 	switch {

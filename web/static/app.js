@@ -603,6 +603,16 @@
     m.className = "message" + (bad ? " bad" : "");
   }
 
+  // failureText says what a failed hand-off left: only one that rolled
+  // back kept every connection on the source; after the commit it could
+  // only go forward, and the report says what is still where.
+  function failureText(r) {
+    const left = (r.remaining || []).length;
+    if (r.rolled_back) return "Hand-off failed and rolled back; " + server(r.from) + " kept its connections.";
+    return "Hand-off failed: " + (r.error || "no reason given") +
+      (left ? " (" + server(r.from) + " still serves " + left + " connection" + (left === 1 ? "" : "s") + ")" : "");
+  }
+
   async function handOff() {
     if (busy || stepActive) return;
     busy = true;
@@ -631,7 +641,7 @@
         say(r.error || "a hand-off is already running", true);
       } else if (Array.isArray(r.phases)) {
         renderReport(r);
-        say(r.ok ? "" : "Hand-off failed; the source kept its connections.", !r.ok);
+        say(r.ok ? "" : failureText(r), !r.ok);
       } else {
         say("Error " + res.status + ": " + (r.error || res.statusText), true);
       }
