@@ -10,13 +10,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/sockshift/sockshift/demo/internal/flagfile"
+	"github.com/sockshift/sockshift/demo/internal/neigh"
 	"github.com/sockshift/sockshift/demo/labview"
 	"github.com/sockshift/sockshift/demo/node"
 	"github.com/sockshift/sockshift/web"
@@ -208,19 +208,17 @@ func (l *Lab) clientHost(ctx context.Context) *web.ClientHost {
 	return ch
 }
 
+// arp is this machine's neighbour entry for the VIP on the lab's
+// interface, as `ip -4 neigh show VIP dev IF` prints it, and its MAC.
 func (l *Lab) arp(ctx context.Context) (entry, mac string) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "ip", "-4", "neigh", "show", l.vip.String(), "dev", l.iface).Output()
-	if err != nil {
+	es, err := neigh.Lookup("", l.vip, l.iface)
+	if err != nil || len(es) == 0 {
 		return "", ""
 	}
-	entry = strings.TrimSpace(string(out))
-	f := strings.Fields(entry)
-	if i := slices.Index(f, "lladdr"); i >= 0 && i+1 < len(f) {
-		mac = f[i+1]
+	if len(es[0].MAC) > 0 {
+		mac = es[0].MAC.String()
 	}
-	return entry, mac
+	return es[0].WithoutDev(), mac
 }
 
 // HandOff implements web.Lab.
