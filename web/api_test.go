@@ -269,7 +269,7 @@ func TestHandOffBadRequest(t *testing.T) {
 	} {
 		wantJSONError(t, do(t, http.MethodPost, ts.URL+"/api/handoff", body, nil), http.StatusBadRequest)
 	}
-	for _, body := range []string{`{"to":"c"}`, `{"to":"A"}`, `{"to":" b"}`, `{"to":"a\nb"}`} {
+	for _, body := range []string{`{"to":"A"}`, `{"to":" b"}`, `{"to":"a\nb"}`, `{"to":"` + strings.Repeat("a", 17) + `"}`} {
 		msg := wantJSONError(t, do(t, http.MethodPost, ts.URL+"/api/handoff", body, nil), http.StatusBadRequest)
 		if !strings.Contains(msg, "to") {
 			t.Errorf("body %s: error %q does not name the field", body, msg)
@@ -279,6 +279,14 @@ func TestHandOffBadRequest(t *testing.T) {
 	wantJSONError(t, do(t, http.MethodPost, ts.URL+"/api/handoff", big, nil), http.StatusRequestEntityTooLarge)
 	if n := len(lab.calls()); n != 0 {
 		t.Errorf("bad requests reached the lab %d times", n)
+	}
+	// A name that may be a server's goes to the lab, which knows its
+	// servers; one it lacks is still the client's error.
+	lab.handOff = func(_ context.Context, to string) (Report, error) {
+		return Report{}, fmt.Errorf("%w: no server %q", ErrBadRequest, to)
+	}
+	if msg := wantJSONError(t, do(t, http.MethodPost, ts.URL+"/api/handoff", `{"to":"c"}`, nil), http.StatusBadRequest); !strings.Contains(msg, `no server "c"`) {
+		t.Errorf("an unknown server: %q", msg)
 	}
 }
 

@@ -61,7 +61,7 @@ var ErrBadRequest = errors.New("bad request")
 
 // HandOffRequest is the body of POST /api/handoff.
 type HandOffRequest struct {
-	To string `json:"to"` // "a", "b" or "" (the other server)
+	To string `json:"to"` // a server's name, or "" (the next server)
 	// Step runs the hand-off one phase at a time, each released by POST
 	// /api/step; POST /api/handoff then answers 202 at once.
 	Step  bool   `json:"step,omitempty"`

@@ -299,7 +299,7 @@ func checkBadInput(t *testing.T, addr string) {
 	for body, want := range map[string]string{
 		`{"to":"a"}`:                     "already holds",
 		`{"to":"a","services":["chat"]}`: "already holds",
-		`{"to":"c"}`:                     `bad "to"`,
+		`{"to":"c"}`:                     `no server "c"`,
 	} {
 		if code, msg := post(body); code != http.StatusBadRequest || !strings.Contains(msg, want) {
 			t.Errorf("POST %s: %d %q, want 400 saying %q", body, code, msg, want)

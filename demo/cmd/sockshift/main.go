@@ -195,7 +195,7 @@ func runHandoff(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("sockshift handoff", flag.ContinueOnError)
 	console := fs.String("console", "", "the console's address (default: the one the running demo of --lab-prefix wrote down, else 127.0.0.1:8080)")
 	prefix := fs.String("lab-prefix", lab.DefaultPrefix, "the lab prefix the demo was started with, to find its console")
-	to := fs.String("to", "", "a or b (default: the server not holding the VIP)")
+	to := fs.String("to", "", "the server to hand off to, by name (default: the one after the VIP's holder)")
 	token := fs.String("token", os.Getenv("SOCKSHIFT_TOKEN"), "bearer token, if the console needs one")
 	services := fs.String("service", "", "move only these services (comma-separated: echo, chat), each with its address; default every service")
 	asJSON := fs.Bool("json", false, "print the console's whole report as JSON")
