@@ -300,7 +300,7 @@ func (a *Appliance) State(ctx context.Context) (web.State, error) {
 	st.Features.BreakHoldMS = a.cfg.BreakHold.Milliseconds()
 	run := a.stepping()
 	addrs := map[string]string{}
-	for _, name := range []string{"a", "b"} {
+	for _, name := range a.cluster.Servers() {
 		h, _ := a.cluster.Host(name)
 		n := web.Node{Name: name, Address: h.Addr.Addr().String(), MAC: h.MAC.String(), Namespace: h.Namespace, Interface: h.Interface}
 		ns, err := a.cluster.Control(name).State(ctx)

@@ -143,11 +143,10 @@ func (a *Appliance) fate(from, to string, start, end, switchAt time.Time) *web.F
 	src, _ := a.cluster.Host(from)
 	dst, _ := a.cluster.Host(to)
 	roleOf := func(mac net.HardwareAddr) string {
-		switch {
-		case bytes.Equal(mac, a.cluster.Lab.A.MAC):
-			return "a"
-		case bytes.Equal(mac, a.cluster.Lab.B.MAC):
-			return "b"
+		for _, h := range a.cluster.Lab.Servers {
+			if bytes.Equal(mac, h.MAC) {
+				return h.Role
+			}
 		}
 		return ""
 	}

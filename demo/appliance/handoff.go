@@ -231,12 +231,8 @@ func (a *Appliance) introduce(ctx context.Context, role string) {
 	})
 }
 
-func serverName(role string) string {
-	if role == "a" {
-		return "server A"
-	}
-	return "server B"
-}
+// serverName is how the notes name a server: "server A".
+func serverName(role string) string { return "server " + strings.ToUpper(role) }
 
 // lastHandOff is what the latest hand-off did, for the connections list.
 type lastHandOff struct {

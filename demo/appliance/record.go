@@ -115,12 +115,11 @@ func (a *Appliance) record(start, end, done time.Time) *web.Capture {
 	}
 	l := a.cluster.Lab
 	cfg := capture.SequenceConfig{
-		Lanes: []capture.Host{
-			{Name: "client", Addr: l.Client.Addr.Addr(), MAC: l.Client.MAC},
-			{Name: "server A", Addr: l.A.Addr.Addr(), MAC: l.A.MAC},
-			{Name: "server B", Addr: l.B.Addr.Addr(), MAC: l.B.MAC},
-		},
-		VIP: lab.VIP, Conn: follow, Switch: done, Before: sequenceAround, After: sequenceAround,
+		Lanes: []capture.Host{{Name: "client", Addr: l.Client.Addr.Addr(), MAC: l.Client.MAC}},
+		VIP:   lab.VIP, Conn: follow, Switch: done, Before: sequenceAround, After: sequenceAround,
+	}
+	for _, h := range l.Servers {
+		cfg.Lanes = append(cfg.Lanes, capture.Host{Name: serverName(h.Role), Addr: h.Addr.Addr(), MAC: h.MAC})
 	}
 	seq := capture.BuildSequence(frames, cfg)
 	if len(seq.Arrows) == 0 && cfg.Conn.IsValid() {

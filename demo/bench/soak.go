@@ -80,7 +80,7 @@ func (s *SoakResult) Sample(when string) (ProcSample, bool) {
 
 func (b *bench) sample(sr *SoakResult, when string, handoffs int) {
 	ps := ProcSample{When: when, Handoffs: handoffs}
-	for _, role := range []string{"a", "b"} {
+	for _, role := range b.c.Servers() {
 		st := ProcStat{Role: role}
 		pid, err := findProcess(b.c.ControlPath(role))
 		if err == nil {

@@ -114,18 +114,22 @@ func runLab(ctx context.Context, args []string) error {
 	}
 	fs := flag.NewFlagSet("sockshift lab", flag.ContinueOnError)
 	prefix := fs.String("prefix", lab.DefaultPrefix, "lab name prefix")
+	servers := fs.Int("servers", lab.DefaultServers, fmt.Sprintf("lab up: how many servers (2 to %d: a, b, c, ... at 192.0.2.1, .2, .3, ...)", lab.MaxServers))
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	if err := lab.ValidatePrefix(*prefix); err != nil {
 		return err
 	}
+	if err := lab.ValidateServers(*servers); err != nil {
+		return usageError{err}
+	}
 	if err := lab.CheckPrerequisites(); err != nil {
 		return err
 	}
 	switch args[0] {
 	case "up":
-		l, err := lab.Up(ctx, *prefix)
+		l, err := lab.UpServers(ctx, *prefix, *servers)
 		if errors.Is(err, lab.ErrExists) {
 			fmt.Printf("lab %q is already up\n", *prefix)
 			err = nil
