@@ -30,8 +30,11 @@ type Config struct {
 	Prefix   string // lab prefix; default "ss"
 	NoClient bool   // no built-in demo client
 	Token    string // needed when Listen is not loopback
-	Exe      string // the sockshift binary for child processes; default this one
-	RunDir   string // control sockets and the key; default /run/sockshift/<prefix>
+	// Servers is how many servers the lab has (a, b, c, ...); default
+	// lab.DefaultServers. The console's picture draws a and b.
+	Servers int
+	Exe     string // the sockshift binary for child processes; default this one
+	RunDir  string // control sockets and the key; default /run/sockshift/<prefix>
 	// BreakHold is how long a hand-off broken on purpose stays broken
 	// before the console puts it right; default DefaultBreakHold.
 	BreakHold time.Duration
@@ -117,7 +120,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	defer ln.Close()
 
-	c, err := cluster.Start(ctx, cluster.Config{Prefix: cfg.Prefix, Exe: cfg.Exe, RunDir: cfg.RunDir, Restart: true, Log: cfg.Log})
+	c, err := cluster.Start(ctx, cluster.Config{Prefix: cfg.Prefix, Servers: cfg.Servers, Exe: cfg.Exe, RunDir: cfg.RunDir, Restart: true, Log: cfg.Log})
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
