@@ -31,7 +31,7 @@ type Config struct {
 	NoClient bool   // no built-in demo client
 	Token    string // needed when Listen is not loopback
 	// Servers is how many servers the lab has (a, b, c, ...); default
-	// lab.DefaultServers. The console's picture draws a and b.
+	// lab.DefaultServers.
 	Servers int
 	Exe     string // the sockshift binary for child processes; default this one
 	RunDir  string // control sockets and the key; default /run/sockshift/<prefix>

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/sockshift/sockshift/demo/internal/labtest"
 )
 
@@ -76,10 +77,21 @@ func TestDemoWithThreeServers(t *testing.T) {
 			t.Fatalf("POST %s: %s %+v", body, resp.Status, rep)
 		}
 	}
+	// The console draws every server, and the one that holds the VIP.
+	b := newBrowser(t)
+	topo := text("topo")
+	b.run(t, "load the console",
+		chromedp.Navigate("http://"+addr+"/"),
+		waitJS(`["Server A", "Server B", "Server C"].every((s) => `+topo+`.includes(s)) && `+topo+`.includes("192.0.2.3")`),
+		waitJS(`document.getElementById("topo-a").classList.contains("holds")`))
 	if out, err := exec.Command(exe, "handoff", "--console", addr, "--to", "c").CombinedOutput(); err != nil {
 		t.Fatalf("sockshift handoff --to c: %v\n%s", err, out)
 	}
 	holderIs("sockshift handoff --to c", "c")
+	b.run(t, "server C holds the VIP, and the next hand-off goes to A",
+		waitJS(`document.getElementById("topo-c").classList.contains("holds") && !document.getElementById("topo-a").classList.contains("holds")`),
+		waitJS(topo+`.includes("ARP: 192.0.2.100 → Server C")`),
+		waitJS(text("direction")+` === "Server C  →  Server A"`))
 	post(`{"to":"b"}`)
 	holderIs(`{"to":"b"}`, "b")
 	for _, want := range []string{"c", "a", "b", "c", "a"} {

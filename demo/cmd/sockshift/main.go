@@ -100,7 +100,7 @@ func runDemo(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "console address")
 	fs.StringVar(&cfg.Prefix, "lab-prefix", lab.DefaultPrefix, "lab name prefix (several labs can run side by side)")
 	fs.BoolVar(&cfg.NoClient, "no-client", false, "no built-in demo client (attach your own)")
-	fs.IntVar(&cfg.Servers, "servers", lab.DefaultServers, fmt.Sprintf("how many servers (2 to %d: a, b, c, ...); the console's picture draws a and b", lab.MaxServers))
+	fs.IntVar(&cfg.Servers, "servers", lab.DefaultServers, fmt.Sprintf("how many servers (2 to %d: a, b, c, ...)", lab.MaxServers))
 	fs.StringVar(&cfg.Token, "token", os.Getenv("SOCKSHIFT_TOKEN"), "bearer token for changes when --listen is not loopback")
 	fs.DurationVar(&cfg.BreakHold, "break-hold", appliance.DefaultBreakHold, "how long a hand-off broken on purpose (break it) stays broken before the console puts it right")
 	if err := fs.Parse(args); err != nil {
