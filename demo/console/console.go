@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/sockshift/sockshift/demo/internal/flagfile"
 	"github.com/sockshift/sockshift/demo/internal/neigh"
+	"github.com/sockshift/sockshift/demo/lab"
 	"github.com/sockshift/sockshift/demo/labview"
 	"github.com/sockshift/sockshift/demo/node"
 	"github.com/sockshift/sockshift/web"
@@ -24,7 +26,7 @@ import (
 
 // Node is one server the console drives.
 type Node struct {
-	Name    string // "a" or "b"
+	Name    string // "a", "b", ...
 	Control string // its control API, host:port (or a Unix socket path)
 }
 
@@ -80,6 +82,9 @@ func (m *Main) ParseFlags(args []string) error {
 	return nil
 }
 
+// serverName is what a server's name looks like (a, b, ...).
+var serverName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,15}$`)
+
 func parseNodes(s string) ([]Node, error) {
 	var out []Node
 	for _, p := range strings.Split(s, ",") {
@@ -87,16 +92,16 @@ func parseNodes(s string) ([]Node, error) {
 			continue
 		}
 		name, control, ok := strings.Cut(p, "=")
-		if !ok || (name != "a" && name != "b") || control == "" {
-			return nil, fmt.Errorf("console: --nodes %q: want a=host:port,b=host:port", p)
+		if !ok || !serverName.MatchString(name) || control == "" {
+			return nil, fmt.Errorf("console: --nodes %q: want a=host:port,b=host:port,...", p)
 		}
 		if slices.ContainsFunc(out, func(n Node) bool { return n.Name == name }) {
 			return nil, fmt.Errorf("console: --nodes: %s given twice", name)
 		}
 		out = append(out, Node{Name: name, Control: control})
 	}
-	if len(out) != 2 {
-		return nil, errors.New("console: --nodes: want both servers, a=host:port,b=host:port")
+	if len(out) < 2 || len(out) > lab.MaxServers {
+		return nil, fmt.Errorf("console: --nodes: want 2 to %d servers, a=host:port,b=host:port,...", lab.MaxServers)
 	}
 	slices.SortFunc(out, func(x, y Node) int { return strings.Compare(x.Name, y.Name) })
 	return out, nil
