@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -139,6 +140,9 @@ func sameOrigin(origin, host string) bool {
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && strings.EqualFold(u.Host, host)
 }
 
+// serverName is what a server's name looks like.
+var serverName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,15}$`)
+
 // errBusy is the answer to a hand-off requested while one runs.
 const errBusy = "a hand-off is already running"
 
@@ -160,10 +164,9 @@ func (s *Server) postHandOff(c *gin.Context) {
 		abortBody(c, err)
 		return
 	}
-	switch req.To {
-	case "", "a", "b":
-	default:
-		abortJSON(c, http.StatusBadRequest, fmt.Sprintf(`bad "to" %q: want "a", "b" or ""`, req.To))
+	if req.To != "" && !serverName.MatchString(req.To) {
+		// Which servers there are is the lab's to say (ErrBadRequest).
+		abortJSON(c, http.StatusBadRequest, fmt.Sprintf(`bad "to" %q: want a server's name ("a", "b", ...) or ""`, req.To))
 		return
 	}
 	if req.Break != nil && !req.Break.SkipAnnounce && !req.Break.KeepVIP {
@@ -198,6 +201,11 @@ func (s *Server) postHandOff(c *gin.Context) {
 		rep, err = s.lab.HandOff(ctx, req.To)
 	}
 	done()
+	if errors.Is(err, ErrBadRequest) {
+		// Nothing ran: no report to keep or push.
+		c.JSON(http.StatusBadRequest, busyBody{Error: err.Error()})
+		return
+	}
 	rep = s.finishHandOff(rep, err)
 	code := http.StatusOK
 	if !rep.OK {

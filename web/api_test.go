@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
 	"slices"
@@ -124,6 +125,35 @@ func TestHandOffOK(t *testing.T) {
 }
 
 func TestHandOffFailure(t *testing.T) {
+	t.Run("impossible request", func(t *testing.T) {
+		// The lab refuses before it tries: the client's error, not a
+		// server's. Nothing ran, so the latest report stays.
+		refuse := false
+		lab := &fakeLab{handOff: func(context.Context, string) (Report, error) {
+			if refuse {
+				return Report{To: "b", Error: "bad request: server b already holds echo"}, fmt.Errorf("%w: server b already holds echo", ErrBadRequest)
+			}
+			return okReport("b"), nil
+		}}
+		_, ts := newTestServer(t, Config{Lab: lab})
+		first := do(t, http.MethodPost, ts.URL+"/api/handoff", "{}", nil)
+		refuse = true
+		r := do(t, http.MethodPost, ts.URL+"/api/handoff", `{"to":"b"}`, nil)
+		var body map[string]any
+		if err := json.Unmarshal(r.body, &body); err != nil {
+			t.Fatal(err)
+		}
+		if r.code != http.StatusBadRequest || body["ok"] != false || !strings.Contains(fmt.Sprint(body["error"]), "already holds echo") {
+			t.Fatalf("status %d, want 400 with ok:false and the reason: %s", r.code, r.body)
+		}
+		if latest := do(t, http.MethodGet, ts.URL+"/api/handoffs/latest.json", "", nil); string(latest.body) != string(first.body) {
+			t.Errorf("a refused request replaced the latest report: %s", latest.body)
+		}
+		refuse = false
+		if r := do(t, http.MethodPost, ts.URL+"/api/handoff", "{}", nil); r.code != http.StatusOK {
+			t.Errorf("the next hand-off after a refusal: %d %s", r.code, r.body)
+		}
+	})
 	remaining := []Connection{{Service: "echo", Client: "192.0.2.10:40001", Node: "a", BytesIn: 5, BytesOut: 5}}
 	t.Run("error", func(t *testing.T) {
 		lab := &fakeLab{handOff: func(context.Context, string) (Report, error) {
@@ -239,7 +269,7 @@ func TestHandOffBadRequest(t *testing.T) {
 	} {
 		wantJSONError(t, do(t, http.MethodPost, ts.URL+"/api/handoff", body, nil), http.StatusBadRequest)
 	}
-	for _, body := range []string{`{"to":"c"}`, `{"to":"A"}`, `{"to":" b"}`, `{"to":"a\nb"}`} {
+	for _, body := range []string{`{"to":"A"}`, `{"to":" b"}`, `{"to":"a\nb"}`, `{"to":"` + strings.Repeat("a", 17) + `"}`} {
 		msg := wantJSONError(t, do(t, http.MethodPost, ts.URL+"/api/handoff", body, nil), http.StatusBadRequest)
 		if !strings.Contains(msg, "to") {
 			t.Errorf("body %s: error %q does not name the field", body, msg)
@@ -249,6 +279,14 @@ func TestHandOffBadRequest(t *testing.T) {
 	wantJSONError(t, do(t, http.MethodPost, ts.URL+"/api/handoff", big, nil), http.StatusRequestEntityTooLarge)
 	if n := len(lab.calls()); n != 0 {
 		t.Errorf("bad requests reached the lab %d times", n)
+	}
+	// A name that may be a server's goes to the lab, which knows its
+	// servers; one it lacks is still the client's error.
+	lab.handOff = func(_ context.Context, to string) (Report, error) {
+		return Report{}, fmt.Errorf("%w: no server %q", ErrBadRequest, to)
+	}
+	if msg := wantJSONError(t, do(t, http.MethodPost, ts.URL+"/api/handoff", `{"to":"c"}`, nil), http.StatusBadRequest); !strings.Contains(msg, `no server "c"`) {
+		t.Errorf("an unknown server: %q", msg)
 	}
 }
 

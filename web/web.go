@@ -18,7 +18,10 @@ import (
 // connections. Implementations must be safe for concurrent use.
 type Lab interface {
 	State(ctx context.Context) (State, error)
-	// HandOff moves every connection on the VIP; to is "a", "b" or "" (the other node). It blocks until done.
+	// HandOff moves every service, each with its address and its
+	// connections, to server to ("": from the VIP's holder to the next
+	// server). It blocks until done. An error wrapping ErrBadRequest
+	// means nothing was tried.
 	HandOff(ctx context.Context, to string) (Report, error)
 }
 
@@ -50,9 +53,15 @@ type Recorder interface {
 // exist, for instance before the first hand-off.
 var ErrNoFile = errors.New("no such file")
 
+// ErrBadRequest is wrapped by a Lab's hand-off error when the request
+// asked for what cannot be (a server the lab does not have, a target that
+// already holds everything that would move) and nothing was tried: the
+// console answers 400, not 502, and keeps the latest report.
+var ErrBadRequest = errors.New("bad request")
+
 // HandOffRequest is the body of POST /api/handoff.
 type HandOffRequest struct {
-	To string `json:"to"` // "a", "b" or "" (the other server)
+	To string `json:"to"` // a server's name, or "" (the next server)
 	// Step runs the hand-off one phase at a time, each released by POST
 	// /api/step; POST /api/handoff then answers 202 at once.
 	Step  bool   `json:"step,omitempty"`

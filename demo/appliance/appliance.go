@@ -30,8 +30,11 @@ type Config struct {
 	Prefix   string // lab prefix; default "ss"
 	NoClient bool   // no built-in demo client
 	Token    string // needed when Listen is not loopback
-	Exe      string // the sockshift binary for child processes; default this one
-	RunDir   string // control sockets and the key; default /run/sockshift/<prefix>
+	// Servers is how many servers the lab has (a, b, c, ...); default
+	// lab.DefaultServers.
+	Servers int
+	Exe     string // the sockshift binary for child processes; default this one
+	RunDir  string // control sockets and the key; default /run/sockshift/<prefix>
 	// BreakHold is how long a hand-off broken on purpose stays broken
 	// before the console puts it right; default DefaultBreakHold.
 	BreakHold time.Duration
@@ -117,7 +120,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	defer ln.Close()
 
-	c, err := cluster.Start(ctx, cluster.Config{Prefix: cfg.Prefix, Exe: cfg.Exe, RunDir: cfg.RunDir, Restart: true, Log: cfg.Log})
+	c, err := cluster.Start(ctx, cluster.Config{Prefix: cfg.Prefix, Servers: cfg.Servers, Exe: cfg.Exe, RunDir: cfg.RunDir, Restart: true, Log: cfg.Log})
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
@@ -300,7 +303,7 @@ func (a *Appliance) State(ctx context.Context) (web.State, error) {
 	st.Features.BreakHoldMS = a.cfg.BreakHold.Milliseconds()
 	run := a.stepping()
 	addrs := map[string]string{}
-	for _, name := range []string{"a", "b"} {
+	for _, name := range a.cluster.Servers() {
 		h, _ := a.cluster.Host(name)
 		n := web.Node{Name: name, Address: h.Addr.Addr().String(), MAC: h.MAC.String(), Namespace: h.Namespace, Interface: h.Interface}
 		ns, err := a.cluster.Control(name).State(ctx)

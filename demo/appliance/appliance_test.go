@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -42,6 +43,18 @@ type state struct {
 		Bytes  uint64 `json:"bytes"`
 		Errors uint64 `json:"errors"`
 	} `json:"client"`
+	Services []struct {
+		Name, Holder string
+	} `json:"services"`
+}
+
+// holders says where each service is.
+func (st state) holders() map[string]string {
+	out := map[string]string{}
+	for _, s := range st.Services {
+		out[s.Name] = s.Holder
+	}
+	return out
 }
 
 func getState(addr string) (state, error) {
@@ -157,6 +170,7 @@ func TestScriptsDemoComesUpHandsOffAndCleansUp(t *testing.T) {
 			t.Fatalf("after hand-off %d: holder %q (want %q), %v", i, st.Holder, want, err)
 		}
 	}
+	checkBadInput(t, addr)
 	time.Sleep(time.Second)
 	if st, err := getState(addr); err != nil || st.Client == nil || st.Client.Errors != 0 {
 		t.Fatalf("demo client after hand-offs: %+v, %v\n%s", st.Client, err, logs.String())
@@ -251,4 +265,62 @@ func TestCommandsRefuseWithoutRoot(t *testing.T) {
 	if left := leftovers(prefix); len(left) > 0 {
 		t.Fatalf("left behind: %v", left)
 	}
+}
+
+// checkBadInput asks the demo, both services on a, for what it cannot do
+// (400, nothing moves) and for services alone without a target (each
+// moves from wherever it is to the other server), and leaves both on a.
+func checkBadInput(t *testing.T, addr string) {
+	t.Helper()
+	post := func(body string) (int, string) {
+		resp, err := http.Post("http://"+addr+"/api/handoff", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var rep struct {
+			OK    bool   `json:"ok"`
+			Error string `json:"error"`
+		}
+		json.NewDecoder(resp.Body).Decode(&rep)
+		if (resp.StatusCode == http.StatusOK) != rep.OK {
+			t.Errorf("POST %s: %s with ok %v", body, resp.Status, rep.OK)
+		}
+		return resp.StatusCode, rep.Error
+	}
+	expect := func(after string, want map[string]string) {
+		t.Helper()
+		st, err := getState(addr)
+		if got := st.holders(); err != nil || !maps.Equal(got, want) {
+			t.Fatalf("after %s the services are on %v (%v), want %v", after, got, err, want)
+		}
+	}
+	expect("the hand-offs", map[string]string{"echo": "a", "chat": "a"})
+	for body, want := range map[string]string{
+		`{"to":"a"}`:                     "already holds",
+		`{"to":"a","services":["chat"]}`: "already holds",
+		`{"to":"c"}`:                     `no server "c"`,
+	} {
+		if code, msg := post(body); code != http.StatusBadRequest || !strings.Contains(msg, want) {
+			t.Errorf("POST %s: %d %q, want 400 saying %q", body, code, msg, want)
+		}
+	}
+	expect("the refused requests", map[string]string{"echo": "a", "chat": "a"})
+	// Without "to", chat moves from wherever it is: to b, then back to
+	// a (it once went to b again, from the VIP's holder, and got 502).
+	for _, want := range []string{"b", "a", "b"} {
+		if code, msg := post(`{"services":["chat"]}`); code != http.StatusOK {
+			t.Fatalf("chat alone: %d %s", code, msg)
+		}
+		expect("chat alone", map[string]string{"echo": "a", "chat": want})
+	}
+	// Both named, on different servers: each goes to the other.
+	if code, msg := post(`{"services":["echo","chat"]}`); code != http.StatusOK {
+		t.Fatalf("both named: %d %s", code, msg)
+	}
+	expect("both named", map[string]string{"echo": "b", "chat": "a"})
+	if code, msg := post(`{"to":"a"}`); code != http.StatusOK {
+		t.Fatalf("gathering on a: %d %s", code, msg)
+	}
+	expect("gathering on a", map[string]string{"echo": "a", "chat": "a"})
 }

@@ -110,6 +110,8 @@ var inlineNotRun = map[string]string{
 	"sockshift client --addr VIP:7 --mode ping":                               "a form; its one-host spelling, the next command, runs here",
 	"sudo scripts/demo --lab-prefix P --listen ADDR":                          "a form: this test starts the demo so, with a prefix and an address of its own",
 	"scripts/demo --break-hold 20s":                                           "a second demo; the break-it exercise runs with the default hold and checks it",
+	"scripts/demo --servers 3":                                                "a second demo; TestDemoWithThreeServers runs the demo with three servers",
+	"sockshift handoff --to c":                                                "needs three servers; TestDemoWithThreeServers runs it",
 }
 
 // inlineCommandRe finds commands written inline in prose: a code span that

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sockshift/sockshift/demo/capture"
 	"github.com/sockshift/sockshift/demo/lab"
+	"github.com/sockshift/sockshift/demo/node"
 	"github.com/sockshift/sockshift/web"
 )
 
@@ -142,11 +143,10 @@ func (a *Appliance) fate(from, to string, start, end, switchAt time.Time) *web.F
 	src, _ := a.cluster.Host(from)
 	dst, _ := a.cluster.Host(to)
 	roleOf := func(mac net.HardwareAddr) string {
-		switch {
-		case bytes.Equal(mac, a.cluster.Lab.A.MAC):
-			return "a"
-		case bytes.Equal(mac, a.cluster.Lab.B.MAC):
-			return "b"
+		for _, h := range a.cluster.Lab.Servers {
+			if bytes.Equal(mac, h.MAC) {
+				return h.Role
+			}
 		}
 		return ""
 	}
@@ -188,19 +188,19 @@ func noteFromFate(from, to string, brk *web.Break, f *web.Fate, putRight string)
 		b.WriteString(". ")
 	case brk.SkipAnnounce && f.ToSource > 0 && f.Stalled > 0:
 		fmt.Fprintf(&b, "Without the announce the client kept sending to %s's MAC (%d segments, %d answered), and its connections stalled for up to %s. ",
-			A, f.ToSource, f.ToSourceAnswered, ms(f.WorstStallMS))
+			A, f.ToSource, f.ToSourceAnswered, msAsText(f.WorstStallMS))
 	case brk.SkipAnnounce && f.ToSource > 0:
 		fmt.Fprintf(&b, "Without the announce the client kept sending to %s's MAC (%d segments), yet %d answers came back and no connection stalled (worst wait %s): something carried the segments from %s to %s (is IPv4 forwarding on in %s's namespace?). ",
-			A, f.ToSource, f.ToSourceAnswered, ms(f.WorstStallMS), A, B, A)
+			A, f.ToSource, f.ToSourceAnswered, msAsText(f.WorstStallMS), A, B, A)
 	case brk.SkipAnnounce:
 		b.WriteString("Without the announce the client still sent nothing to the old server's MAC: it had asked again on its own. ")
 	}
 	if f.Reset == 0 {
 		switch {
 		case f.ReResolvedMS > 0:
-			fmt.Fprintf(&b, "The client's segments went to %s's MAC from %s after the hand-off", B, ms(f.ReResolvedMS))
+			fmt.Fprintf(&b, "The client's segments went to %s's MAC from %s after the hand-off", B, msAsText(f.ReResolvedMS))
 			if f.AnnouncedMS >= 0 && f.AnnouncedMS <= f.ReResolvedMS {
-				fmt.Fprintf(&b, " (a gratuitous ARP at %s had changed its neighbour entry", ms(f.AnnouncedMS))
+				fmt.Fprintf(&b, " (a gratuitous ARP at %s had changed its neighbour entry", msAsText(f.AnnouncedMS))
 				if f.Stalled > 0 {
 					b.WriteString("; its next segment waited for its retransmission timer")
 				}
@@ -215,11 +215,12 @@ func noteFromFate(from, to string, brk *web.Break, f *web.Fate, putRight string)
 	return strings.TrimSpace(b.String() + putRight)
 }
 
-func ms(n int64) string {
-	if n >= 1000 {
-		return fmt.Sprintf("%.2f s", float64(n)/1000)
+// msAsText formats milliseconds for a note ("40 ms", "1.25 s").
+func msAsText(ms int64) string {
+	if ms >= 1000 {
+		return fmt.Sprintf("%.2f s", float64(ms)/1000)
 	}
-	return fmt.Sprintf("%d ms", n)
+	return fmt.Sprintf("%d ms", ms)
 }
 
 // dropOrphans closes the connections on service addresses that server
@@ -280,9 +281,9 @@ func establishedPeers(ctx context.Context, ns string, vip netip.Addr) ([]netip.A
 	return peers, nil
 }
 
-// serviceAddrs are the lab's service addresses: echo's (the VIP) and
-// chat's.
-var serviceAddrs = []netip.Addr{lab.VIP, lab.ChatVIP}
+// serviceAddrs are the lab's service addresses: echo's (the VIP), chat's,
+// and those of the services a node runs only when asked.
+var serviceAddrs = node.ServiceAddrs(lab.VIP)
 
 // echoPort is the echo service's port (RFC 862), whose every byte is
 // answered with the same byte.

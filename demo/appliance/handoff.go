@@ -56,7 +56,7 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 	}
 	from := sources[0].From
 	if len(sources) > 1 && (req.Step || req.Break != nil) {
-		err := fmt.Errorf("the services are on both servers: step mode and break-it move from one server; move %s first", strings.Join(sources[1].Services, ", "))
+		err := fmt.Errorf("%w: the services are on different servers: step mode and break-it move from one server; move %s first", web.ErrBadRequest, strings.Join(sources[1].Services, ", "))
 		return web.Report{From: from, To: to, Error: err.Error()}, err
 	}
 	brk := req.Break
@@ -90,7 +90,7 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 		// is what the survivors hold once they have settled it.
 		res, err, survivorNote = a.askSurvivor(ctx, from, to, sources[0].Services, err)
 	}
-	res, err = labview.HandOffRest(ctx, res, err, to, sources, a.cluster.Control)
+	res, err = labview.HandOffRest(ctx, res, err, sources, a.cluster.Control)
 	end := time.Now()
 	if req.Step {
 		a.stepMu.Lock()
@@ -121,7 +121,7 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 	wait.Sleep(ctx, settle)
 	var putRight string
 	if err == nil && brk != nil {
-		putRight = a.repair(ctx, from, to, brk)
+		putRight = a.undoBreak(ctx, from, to, brk)
 		if !brk.KeepVIP {
 			a.awaitReResolve(ctx, from, to, start, done, 5*time.Second)
 		}
@@ -176,10 +176,10 @@ func (a *Appliance) HandOffWith(ctx context.Context, req web.HandOffRequest) (we
 // stalls (`sockshift demo --break-hold`).
 const DefaultBreakHold = 10 * time.Second
 
-// repair puts the lab right after a hand-off broken on purpose and says,
+// undoBreak puts the lab right after a hand-off broken on purpose and says,
 // for the report, what it did; what went wrong is read from the client's
 // frames (noteFromFate).
-func (a *Appliance) repair(ctx context.Context, from, to string, brk *web.Break) string {
+func (a *Appliance) undoBreak(ctx context.Context, from, to string, brk *web.Break) string {
 	A, B := serverName(from), serverName(to)
 	switch {
 	case brk.KeepVIP && brk.SkipAnnounce:
@@ -231,12 +231,8 @@ func (a *Appliance) introduce(ctx context.Context, role string) {
 	})
 }
 
-func serverName(role string) string {
-	if role == "a" {
-		return "server A"
-	}
-	return "server B"
-}
+// serverName is how the notes name a server: "server A".
+func serverName(role string) string { return "server " + strings.ToUpper(role) }
 
 // lastHandOff is what the latest hand-off did, for the connections list.
 type lastHandOff struct {

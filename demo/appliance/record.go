@@ -5,12 +5,12 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/sockshift/sockshift/demo/capture"
+	"github.com/sockshift/sockshift/demo/internal/neigh"
 	"github.com/sockshift/sockshift/demo/lab"
 	"github.com/sockshift/sockshift/web"
 )
@@ -115,12 +115,11 @@ func (a *Appliance) record(start, end, done time.Time) *web.Capture {
 	}
 	l := a.cluster.Lab
 	cfg := capture.SequenceConfig{
-		Lanes: []capture.Host{
-			{Name: "client", Addr: l.Client.Addr.Addr(), MAC: l.Client.MAC},
-			{Name: "server A", Addr: l.A.Addr.Addr(), MAC: l.A.MAC},
-			{Name: "server B", Addr: l.B.Addr.Addr(), MAC: l.B.MAC},
-		},
-		VIP: lab.VIP, Conn: follow, Switch: done, Before: sequenceAround, After: sequenceAround,
+		Lanes: []capture.Host{{Name: "client", Addr: l.Client.Addr.Addr(), MAC: l.Client.MAC}},
+		VIP:   lab.VIP, Conn: follow, Switch: done, Before: sequenceAround, After: sequenceAround,
+	}
+	for _, h := range l.Servers {
+		cfg.Lanes = append(cfg.Lanes, capture.Host{Name: serverName(h.Role), Addr: h.Addr.Addr(), MAC: h.MAC})
 	}
 	seq := capture.BuildSequence(frames, cfg)
 	if len(seq.Arrows) == 0 && cfg.Conn.IsValid() {
@@ -153,21 +152,22 @@ func (a *Appliance) HandOffFile(ctx context.Context, name string) ([]byte, strin
 }
 
 // clientARP returns the client's neighbour entry for the VIP as `ip neigh`
-// prints it, and the MAC in it.
+// prints it, and the MAC in it; read through netlink, since every state
+// request asks.
 func (a *Appliance) clientARP(ctx context.Context) (line, mac string) {
-	out, err := exec.CommandContext(ctx, "ip", "-n", a.cluster.Lab.Client.Namespace, "neigh", "show", lab.VIP.String()).Output()
+	es, err := neigh.Lookup(a.cluster.Lab.Client.Namespace, lab.VIP, "")
 	if err != nil {
 		return "", ""
 	}
-	line = strings.TrimSpace(string(out))
-	if line == "" {
+	if len(es) == 0 {
 		return "(no entry: the client has not resolved " + lab.VIP.String() + ")", ""
 	}
-	f := strings.Fields(line)
-	for i := 0; i+1 < len(f); i++ {
-		if f[i] == "lladdr" {
-			mac = f[i+1]
+	var lines []string
+	for _, e := range es {
+		lines = append(lines, e.String())
+		if mac == "" && len(e.MAC) > 0 {
+			mac = e.MAC.String()
 		}
 	}
-	return line, mac
+	return strings.Join(lines, "\n"), mac
 }

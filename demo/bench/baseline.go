@@ -208,7 +208,7 @@ func (b *bench) baseline(ctx context.Context, res *Result) error {
 		br.Dials += f.Dials
 		br.BytesLost += f.BytesLost
 		b.progressf("baseline: %d/%d %s→%s: connection %s, talking again %s after the close (connections lost: %d, dials: %d)",
-			i+1, k, from, to, f.Cause, ms(f.OutageUS), f.Connections, f.Dials)
+			i+1, k, from, to, f.Cause, usAsMS(f.OutageUS), f.Connections, f.Dials)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()

@@ -142,7 +142,7 @@ func (b *bench) bulkOne(ctx context.Context, br *BulkResult) error {
 		}
 		br.Handoffs = append(br.Handoffs, h)
 		if h.OK {
-			b.progressf("bulk %d: %s→%s moved %d connections, freeze→resume %s", n, h.From, h.To, h.Connections, ms(h.TotalUS))
+			b.progressf("bulk %d: %s→%s moved %d connections, freeze→resume %s", n, h.From, h.To, h.Connections, usAsMS(h.TotalUS))
 		} else {
 			b.progressf("bulk %d: %s→%s failed: %s", n, h.From, h.To, h.Error)
 		}

@@ -106,7 +106,7 @@ func (b *bench) ping(ctx context.Context, res *Result) error {
 			lastReport = time.Now()
 			d := summarize(totals)
 			b.progressf("ping-pong: %d/%d hand-offs, server freeze→resume p50 %s max %s, %d failed",
-				k, n, ms(d.P50), ms(d.Max), pr.Failed)
+				k, n, usAsMS(d.P50), usAsMS(d.Max), pr.Failed)
 		}
 		wait.Sleep(ctx, b.cfg.Pause)
 	}
@@ -138,7 +138,7 @@ func (b *bench) ping(ctx context.Context, res *Result) error {
 	pr.NormalRTTUS = summarize(outside(p.rts, ws))
 	pr.Pings = len(p.rts)
 	pr.rts = p.rts
-	b.progressf("ping-pong: gap p50 %s p90 %s max %s, %d stalls >= %s", ms(pr.GapUS.P50), ms(pr.GapUS.P90), ms(pr.GapUS.Max), pr.Stalls, ms(StallUS))
+	b.progressf("ping-pong: gap p50 %s p90 %s max %s, %d stalls >= %s", usAsMS(pr.GapUS.P50), usAsMS(pr.GapUS.P90), usAsMS(pr.GapUS.Max), pr.Stalls, usAsMS(StallUS))
 	c.Close()
 	return b.waitIdle(ctx)
 }
@@ -152,8 +152,8 @@ func isDone(ch <-chan struct{}) bool {
 	}
 }
 
-// ms formats microseconds as milliseconds.
-func ms(us int64) string {
+// usAsMS formats microseconds as milliseconds ("1.25 ms").
+func usAsMS(us int64) string {
 	switch v := float64(us) / 1000; {
 	case v < 10:
 		return fmt.Sprintf("%.2f ms", v)

@@ -80,7 +80,7 @@ func (s *SoakResult) Sample(when string) (ProcSample, bool) {
 
 func (b *bench) sample(sr *SoakResult, when string, handoffs int) {
 	ps := ProcSample{When: when, Handoffs: handoffs}
-	for _, role := range []string{"a", "b"} {
+	for _, role := range b.c.Servers() {
 		st := ProcStat{Role: role}
 		pid, err := findProcess(b.c.ControlPath(role))
 		if err == nil {
@@ -337,7 +337,7 @@ func (b *bench) soak(ctx context.Context, res *Result) error {
 			}
 			d := summarize(totals)
 			b.progressf("soak: %d/%d hand-offs, %d failed, freeze→resume p50 %s max %s, %s verified",
-				k, cfg.Soak, sr.Failed+sr.WrongCount, ms(d.P50), ms(d.Max), size(verified))
+				k, cfg.Soak, sr.Failed+sr.WrongCount, usAsMS(d.P50), usAsMS(d.Max), size(verified))
 		}
 	}
 	if ctx.Err() != nil {
@@ -418,7 +418,7 @@ func (r *Result) WriteSoakTable(w io.Writer) {
 	fmt.Fprintf(w, "\nSoak: hand-offs back to back, %d verified full-speed streams, 1 ping-pong, %d idle chat clients (%.1f s)\n",
 		s.Streams, s.ChatClients, float64(s.ElapsedMS)/1000)
 	row("  hand-offs", fmt.Sprintf("%d (%d failed, %d moved a wrong count)", s.Handoffs, s.Failed, s.WrongCount))
-	row("  server freeze→resume", fmt.Sprintf("p50 %s  p90 %s  max %s", ms(s.ServerTotal.P50), ms(s.ServerTotal.P90), ms(s.ServerTotal.Max)))
+	row("  server freeze→resume", fmt.Sprintf("p50 %s  p90 %s  max %s", usAsMS(s.ServerTotal.P50), usAsMS(s.ServerTotal.P90), usAsMS(s.ServerTotal.Max)))
 	row("  streams", fmt.Sprintf("%s verified in order", size(s.StreamBytes)))
 	row("  ping-pong", fmt.Sprintf("%d round trips", s.Pings))
 	row("  chat clients alive at the end", fmt.Sprintf("%d of %d", s.ChatAlive, s.ChatClients))

@@ -61,7 +61,8 @@ func (b *bench) sockets(ctx context.Context, c net.Conn) string {
 		f := strings.Fields(l)
 		return len(f) >= 2 && strings.HasPrefix(f[0], "Tcp") && f[1] != "0"
 	}
-	for _, ns := range []string{b.c.Lab.Client.Namespace, b.c.Lab.A.Namespace, b.c.Lab.B.Namespace} {
+	for _, h := range b.c.Lab.Hosts() {
+		ns := h.Namespace
 		fmt.Fprintf(&out, "%s:\n", ns)
 		inNS := func(args ...string) []string { return append([]string{"netns", "exec", ns}, args...) }
 		run(5*time.Second, all, "ip", inNS("ss", "-tnieom", "-a", "( sport = :"+port+" or dport = :"+port+" )")...)

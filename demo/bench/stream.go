@@ -239,7 +239,7 @@ func (b *bench) stream(ctx context.Context, res *Result) error {
 		}
 	}
 	b.progressf("stream: %s verified, %d errors, worst read gap %s, %.0f MB/s before and %.0f MB/s during hand-offs",
-		size(sr.Bytes), sr.Errors, ms(sr.WorstGapUS), sr.BeforeMBps, sr.DuringMBps)
+		size(sr.Bytes), sr.Errors, usAsMS(sr.WorstGapUS), sr.BeforeMBps, sr.DuringMBps)
 	c.Close()
 	return b.waitIdle(ctx)
 }

@@ -23,16 +23,16 @@ func (r *Result) WriteTable(w io.Writer) {
 		if d.N == 0 {
 			return "-"
 		}
-		return fmt.Sprintf("p50 %s  p90 %s  max %s", ms(d.P50), ms(d.P90), ms(d.Max))
+		return fmt.Sprintf("p50 %s  p90 %s  max %s", usAsMS(d.P50), usAsMS(d.P90), usAsMS(d.Max))
 	}
 
 	p := r.Ping
 	fmt.Fprintf(w, "\nPing-pong through hand-offs (1 connection, %d-byte messages back to back)\n", pingSize)
 	row("  hand-offs", fmt.Sprintf("%d (%d failed)", p.Handoffs, p.Failed))
 	row("  client-visible gap", dist(p.GapUS))
-	row(fmt.Sprintf("  stalls >= %s", ms(StallUS)), fmt.Sprintf("%d of %d", p.Stalls, p.Handoffs))
-	row("  server freeze→resume", fmt.Sprintf("p50 %s  max %s", ms(p.ServerTotalUS.P50), ms(p.ServerTotalUS.Max)))
-	row("  normal round trip", fmt.Sprintf("p50 %s  (%d pings)", ms(p.NormalRTTUS.P50), p.Pings))
+	row(fmt.Sprintf("  stalls >= %s", usAsMS(StallUS)), fmt.Sprintf("%d of %d", p.Stalls, p.Handoffs))
+	row("  server freeze→resume", fmt.Sprintf("p50 %s  max %s", usAsMS(p.ServerTotalUS.P50), usAsMS(p.ServerTotalUS.Max)))
+	row("  normal round trip", fmt.Sprintf("p50 %s  (%d pings)", usAsMS(p.NormalRTTUS.P50), p.Pings))
 	row("  client retransmissions", fmt.Sprint(p.ClientRetransmits))
 	if p.Error != "" {
 		row("  error", p.Error)
@@ -46,10 +46,10 @@ func (r *Result) WriteTable(w io.Writer) {
 	if s.WorstGapHandoff > 0 {
 		where = fmt.Sprintf("during hand-off %d", s.WorstGapHandoff)
 	}
-	row("  worst read gap", fmt.Sprintf("%s %s  (%d stalls >= %s)", ms(s.WorstGapUS), where, s.Stalls, ms(StallUS)))
+	row("  worst read gap", fmt.Sprintf("%s %s  (%d stalls >= %s)", usAsMS(s.WorstGapUS), where, s.Stalls, usAsMS(StallUS)))
 	row("  throughput", fmt.Sprintf("%.0f MB/s before, %.0f MB/s during hand-offs (dip %.0f%%), worst 100 ms %.0f MB/s",
 		s.BeforeMBps, s.DuringMBps, s.DipPercent, s.Worst100ms))
-	row("  server freeze→resume", fmt.Sprintf("p50 %s  max %s  (queued bytes moved: p50 %s, max %s)", ms(s.ServerTotal.P50), ms(s.ServerTotal.Max),
+	row("  server freeze→resume", fmt.Sprintf("p50 %s  max %s  (queued bytes moved: p50 %s, max %s)", usAsMS(s.ServerTotal.P50), usAsMS(s.ServerTotal.Max),
 		size(uint64(s.Queued.P50)), size(uint64(s.Queued.Max))))
 	row("  client retransmissions", fmt.Sprint(s.Retransmits))
 	if s.Error != "" {
@@ -70,7 +70,7 @@ func (r *Result) WriteTable(w io.Writer) {
 				moved, totals = append(moved, "failed"), append(totals, "-")
 				continue
 			}
-			moved, totals = append(moved, fmt.Sprint(h.Connections)), append(totals, ms(h.TotalUS))
+			moved, totals = append(moved, fmt.Sprint(h.Connections)), append(totals, usAsMS(h.TotalUS))
 		}
 		var phases string
 		if len(b.Handoffs) > 0 {
@@ -96,7 +96,7 @@ func (r *Result) WriteTable(w io.Writer) {
 
 	if p.GapUS.N > 0 && bl.GapUS.N > 0 && p.GapUS.P50 > 0 {
 		fmt.Fprintf(w, "\nHand-off gap vs plain fail-over: p50 %s vs %s (%.0fx shorter), max %s vs %s, and no connection lost\n",
-			ms(p.GapUS.P50), ms(bl.GapUS.P50), float64(bl.GapUS.P50)/float64(p.GapUS.P50), ms(p.GapUS.Max), ms(bl.GapUS.Max))
+			usAsMS(p.GapUS.P50), usAsMS(bl.GapUS.P50), float64(bl.GapUS.P50)/float64(p.GapUS.P50), usAsMS(p.GapUS.Max), usAsMS(bl.GapUS.Max))
 	}
 	if len(r.Problems) > 0 {
 		fmt.Fprintf(w, "\nPROBLEMS (%d):\n", len(r.Problems))

@@ -25,8 +25,11 @@ import (
 // Config describes a cluster. Zero fields take the defaults noted.
 type Config struct {
 	Prefix string // lab prefix; default lab.DefaultPrefix
-	Exe    string // the sockshift binary; default this program
-	RunDir string // control sockets and key; default /run/sockshift/<prefix>
+	// Servers is how many servers (a, b, c, ...); default
+	// lab.DefaultServers.
+	Servers int
+	Exe     string // the sockshift binary; default this program
+	RunDir  string // control sockets and key; default /run/sockshift/<prefix>
 	// Restart starts a server again when its process dies.
 	Restart bool
 	// NodeArgs adds flags to a server's command line, by role.
@@ -58,7 +61,7 @@ type server struct {
 	stop     bool          // do not restart
 }
 
-// Start brings up the lab and both servers, A holding the VIP, and waits
+// Start brings up the lab and its servers, a holding the VIP, and waits
 // until they answer. A lab already up under the prefix is an error: it may
 // belong to another demo. On failure it removes what it made.
 func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
@@ -82,10 +85,16 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if err := lab.ValidatePrefix(cfg.Prefix); err != nil {
 		return nil, err
 	}
+	if cfg.Servers == 0 {
+		cfg.Servers = lab.DefaultServers
+	}
+	if err := lab.ValidateServers(cfg.Servers); err != nil {
+		return nil, err
+	}
 	if err := lab.CheckPrerequisites(); err != nil {
 		return nil, err
 	}
-	l, err := lab.Up(ctx, cfg.Prefix)
+	l, err := lab.UpServers(ctx, cfg.Prefix, cfg.Servers)
 	if errors.Is(err, lab.ErrExists) {
 		return nil, fmt.Errorf("a lab with prefix %q is already up (another demo running?): stop it, or run `sockshift lab down --prefix %s`, or pick another prefix", cfg.Prefix, cfg.Prefix)
 	}
@@ -106,11 +115,10 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if _, err := wire.GenerateKeyFile(c.Key); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	if err := c.StartNode(ctx, "a", true, cfg.NodeArgs["a"]...); err != nil {
-		return nil, err
-	}
-	if err := c.StartNode(ctx, "b", false, cfg.NodeArgs["b"]...); err != nil {
-		return nil, err
+	for i, role := range l.ServerNames() {
+		if err := c.StartNode(ctx, role, i == 0, cfg.NodeArgs[role]...); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }
@@ -135,13 +143,11 @@ func (c *Cluster) Close() error {
 	return err
 }
 
-// Host returns a server's host and its peer.
-func (c *Cluster) Host(role string) (host, peer lab.Host) {
-	if role == "a" {
-		return c.Lab.A, c.Lab.B
-	}
-	return c.Lab.B, c.Lab.A
-}
+// Host returns a server's host.
+func (c *Cluster) Host(role string) (lab.Host, bool) { return c.Lab.Server(role) }
+
+// Servers lists the servers' names: a, b, ...
+func (c *Cluster) Servers() []string { return c.Lab.ServerNames() }
 
 // ControlPath is where a server's control socket lives.
 func (c *Cluster) ControlPath(role string) string {
@@ -154,10 +160,16 @@ func (c *Cluster) Control(role string) *node.Client { return node.NewClient(c.Co
 // NodeArgs is the command line (after `ip`) that runs a server in its
 // namespace.
 func (c *Cluster) NodeArgs(role string, hold bool, extra ...string) []string {
-	h, peer := c.Host(role)
+	h, _ := c.Host(role)
+	var peers []string
+	for _, p := range c.Lab.Servers {
+		if p.Role != role {
+			peers = append(peers, p.Role+"="+p.Addr.Addr().String())
+		}
+	}
 	args := []string{"netns", "exec", h.Namespace, c.cfg.Exe, "node",
 		"--name", role, "--iface", h.Interface, "--addr", h.Addr.Addr().String(),
-		"--vip", lab.VIP.String(), "--chat-vip", lab.ChatVIP.String(), "--peer", peer.Role + "=" + peer.Addr.Addr().String(),
+		"--vip", lab.VIP.String(), "--chat-vip", lab.ChatVIP.String(), "--peer", strings.Join(peers, ","),
 		"--key-file", c.Key, "--control", c.ControlPath(role),
 		"--state-dir", filepath.Join(c.cfg.RunDir, "state-"+role)}
 	if hold {
@@ -246,9 +258,9 @@ func (c *Cluster) addrsAssigned(role string) []string {
 	h, _ := c.Host(role)
 	out, err := exec.Command("ip", "-n", h.Namespace, "-br", "addr", "show", "dev", h.Interface).Output()
 	var held []string
-	for _, a := range []string{lab.VIP.String(), lab.ChatVIP.String()} {
-		if err == nil && strings.Contains(string(out), " "+a+"/") {
-			held = append(held, a)
+	for _, a := range node.ServiceAddrs(lab.VIP) {
+		if err == nil && strings.Contains(string(out), " "+a.String()+"/") {
+			held = append(held, a.String())
 		}
 	}
 	return held
@@ -308,14 +320,14 @@ func (c *Cluster) CrashNode(role string) error {
 // Holder returns the server that holds the VIP ("" if none).
 func (c *Cluster) Holder(ctx context.Context) (string, error) {
 	holder := ""
-	for _, role := range []string{"a", "b"} {
+	for _, role := range c.Servers() {
 		st, err := c.Control(role).State(ctx)
 		if err != nil {
 			continue
 		}
 		if st.HoldsVIP {
 			if holder != "" {
-				return "", errors.New("cluster: both servers hold the VIP")
+				return "", fmt.Errorf("cluster: servers %s and %s both hold the VIP", holder, role)
 			}
 			holder = role
 		}
@@ -336,7 +348,7 @@ func (c *Cluster) HandOffServices(ctx context.Context, from, to string, services
 // Holders says which server holds each service's address ("" if none).
 func (c *Cluster) Holders(ctx context.Context) (map[string]string, error) {
 	out := map[string]string{}
-	for _, role := range []string{"a", "b"} {
+	for _, role := range c.Servers() {
 		st, err := c.Control(role).State(ctx)
 		if err != nil {
 			return nil, err
@@ -347,7 +359,7 @@ func (c *Cluster) Holders(ctx context.Context) (map[string]string, error) {
 			}
 			if s.Holds {
 				if out[s.Name] != "" {
-					return nil, fmt.Errorf("cluster: both servers hold %s's address %s", s.Name, s.Address)
+					return nil, fmt.Errorf("cluster: servers %s and %s both hold %s's address %s", out[s.Name], role, s.Name, s.Address)
 				}
 				out[s.Name] = role
 			}

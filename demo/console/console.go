@@ -10,13 +10,15 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/sockshift/sockshift/demo/internal/flagfile"
+	"github.com/sockshift/sockshift/demo/internal/neigh"
+	"github.com/sockshift/sockshift/demo/lab"
 	"github.com/sockshift/sockshift/demo/labview"
 	"github.com/sockshift/sockshift/demo/node"
 	"github.com/sockshift/sockshift/web"
@@ -24,7 +26,7 @@ import (
 
 // Node is one server the console drives.
 type Node struct {
-	Name    string // "a" or "b"
+	Name    string // "a", "b", ...
 	Control string // its control API, host:port (or a Unix socket path)
 }
 
@@ -80,6 +82,9 @@ func (m *Main) ParseFlags(args []string) error {
 	return nil
 }
 
+// serverName is what a server's name looks like (a, b, ...).
+var serverName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,15}$`)
+
 func parseNodes(s string) ([]Node, error) {
 	var out []Node
 	for _, p := range strings.Split(s, ",") {
@@ -87,16 +92,16 @@ func parseNodes(s string) ([]Node, error) {
 			continue
 		}
 		name, control, ok := strings.Cut(p, "=")
-		if !ok || (name != "a" && name != "b") || control == "" {
-			return nil, fmt.Errorf("console: --nodes %q: want a=host:port,b=host:port", p)
+		if !ok || !serverName.MatchString(name) || control == "" {
+			return nil, fmt.Errorf("console: --nodes %q: want a=host:port,b=host:port,...", p)
 		}
 		if slices.ContainsFunc(out, func(n Node) bool { return n.Name == name }) {
 			return nil, fmt.Errorf("console: --nodes: %s given twice", name)
 		}
 		out = append(out, Node{Name: name, Control: control})
 	}
-	if len(out) != 2 {
-		return nil, errors.New("console: --nodes: want both servers, a=host:port,b=host:port")
+	if len(out) < 2 || len(out) > lab.MaxServers {
+		return nil, fmt.Errorf("console: --nodes: want 2 to %d servers, a=host:port,b=host:port,...", lab.MaxServers)
 	}
 	slices.SortFunc(out, func(x, y Node) int { return strings.Compare(x.Name, y.Name) })
 	return out, nil
@@ -208,19 +213,17 @@ func (l *Lab) clientHost(ctx context.Context) *web.ClientHost {
 	return ch
 }
 
+// arp is this machine's neighbour entry for the VIP on the lab's
+// interface, as `ip -4 neigh show VIP dev IF` prints it, and its MAC.
 func (l *Lab) arp(ctx context.Context) (entry, mac string) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "ip", "-4", "neigh", "show", l.vip.String(), "dev", l.iface).Output()
-	if err != nil {
+	es, err := neigh.Lookup("", l.vip, l.iface)
+	if err != nil || len(es) == 0 {
 		return "", ""
 	}
-	entry = strings.TrimSpace(string(out))
-	f := strings.Fields(entry)
-	if i := slices.Index(f, "lladdr"); i >= 0 && i+1 < len(f) {
-		mac = f[i+1]
+	if len(es[0].MAC) > 0 {
+		mac = es[0].MAC.String()
 	}
-	return entry, mac
+	return es[0].WithoutDev(), mac
 }
 
 // HandOff implements web.Lab.
@@ -244,10 +247,10 @@ func (l *Lab) HandOffWith(ctx context.Context, req web.HandOffRequest) (web.Repo
 	st, _ := l.State(ctx)
 	to, sources, err := labview.PlanHandOff(st, req)
 	if err == nil && l.nodes[to] == nil {
-		err = fmt.Errorf("no server %q", to)
+		err = fmt.Errorf("%w: no server %q", web.ErrBadRequest, to)
 	}
 	if err == nil && len(sources) > 1 && (req.Step || req.Break != nil) {
-		err = errors.New("the services are on both servers: step mode and break-it move from one server")
+		err = fmt.Errorf("%w: the services are on different servers: step mode and break-it move from one server", web.ErrBadRequest)
 	}
 	if err != nil {
 		return web.Report{To: to, Error: err.Error()}, err
@@ -273,7 +276,7 @@ func (l *Lab) HandOffWith(ctx context.Context, req web.HandOffRequest) (web.Repo
 	arpBefore, _ := l.arp(ctx)
 	start := time.Now()
 	res, err := l.nodes[from].HandOffWith(ctx, nreq)
-	res, err = labview.HandOffRest(ctx, res, err, to, sources, func(role string) *node.Client { return l.nodes[role] })
+	res, err = labview.HandOffRest(ctx, res, err, sources, func(role string) *node.Client { return l.nodes[role] })
 	rep := labview.Report(from, to, req, res, start, time.Now())
 	if err == nil && !res.OK {
 		err = errors.New(res.Error)
@@ -281,10 +284,10 @@ func (l *Lab) HandOffWith(ctx context.Context, req web.HandOffRequest) (web.Repo
 	if err == nil && req.Break != nil {
 		wait.Sleep(ctx, breakShow)
 		// What the client's neighbour entry says after the break, before
-		// the repair: the one fact about the client this console has (it
+		// the lab is put right: the one fact about the client this console has (it
 		// has no capture).
 		_, during := l.arp(ctx)
-		rep.Note = neighbourNote(from, to, during, st) + l.repair(ctx, from, to, req.Break)
+		rep.Note = neighbourNote(from, to, during, st) + l.undoBreak(ctx, from, to, req.Break)
 	}
 	if err != nil {
 		// Nothing moved: the report must not say so.
@@ -306,9 +309,9 @@ func (l *Lab) HandOffWith(ctx context.Context, req web.HandOffRequest) (web.Repo
 // breakShow is how long a hand-off broken on purpose stays broken.
 const breakShow = 2 * time.Second
 
-// repair puts the lab right after a hand-off broken on purpose, as the
+// undoBreak puts the lab right after a hand-off broken on purpose, as the
 // one-host demo does, and says what happened.
-func (l *Lab) repair(ctx context.Context, from, to string, brk *web.Break) string {
+func (l *Lab) undoBreak(ctx context.Context, from, to string, brk *web.Break) string {
 	var err error
 	var note string
 	switch {

@@ -107,7 +107,7 @@ func TestVMLabConfigsHandOffThroughConsole(t *testing.T) {
 		return p
 	}
 	vip := lab.VIP.String()
-	hosts := map[string]lab.Host{"a": l.A, "b": l.B}
+	hosts := map[string]lab.Host{"a": l.Servers[0], "b": l.Servers[1]}
 	startNode := map[string]func() func(){}
 	for _, role := range []string{"a", "b"} {
 		h, peer, hold := hosts[role], hosts["b"], "true"
@@ -128,7 +128,7 @@ func TestVMLabConfigsHandOffThroughConsole(t *testing.T) {
 	stopA := startNode["a"]()
 	startNode["b"]()
 	cl := l.Client
-	conf := render("console.conf", "console", "0.0.0.0:8080", l.A.Addr.Addr().String(), l.B.Addr.Addr().String(), vip, cl.Interface, keyFile, tokenFile)
+	conf := render("console.conf", "console", "0.0.0.0:8080", l.Servers[0].Addr.Addr().String(), l.Servers[1].Addr.Addr().String(), vip, cl.Interface, keyFile, tokenFile)
 	start(t, "console", cl.Namespace, nil,
 		"setpriv", "--reuid="+nobody.Uid, "--regid="+nobody.Gid, "--clear-groups", "--no-new-privs",
 		"--inh-caps=-all", "--bounding-set=-all",
@@ -153,7 +153,7 @@ func TestVMLabConfigsHandOffThroughConsole(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if st.VIP != vip || st.Nodes[0].Address != l.A.Addr.Addr().String() || st.Nodes[1].MAC != l.B.MAC.String() {
+	if st.VIP != vip || st.Nodes[0].Address != l.Servers[0].Addr.Addr().String() || st.Nodes[1].MAC != l.Servers[1].MAC.String() {
 		t.Fatalf("state: %+v", st)
 	}
 	if st.ClientHost == nil || st.ClientHost.Address != cl.Addr.Addr().String() || st.ClientHost.MAC != cl.MAC.String() {
@@ -165,7 +165,7 @@ func TestVMLabConfigsHandOffThroughConsole(t *testing.T) {
 
 	// The nodes' control API is on the lab network: without the token
 	// derived from the key, it refuses.
-	for _, h := range []lab.Host{l.A, l.B} {
+	for _, h := range []lab.Host{l.Servers[0], l.Servers[1]} {
 		raw := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return dialIn(ctx, cl.Namespace, net.JoinHostPort(h.Addr.Addr().String(), "7071"))
 		}}}

@@ -15,6 +15,13 @@ import (
 // ss-a, ss-b).
 const DefaultPrefix = "ss"
 
+// DefaultServers is how many servers a lab has unless told; MaxServers the
+// most it may have (a to f, at 192.0.2.1 to 192.0.2.6).
+const (
+	DefaultServers = 2
+	MaxServers     = 6
+)
+
 // VIP is the service address that moves between the servers, 192.0.2.100.
 // Whichever server holds it assigns it (as a /32); the lab never does.
 // Treat it as a constant.
@@ -38,7 +45,7 @@ var (
 // A Host is one of the lab's hosts: a namespace with one interface on the
 // segment.
 type Host struct {
-	Role      string           // "client", "a" or "b"
+	Role      string           // "client", or a server's name: "a", "b", ...
 	Namespace string           // e.g. "ss-a"
 	Interface string           // "eth0"
 	Addr      netip.Prefix     // e.g. 192.0.2.1/24
@@ -47,22 +54,43 @@ type Host struct {
 
 // A Lab is a lab that is up.
 type Lab struct {
-	Prefix string
-	Switch string // the namespace holding the bridge
-	Client Host
-	A, B   Host
+	Prefix  string
+	Switch  string // the namespace holding the bridge
+	Client  Host
+	Servers []Host // a, b, ... in order
 }
 
-// Hosts returns the client and the two servers, in that order.
-func (l *Lab) Hosts() []Host { return []Host{l.Client, l.A, l.B} }
+// Hosts returns the client and the servers, in that order.
+func (l *Lab) Hosts() []Host { return append([]Host{l.Client}, l.Servers...) }
+
+// Server returns the server named role ("a", "b", ...).
+func (l *Lab) Server(role string) (Host, bool) {
+	i := slices.IndexFunc(l.Servers, func(h Host) bool { return h.Role == role })
+	if i < 0 {
+		return Host{}, false
+	}
+	return l.Servers[i], true
+}
+
+// ServerNames lists the servers' names, in order.
+func (l *Lab) ServerNames() []string {
+	var out []string
+	for _, h := range l.Servers {
+		out = append(out, h.Role)
+	}
+	return out
+}
+
+// serverName is the name of the lab's i-th server (from 0): a, b, ...
+func serverName(i int) string { return string(rune('a' + i)) }
 
 const (
 	bridge = "br0"
 	hostIf = "eth0"
 )
 
-// layout is the lab for prefix, without MACs.
-func layout(prefix string) *Lab {
+// layout is the lab for prefix with n servers, without MACs.
+func layout(prefix string, n int) *Lab {
 	host := func(role string, last byte) Host {
 		return Host{
 			Role:      role,
@@ -71,18 +99,32 @@ func layout(prefix string) *Lab {
 			Addr:      netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 0, 2, last}), 24),
 		}
 	}
-	return &Lab{
+	l := &Lab{
 		Prefix: prefix,
 		Switch: prefix + "-sw",
 		Client: host("client", 10),
-		A:      host("a", 1),
-		B:      host("b", 2),
 	}
+	for i := range n {
+		l.Servers = append(l.Servers, host(serverName(i), byte(i+1)))
+	}
+	return l
 }
 
 // namespaces lists the lab's namespaces, the switch first.
 func (l *Lab) namespaces() []string {
-	return []string{l.Switch, l.Client.Namespace, l.A.Namespace, l.B.Namespace}
+	out := []string{l.Switch}
+	for _, h := range l.Hosts() {
+		out = append(out, h.Namespace)
+	}
+	return out
+}
+
+// ValidateServers checks a number of servers.
+func ValidateServers(n int) error {
+	if n < 2 || n > MaxServers {
+		return fmt.Errorf("a lab has 2 to %d servers, not %d", MaxServers, n)
+	}
+	return nil
 }
 
 // ValidatePrefix checks that p can prefix the lab's namespace names: 1 to 8
@@ -113,17 +155,33 @@ func ValidatePrefix(p string) error {
 // `sockshift lab down --prefix P`. If a step fails, Up removes every
 // namespace it made before returning the error.
 func Up(ctx context.Context, prefix string) (*Lab, error) {
-	return up(ctx, prefix, runIP)
+	return up(ctx, prefix, DefaultServers, runIP)
 }
 
-func up(ctx context.Context, prefix string, ip ipFunc) (*Lab, error) {
+// UpServers is Up with n servers (2 to MaxServers): a, b, c, ... at
+// 192.0.2.1, 192.0.2.2, 192.0.2.3, ...
+func UpServers(ctx context.Context, prefix string, n int) (*Lab, error) {
+	return up(ctx, prefix, n, runIP)
+}
+
+func up(ctx context.Context, prefix string, n int, ip ipFunc) (*Lab, error) {
 	if err := ValidatePrefix(prefix); err != nil {
+		return nil, err
+	}
+	if err := ValidateServers(n); err != nil {
 		return nil, err
 	}
 	if err := CheckPrerequisites(); err != nil {
 		return nil, err
 	}
-	l := layout(prefix)
+	l := layout(prefix, n)
+	if others, err := existing(ctx, ip, layout(prefix, MaxServers)); err == nil {
+		// A lab of the prefix with more servers is still that lab.
+		if extra := len(others) - len(l.namespaces()); extra > 0 {
+			return nil, fmt.Errorf("lab %s is up with more servers (namespaces %s); run `sockshift lab down --prefix %s` first: %w",
+				prefix, strings.Join(others, ", "), prefix, ErrPartial)
+		}
+	}
 	present, err := existing(ctx, ip, l)
 	if err != nil {
 		return nil, fmt.Errorf("lab: up %s: %w", prefix, err)
@@ -225,7 +283,7 @@ func Down(ctx context.Context, prefix string) error {
 	if err := CheckPrerequisites(); err != nil {
 		return err
 	}
-	l := layout(prefix)
+	l := layout(prefix, MaxServers) // whatever number it was built with
 	present, err := existing(ctx, runIP, l)
 	if err != nil {
 		return fmt.Errorf("lab: down %s: %w", prefix, err)
@@ -256,7 +314,26 @@ func Status(ctx context.Context, prefix string) (*Lab, error) {
 	if err := CheckPrerequisites(); err != nil {
 		return nil, err
 	}
-	return status(ctx, runIP, layout(prefix))
+	n, err := servers(ctx, runIP, prefix)
+	if err != nil {
+		return nil, err
+	}
+	return status(ctx, runIP, layout(prefix, n))
+}
+
+// servers counts the servers of the lab with prefix from its namespaces:
+// those of a, b, ... that exist in a row (at least DefaultServers, so that
+// a lab that is not up reports what is missing).
+func servers(ctx context.Context, ip ipFunc, prefix string) (int, error) {
+	present, err := existing(ctx, ip, layout(prefix, MaxServers))
+	if err != nil {
+		return 0, fmt.Errorf("lab %s: %w", prefix, err)
+	}
+	n := 0
+	for n < MaxServers && slices.Contains(present, prefix+"-"+serverName(n)) {
+		n++
+	}
+	return max(n, DefaultServers), nil
 }
 
 func status(ctx context.Context, ip ipFunc, l *Lab) (*Lab, error) {
@@ -290,7 +367,12 @@ func inspect(ctx context.Context, ip ipFunc, l *Lab) (*Lab, error) {
 		return nil, fmt.Errorf("parsing ip -j link show: %w", err)
 	}
 	got := *l
-	for _, h := range []*Host{&got.Client, &got.A, &got.B} {
+	got.Servers = slices.Clone(l.Servers)
+	hosts := []*Host{&got.Client}
+	for i := range got.Servers {
+		hosts = append(hosts, &got.Servers[i])
+	}
+	for _, h := range hosts {
 		if !slices.ContainsFunc(ports, func(p ipLink) bool { return p.Name == h.Role }) {
 			return nil, fmt.Errorf("port %s missing from %s in %s: %w", h.Role, bridge, l.Switch, ErrNotUp)
 		}

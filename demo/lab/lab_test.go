@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -100,7 +101,7 @@ func TestUpStatusDown(t *testing.T) {
 	}
 
 	// The hosts reach each other across the bridge.
-	for _, pair := range [][2]string{{l.Client.Namespace, "192.0.2.1"}, {l.Client.Namespace, "192.0.2.2"}, {l.A.Namespace, "192.0.2.2"}} {
+	for _, pair := range [][2]string{{l.Client.Namespace, "192.0.2.1"}, {l.Client.Namespace, "192.0.2.2"}, {l.Servers[0].Namespace, "192.0.2.2"}} {
 		if out, err := exec.Command("ip", "netns", "exec", pair[0], "ping", "-c1", "-W1", pair[1]).CombinedOutput(); err != nil {
 			t.Errorf("ping %s from %s: %v\n%s", pair[1], pair[0], err, out)
 		}
@@ -152,7 +153,7 @@ func TestUpStatusDown(t *testing.T) {
 	if !errors.Is(err, ErrExists) {
 		t.Fatalf("second Up: %v; want ErrExists", err)
 	}
-	if again == nil || again.A.MAC.String() != st.A.MAC.String() {
+	if again == nil || again.Servers[0].MAC.String() != st.Servers[0].MAC.String() {
 		t.Errorf("second Up returned %+v; want the running lab", again)
 	}
 
@@ -215,7 +216,7 @@ func TestUpCleansUpAfterFailure(t *testing.T) {
 				}
 				return runIP(ctx, args...)
 			}
-			_, err := up(context.Background(), p, ip)
+			_, err := up(context.Background(), p, DefaultServers, ip)
 			if !ran || !errors.Is(err, injected) {
 				t.Fatalf("up with %q failing: %v; want the injected failure", failAt, err)
 			}
@@ -237,10 +238,60 @@ func TestUpCancelled(t *testing.T) {
 		}
 		return runIP(c, args...)
 	}
-	if _, err := up(ctx, p, ip); !errors.Is(err, context.Canceled) {
+	if _, err := up(ctx, p, DefaultServers, ip); !errors.Is(err, context.Canceled) {
 		t.Fatalf("up with a cancelled context: %v; want context.Canceled", err)
 	}
 	if left := labNamespaces(t, p); len(left) != 0 {
 		t.Fatalf("cancelled up left %v", left)
+	}
+}
+
+// A lab of more servers: each at its address, reachable from the client;
+// Status finds them all; Up with fewer refuses it; Down removes it all.
+func TestUpServers(t *testing.T) {
+	nstest.NeedTool(t, "ping", "iputils-ping")
+	p := newPrefix(t)
+	ctx := context.Background()
+	for _, n := range []int{0, 1, MaxServers + 1} {
+		if _, err := UpServers(ctx, p, n); err == nil {
+			t.Errorf("UpServers(%d): no error", n)
+		}
+	}
+	l, err := UpServers(ctx, p, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{p + "-a", p + "-b", p + "-c", p + "-client", p + "-d", p + "-sw"}; !slices.Equal(labNamespaces(t, p), want) {
+		t.Fatalf("ip netns list after UpServers(4): %v; want %v", labNamespaces(t, p), want)
+	}
+	st, err := Status(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.ServerNames(); !slices.Equal(got, []string{"a", "b", "c", "d"}) {
+		t.Fatalf("Status finds servers %v", got)
+	}
+	for i, h := range st.Servers {
+		if want := fmt.Sprintf("192.0.2.%d/24", i+1); h.Addr.String() != want || len(h.MAC) == 0 || h.MAC.String() != l.Servers[i].MAC.String() {
+			t.Errorf("server %s: %v %v, want %s and its MAC", h.Role, h.Addr, h.MAC, want)
+		}
+		if out, err := exec.Command("ip", "netns", "exec", l.Client.Namespace, "ping", "-c1", "-W1", h.Addr.Addr().String()).CombinedOutput(); err != nil {
+			t.Errorf("ping %s from the client: %v\n%s", h.Role, err, out)
+		}
+	}
+	if d, ok := st.Server("d"); !ok || d.Namespace != p+"-d" {
+		t.Errorf("Server(d) = %+v, %v", d, ok)
+	}
+	if _, err := Up(ctx, p); !errors.Is(err, ErrPartial) {
+		t.Errorf("Up (2 servers) over a lab of 4: %v, want ErrPartial", err)
+	}
+	if _, err := UpServers(ctx, p, 4); !errors.Is(err, ErrExists) {
+		t.Errorf("UpServers(4) again: %v, want ErrExists", err)
+	}
+	if err := Down(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if left := labNamespaces(t, p); len(left) != 0 {
+		t.Fatalf("left after Down: %v", left)
 	}
 }

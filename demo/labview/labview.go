@@ -39,7 +39,9 @@ func Report(from, to string, req web.HandOffRequest, res node.HandoffResult, sta
 	rep := web.Report{OK: res.OK, From: from, To: to, Connections: res.Connections, TotalUS: res.TotalUS, Error: res.Error,
 		StartedMS: start.UnixMilli(), EndedMS: end.UnixMilli(), Caught: res.Caught, RolledBack: res.RolledBack,
 		Step: req.Step, Break: req.Break}
-	rep.Phases = res.Phases
+	for _, p := range res.Phases {
+		rep.Phases = append(rep.Phases, web.Phase(p))
+	}
 	for _, m := range res.Moved {
 		rep.Moved = append(rep.Moved, web.Moved{Client: m.Client, Before: m.Before, After: m.After})
 	}
@@ -67,17 +69,44 @@ func Other(server string) string {
 	return "a"
 }
 
-// Source is one server that hands services over, and which (nil: all it
-// holds).
+// next is the server after server in the lab's list (the first after the
+// last).
+func next(servers []string, server string) string {
+	i := slices.Index(servers, server)
+	if i < 0 || len(servers) == 0 {
+		return Other(server)
+	}
+	return servers[(i+1)%len(servers)]
+}
+
+// Source is one server that hands services over, the server it hands
+// them to, and which services (nil: all it holds).
 type Source struct {
-	From     string
+	From, To string
 	Services []string
 }
 
-// PlanHandOff finds the target and the servers to hand off from: each
-// server other than the target that holds a service asked for. Without a
-// target, the services leave the holder of the VIP (echo's address).
+// PlanHandOff finds the servers to hand off from, and to. With a target,
+// each other server that holds a service asked for hands it there.
+// Without one, every service leaves the holder of the VIP (echo's
+// address) for the next server; services named alone each move from
+// wherever they are to the server after it. The target returned is the
+// first source's.
+//
+// A request that asks for the impossible (a server the lab does not have,
+// a target that already holds everything that would move) is an error
+// wrapping web.ErrBadRequest: nothing was tried.
 func PlanHandOff(st web.State, req web.HandOffRequest) (string, []Source, error) {
+	var servers []string
+	for _, n := range st.Nodes {
+		servers = append(servers, n.Name)
+	}
+	if len(servers) == 0 {
+		servers = []string{"a", "b"} // a state without its nodes
+	}
+	if req.To != "" && !slices.Contains(servers, req.To) {
+		return "", nil, fmt.Errorf("%w: no server %q (the lab has %s)", web.ErrBadRequest, req.To, strings.Join(servers, ", "))
+	}
 	holder := map[string]string{}
 	for _, s := range st.Services {
 		holder[s.Name] = s.Holder
@@ -88,47 +117,60 @@ func PlanHandOff(st web.State, req web.HandOffRequest) (string, []Source, error)
 			wanted = append(wanted, s.Name)
 		}
 	}
-	to := req.To
-	if to == "" {
-		if st.Holder == "" {
-			return "", nil, errors.New("no server holds the VIP")
+	target := func(service string) (string, error) {
+		switch {
+		case req.To != "":
+			return req.To, nil
+		case req.Services == nil:
+			if st.Holder == "" {
+				return "", errors.New("no server holds the VIP")
+			}
+			return next(servers, st.Holder), nil
+		case holder[service] == "":
+			return "", fmt.Errorf("no server holds %s's address", service)
 		}
-		to = Other(st.Holder)
+		return next(servers, holder[service]), nil
 	}
 	var sources []Source
-	for _, role := range []string{"a", "b"} {
-		if role == to {
-			continue
-		}
-		src := Source{From: role}
+	for _, from := range servers {
 		for _, name := range wanted {
-			if holder[name] == role {
-				src.Services = append(src.Services, name)
+			to, err := target(name)
+			if err != nil {
+				return "", nil, err
 			}
+			if holder[name] != from || to == from {
+				continue
+			}
+			i := slices.IndexFunc(sources, func(s Source) bool { return s.From == from && s.To == to })
+			if i < 0 {
+				sources = append(sources, Source{From: from, To: to})
+				i = len(sources) - 1
+			}
+			sources[i].Services = append(sources[i].Services, name)
 		}
-		if len(src.Services) == 0 {
-			continue
+	}
+	if req.Services == nil {
+		for i := range sources {
+			sources[i].Services = nil // all it holds
 		}
-		if req.Services == nil {
-			src.Services = nil // all it holds
-		}
-		sources = append(sources, src)
 	}
 	if len(sources) == 0 {
-		return to, nil, fmt.Errorf("server %s already holds %s", to, strings.Join(wanted, " and "))
+		to, _ := target("")
+		return to, nil, fmt.Errorf("%w: server %s already holds %s", web.ErrBadRequest, to, strings.Join(wanted, " and "))
 	}
-	return to, sources, nil
+	return sources[0].To, sources, nil
 }
 
 // HandOffRest runs the hand-offs of the sources after the first (whose
-// answer is res, err), while each succeeds, and adds each answer to res.
-func HandOffRest(ctx context.Context, res node.HandoffResult, err error, to string, sources []Source, control func(role string) *node.Client) (node.HandoffResult, error) {
+// answer is res, err), each to its own target, while each succeeds, and
+// adds each answer to res.
+func HandOffRest(ctx context.Context, res node.HandoffResult, err error, sources []Source, control func(role string) *node.Client) (node.HandoffResult, error) {
 	for _, src := range sources[1:] {
 		if err != nil || !res.OK {
 			break
 		}
 		var more node.HandoffResult
-		more, err = control(src.From).HandOffWith(ctx, node.HandoffRequest{To: to, Services: src.Services})
+		more, err = control(src.From).HandOffWith(ctx, node.HandoffRequest{To: src.To, Services: src.Services})
 		res = MergeResults(res, more)
 	}
 	return res, err

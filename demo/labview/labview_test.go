@@ -2,6 +2,8 @@ package labview
 
 import (
 	"encoding/json"
+	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -46,5 +48,56 @@ func TestMappings(t *testing.T) {
 	}
 	if Other("a") != "b" || Other("b") != "a" {
 		t.Fatal("other")
+	}
+}
+
+func labState(vipHolder string, servers []string, holders map[string]string) web.State {
+	st := web.State{Holder: vipHolder}
+	for _, s := range servers {
+		st.Nodes = append(st.Nodes, web.Node{Name: s})
+	}
+	for _, name := range []string{"echo", "chat"} {
+		st.Services = append(st.Services, web.Service{Name: name, Holder: holders[name]})
+	}
+	return st
+}
+
+func TestPlanHandOff(t *testing.T) {
+	ab := []string{"a", "b"}
+	split := labState("a", ab, map[string]string{"echo": "a", "chat": "b"})
+	together := labState("a", ab, map[string]string{"echo": "a", "chat": "a"})
+	for _, c := range []struct {
+		name    string
+		st      web.State
+		req     web.HandOffRequest
+		to      string
+		sources []Source
+		bad     bool // refused as the client's error
+	}{
+		{"everything", together, web.HandOffRequest{}, "b", []Source{{From: "a", To: "b"}}, false},
+		{"everything, to the holder's other", split, web.HandOffRequest{}, "b", []Source{{From: "a", To: "b"}}, false},
+		{"everything to a, gathered from b", split, web.HandOffRequest{To: "a"}, "a", []Source{{From: "b", To: "a"}}, false},
+		// Chat alone leaves wherever it is: b, not the VIP's holder.
+		{"chat alone, from where it is", split, web.HandOffRequest{Services: []string{"chat"}}, "a", []Source{{From: "b", To: "a", Services: []string{"chat"}}}, false},
+		{"both named, each from where it is", split, web.HandOffRequest{Services: []string{"echo", "chat"}}, "b",
+			[]Source{{From: "a", To: "b", Services: []string{"echo"}}, {From: "b", To: "a", Services: []string{"chat"}}}, false},
+		{"to a server that holds it all", together, web.HandOffRequest{To: "a"}, "a", nil, true},
+		{"chat to where it is", split, web.HandOffRequest{To: "b", Services: []string{"chat"}}, "b", nil, true},
+		{"an unknown server", together, web.HandOffRequest{To: "c"}, "", nil, true},
+		{"three servers: the next one", labState("c", []string{"a", "b", "c"}, map[string]string{"echo": "c", "chat": "c"}), web.HandOffRequest{}, "a", []Source{{From: "c", To: "a"}}, false},
+	} {
+		to, sources, err := PlanHandOff(c.st, c.req)
+		if c.bad {
+			if !errors.Is(err, web.ErrBadRequest) {
+				t.Errorf("%s: %v, want a bad request", c.name, err)
+			}
+			continue
+		}
+		if err != nil || to != c.to || !reflect.DeepEqual(sources, c.sources) {
+			t.Errorf("%s: to %q, sources %+v, %v; want to %q, %+v", c.name, to, sources, err, c.to, c.sources)
+		}
+	}
+	if _, _, err := PlanHandOff(labState("", ab, nil), web.HandOffRequest{}); err == nil || errors.Is(err, web.ErrBadRequest) {
+		t.Errorf("no server holds the VIP: %v, want a lab error", err)
 	}
 }

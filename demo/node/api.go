@@ -2,7 +2,6 @@ package node
 
 import (
 	"github.com/sockshift/sockshift/handoff"
-	"github.com/sockshift/sockshift/web"
 )
 
 // State is what GET /state answers.
@@ -69,8 +68,11 @@ type StepState struct {
 	Done    []string `json:"done"`    // phases already run
 }
 
-// Phase is one step of a hand-off, as the console shows it.
-type Phase = web.Phase
+// Phase is one step of a hand-off and how long it took.
+type Phase struct {
+	Name string `json:"name"`
+	US   int64  `json:"us"` // microseconds
+}
 
 // HandoffResult is what POST /handoff answers.
 type HandoffResult struct {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -41,33 +42,76 @@ func (c *Client) url(path string) string {
 	return "http://" + c.Control + path
 }
 
-func (c *Client) do(req *http.Request) (*http.Response, error) {
+// StatusError is a node's refusal: the status it answered, and why.
+type StatusError struct {
+	Control, Op string // the node, and the route asked ("state", "handoff", ...)
+	Status      string // "409 Conflict"
+	Code        int
+	Msg         string // the answer's "error", or its text
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("node %s: %s: %s: %s", e.Control, e.Op, e.Status, e.Msg)
+}
+
+// maxAnswer bounds an answer: a state lists every connection.
+const maxAnswer = 256 << 20
+
+// call sends one request to the node: in, unless nil, as its JSON body;
+// the JSON answer goes into out (unless nil) whatever the status, since a
+// refusal may say more than its error. A status other than 200 is a
+// *StatusError.
+func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+	op := strings.TrimPrefix(path, "/")
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("node %s: %s: %w", c.Control, op, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.url(path), body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
-	return c.http.Do(req)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", c.Control, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return fmt.Errorf("node %s: %s: %s: %w", c.Control, op, resp.Status, err)
+	}
+	var decodeErr error
+	if out != nil {
+		decodeErr = json.Unmarshal(b, out)
+	}
+	if resp.StatusCode != http.StatusOK {
+		se := &StatusError{Control: c.Control, Op: op, Status: resp.Status, Code: resp.StatusCode, Msg: string(bytes.TrimSpace(b))}
+		var eb errorBody
+		if json.Unmarshal(b, &eb) == nil && eb.Error != "" {
+			se.Msg = eb.Error
+		}
+		return se
+	}
+	if decodeErr != nil {
+		return fmt.Errorf("node %s: %s: %w", c.Control, op, decodeErr)
+	}
+	return nil
 }
 
 // State asks the node for its state.
 func (c *Client) State(ctx context.Context) (State, error) {
 	var st State
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("/state"), nil)
-	if err != nil {
-		return st, err
-	}
-	resp, err := c.do(req)
-	if err != nil {
-		return st, fmt.Errorf("node %s: %w", c.Control, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return st, fmt.Errorf("node %s: state: %s: %s", c.Control, resp.Status, bytes.TrimSpace(b))
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return st, fmt.Errorf("node %s: state: %w", c.Control, err)
-	}
-	return st, nil
+	return st, c.call(ctx, http.MethodGet, "/state", nil, &st)
 }
 
 // HandOff asks the node to hand every connection to peer. A failed hand-off
@@ -80,84 +124,28 @@ func (c *Client) HandOff(ctx context.Context, peer string) (HandoffResult, error
 // HandOffWith is HandOff with every option of the request.
 func (c *Client) HandOffWith(ctx context.Context, r HandoffRequest) (HandoffResult, error) {
 	var res HandoffResult
-	body, _ := json.Marshal(r)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/handoff"), bytes.NewReader(body))
-	if err != nil {
-		return res, err
+	err := c.call(ctx, http.MethodPost, "/handoff", r, &res)
+	if se := (*StatusError)(nil); errors.As(err, &se) && res.Error != "" {
+		return res, nil // the node answered: the hand-off failed
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.do(req)
-	if err != nil {
-		return res, fmt.Errorf("node %s: %w", c.Control, err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&res); err != nil {
-		return res, fmt.Errorf("node %s: hand-off answer (%s): %w", c.Control, resp.Status, err)
-	}
-	return res, nil
+	return res, err
 }
 
 // SetVIP takes or drops the VIP, optionally ending every connection first.
 func (c *Client) SetVIP(ctx context.Context, r VIPRequest) (VIPResult, error) {
 	var res VIPResult
-	body, _ := json.Marshal(r)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/vip"), bytes.NewReader(body))
-	if err != nil {
-		return res, err
-	}
-	resp, err := c.do(req)
-	if err != nil {
-		return res, fmt.Errorf("node %s: %w", c.Control, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return res, fmt.Errorf("node %s: vip: %s: %s", c.Control, resp.Status, bytes.TrimSpace(b))
-	}
-	return res, json.NewDecoder(resp.Body).Decode(&res)
+	return res, c.call(ctx, http.MethodPost, "/vip", r, &res)
 }
 
 // Break arms the node's next incoming hand-off to leave a step out.
 func (c *Client) Break(ctx context.Context, r BreakRequest) error {
-	body, _ := json.Marshal(r)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/break"), bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	resp, err := c.do(req)
-	if err != nil {
-		return fmt.Errorf("node %s: %w", c.Control, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("node %s: break: %s: %s", c.Control, resp.Status, bytes.TrimSpace(b))
-	}
-	return nil
+	return c.call(ctx, http.MethodPost, "/break", r, nil)
 }
 
 // Step releases the phase a step-mode hand-off waits for (or, with abort,
 // rolls it back) and returns its name.
 func (c *Client) Step(ctx context.Context, abort bool) (string, error) {
-	body, _ := json.Marshal(StepRequest{Abort: abort})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url("/step"), bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	resp, err := c.do(req)
-	if err != nil {
-		return "", fmt.Errorf("node %s: %w", c.Control, err)
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Phase string `json:"phase"`
-		Error string `json:"error"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&out); err != nil {
-		return "", fmt.Errorf("node %s: step: %s: %w", c.Control, resp.Status, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("node %s: step: %s", c.Control, out.Error)
-	}
-	return out.Phase, nil
+	var out stepAnswer
+	err := c.call(ctx, http.MethodPost, "/step", StepRequest{Abort: abort}, &out)
+	return out.Phase, err
 }

@@ -391,7 +391,7 @@ func TestChannelCutMidTransfer(t *testing.T) {
 		t.Fatalf("add the proxy's address: %v: %s", err, out)
 	}
 	p := &cutProxy{dial: func(ctx context.Context) (net.Conn, error) {
-		return env.Dial(ctx, "tcp4", net.JoinHostPort(env.Lab.B.Addr.Addr().String(), "7070"))
+		return env.Dial(ctx, "tcp4", net.JoinHostPort(env.Lab.Servers[1].Addr.Addr().String(), "7070"))
 	}}
 	if err := nstest.Do(client.Namespace, func() error {
 		var err error

@@ -2,23 +2,20 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/sockshift/sockshift/demo/chat"
-	"github.com/sockshift/sockshift/demo/echo"
 	"github.com/sockshift/sockshift/demo/internal/flagfile"
 	"github.com/sockshift/sockshift/handoff"
 	"github.com/sockshift/sockshift/handoff/wire"
@@ -26,18 +23,22 @@ import (
 
 // Main is the `sockshift node` program.
 type Main struct {
-	Name                           string
-	Interface                      string
-	Addr                           netip.Addr
-	VIP                            netip.Addr // echo's address, and the default
-	ChatVIP                        netip.Addr // chat's own address
-	Peers                          map[string]netip.Addr
-	KeyFile                        string
-	Control                        string       // Unix socket path, or host:port for TCP
-	Hold                           bool         // take the VIP at start
-	HoldOnly                       []netip.Addr // take these service addresses at start, drop the others
-	EchoPort                       int
-	ChatPort                       int
+	Name      string
+	Interface string
+	Addr      netip.Addr
+	VIP       netip.Addr // echo's address, and the default
+	Peers     map[string]netip.Addr
+	KeyFile   string
+	Control   string       // Unix socket path, or host:port for TCP
+	Hold      bool         // take the VIP at start
+	HoldOnly  []netip.Addr // take these service addresses at start, drop the others
+	// Services names the services to run (see the table in services.go);
+	// nil runs the default ones.
+	Services []string
+	// Addrs and Ports are the services' own addresses (those not on the
+	// VIP) and ports, by name; a service missing takes its default.
+	Addrs                          map[string]netip.Addr
+	Ports                          map[string]int
 	ChatPing                       time.Duration // chat: silence before a PING; 0 means the default
 	ChatMaxClients, ChatMaxMembers int           // chat bounds; 0 means the defaults
 	Fault                          string        // test hook: fail hand-offs at this phase
@@ -50,19 +51,24 @@ type Main struct {
 // ParseFlags fills m from the command line.
 func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("sockshift node", flag.ContinueOnError)
-	var addr, vipAddr, chatVIP, peers, holdOnly string
+	var addr, vipAddr, peers, holdOnly, svcList string
 	fs.StringVar(&m.Name, "name", "", "this server's name (a, b, ...)")
 	fs.StringVar(&m.Interface, "iface", "eth0", "interface that carries the VIP")
 	fs.StringVar(&addr, "addr", "", "this server's own IPv4 address (the hand-off channel listens on it)")
 	fs.StringVar(&vipAddr, "vip", "192.0.2.100", "the service address that moves (echo's)")
-	fs.StringVar(&chatVIP, "chat-vip", "192.0.2.101", "chat's own service address, so that chat can move alone (the same as --vip: chat moves with echo)")
+	fs.StringVar(&svcList, "services", strings.Join(defaultServices(), ","), "the services to run, comma-separated (of "+strings.Join(serviceNames(), ", ")+")")
+	addrFlags, portFlags := map[string]*string{}, map[string]*int{}
+	for _, d := range services {
+		if !d.onVIP {
+			addrFlags[d.name] = fs.String(d.name+"-vip", d.addr, d.name+"'s own service address, so that "+d.name+" can move alone (the same as --vip: it moves with echo)")
+		}
+		portFlags[d.name] = fs.Int(d.name+"-port", d.port, d.name+" service port on its address")
+	}
 	fs.StringVar(&peers, "peer", "", "other servers as name=address[,name=address...]")
 	fs.StringVar(&m.KeyFile, "key-file", "", "the lab's shared key (hex, mode 0600)")
 	fs.StringVar(&m.Control, "control", "", "control API: a Unix socket path, or host:port on this server's own address (TCP needs the control token derived from the key)")
 	fs.BoolVar(&m.Hold, "hold", false, "take every service address at start")
 	fs.StringVar(&holdOnly, "hold-only", "", "take only these service addresses at start (comma-separated), as a server restarted after a crash does")
-	fs.IntVar(&m.EchoPort, "echo-port", 7, "echo service port on its address")
-	fs.IntVar(&m.ChatPort, "chat-port", 6667, "chat (IRC) service port on its address")
 	fs.DurationVar(&m.ChatPing, "chat-ping", 0, "chat: how long a client may be silent before the server PINGs it (default 30s)")
 	fs.IntVar(&m.ChatMaxClients, "chat-max-clients", 0, "chat: most clients at once (default 1000)")
 	fs.IntVar(&m.ChatMaxMembers, "chat-max-members", 0, "chat: most members of one channel (default 500)")
@@ -82,8 +88,20 @@ func (m *Main) ParseFlags(args []string) error {
 	if m.VIP, err = netip.ParseAddr(vipAddr); err != nil {
 		return fmt.Errorf("node: --vip: %w", err)
 	}
-	if m.ChatVIP, err = netip.ParseAddr(chatVIP); err != nil {
-		return fmt.Errorf("node: --chat-vip: %w", err)
+	if m.Services, err = parseServices(svcList); err != nil {
+		return err
+	}
+	m.Addrs, m.Ports = map[string]netip.Addr{}, map[string]int{}
+	for name, a := range addrFlags {
+		if m.Addrs[name], err = netip.ParseAddr(*a); err != nil {
+			return fmt.Errorf("node: --%s-vip: %w", name, err)
+		}
+	}
+	for name, p := range portFlags {
+		if *p <= 0 || *p > 65535 {
+			return fmt.Errorf("node: --%s-port %d: not a port", name, *p)
+		}
+		m.Ports[name] = *p
 	}
 	for _, a := range strings.Split(holdOnly, ",") {
 		if a == "" {
@@ -125,14 +143,20 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
-	es := &echo.Server{}
-	cs := chat.New(&chat.Config{PingInterval: m.ChatPing, PingTimeout: 2 * m.ChatPing,
-		MaxClients: m.ChatMaxClients, MaxMembers: m.ChatMaxMembers})
+	run, err := m.start()
+	if err != nil {
+		return err
+	}
 	cfg := handoff.Config{
 		Name: m.Name, Addr: m.Addr, Interface: m.Interface, VIP: m.VIP, Key: key,
-		Services: []handoff.Service{es, cs}, Timeout: m.Timeout, Logf: m.Log.Printf,
-		ServiceAddrs: map[string]netip.Addr{chat.Name: m.chatVIP()},
-		StateDir:     m.StateDir,
+		Timeout: m.Timeout, Logf: m.Log.Printf, ServiceAddrs: map[string]netip.Addr{},
+		StateDir: m.StateDir,
+	}
+	for _, r := range run {
+		cfg.Services = append(cfg.Services, r.svc)
+		if a := r.addr; a != m.VIP {
+			cfg.ServiceAddrs[r.def.name] = a
+		}
 	}
 	hk := &nodeHook{log: m.Log}
 	hk.fault, hk.hang = m.Fault, false
@@ -164,41 +188,18 @@ func (m *Main) Run(ctx context.Context) error {
 	// Each service accepts on its own address (whether here or not yet)
 	// and on the server's own: a client of one service on another's
 	// address would be cut off when that address moves.
-	for _, l := range []struct {
-		svc  interface{ Serve(net.Listener) error }
-		addr netip.Addr
-		port int
-	}{{es, m.VIP, m.EchoPort}, {es, m.Addr, m.EchoPort}, {cs, m.chatVIP(), m.ChatPort}, {cs, m.Addr, m.ChatPort}} {
-		ap := netip.AddrPortFrom(l.addr, uint16(l.port))
-		ln, err := listenAnywhere(ctx, ap)
-		if errors.Is(err, syscall.EADDRINUSE) && l.addr != m.Addr {
-			// A previous process of ours that died serving moved-in
-			// connections leaves them closing (FIN-WAIT, then TIME-WAIT,
-			// up to a minute), and they hold the port against a new
-			// listener. The node serves on meanwhile (its channel, its
-			// other addresses) and listens here once they are gone.
-			m.Log.Printf("%v; listening there once the closing connections of a previous process are gone", err)
-			go func() {
-				for ctx.Err() == nil {
-					time.Sleep(200 * time.Millisecond)
-					if ln, err := listenAnywhere(ctx, ap); err == nil {
-						context.AfterFunc(ctx, func() { ln.Close() })
-						m.Log.Printf("listening on %v", ap)
-						l.svc.Serve(ln)
-						return
-					}
-				}
-			}()
-			continue
+	ctx, cancel := context.WithCancel(ctx) // closes the listeners on return
+	defer cancel()
+	var serving []string
+	for _, r := range run {
+		for _, addr := range []netip.Addr{r.addr, m.Addr} {
+			if err := m.listen(ctx, r, addr); err != nil {
+				return err
+			}
 		}
-		if err != nil {
-			return fmt.Errorf("node: %w", err)
-		}
-		defer ln.Close()
-		go l.svc.Serve(ln)
+		defer r.svc.Close()
+		serving = append(serving, fmt.Sprintf("%s on %v:%d", r.def.name, r.addr, r.port))
 	}
-	defer es.Close()
-	defer cs.Close()
 
 	var chanLn net.Listener
 	if chanLn, err = net.Listen("tcp4", n.ChannelAddr()); err != nil {
@@ -209,7 +210,7 @@ func (m *Main) Run(ctx context.Context) error {
 		chanLn.Close()
 		return err
 	}
-	handler := m.handler(n, es, cs, hk)
+	handler := m.handler(n, run, hk)
 	if !isUnixControl(m.Control) {
 		handler = requireToken(ControlToken(key), handler)
 	}
@@ -217,9 +218,78 @@ func (m *Main) Run(ctx context.Context) error {
 	go srv.Serve(ctlLn)
 	defer srv.Close()
 
-	m.Log.Printf("serving: echo on %v:%d, chat on %v:%d (and both on %v), hand-off channel on %s, control on %s",
-		m.VIP, m.EchoPort, m.chatVIP(), m.ChatPort, m.Addr, n.ChannelAddr(), m.Control)
+	m.Log.Printf("serving: %s (and each on %v), hand-off channel on %s, control on %s",
+		strings.Join(serving, ", "), m.Addr, n.ChannelAddr(), m.Control)
 	return n.ServeListener(ctx, chanLn)
+}
+
+// started is a service this node runs, where it runs.
+type started struct {
+	running
+	def  serviceDef
+	addr netip.Addr // its service address
+	port int
+}
+
+// start builds the services m.Services names, in the table's order.
+func (m *Main) start() ([]started, error) {
+	names := m.Services
+	if names == nil {
+		names = defaultServices()
+	}
+	var out []started
+	for _, d := range services {
+		if !slices.Contains(names, d.name) {
+			continue
+		}
+		s := started{running: d.start(m), def: d, addr: m.VIP, port: d.port}
+		if a, ok := m.Addrs[d.name]; ok && !d.onVIP {
+			s.addr = a
+		}
+		if p, ok := m.Ports[d.name]; ok {
+			s.port = p
+		}
+		out = append(out, s)
+	}
+	if len(out) != len(names) {
+		return nil, fmt.Errorf("node: services %v: some are not in the table (%s)", names, strings.Join(serviceNames(), ", "))
+	}
+	return out, nil
+}
+
+// listen serves r on addr: each service accepts on its own address
+// (whether here or not yet) and on the server's own, since a client of
+// one service on another's address would be cut off when that address
+// moves.
+func (m *Main) listen(ctx context.Context, r started, addr netip.Addr) error {
+	ap := netip.AddrPortFrom(addr, uint16(r.port))
+	ln, err := listenAnywhere(ctx, ap)
+	if errors.Is(err, syscall.EADDRINUSE) && addr != m.Addr {
+		// A previous process of ours that died serving moved-in
+		// connections leaves them closing (FIN-WAIT, then TIME-WAIT,
+		// up to a minute), and they hold the port against a new
+		// listener. The node serves on meanwhile (its channel, its
+		// other addresses) and listens here once they are gone.
+		m.Log.Printf("%v; listening there once the closing connections of a previous process are gone", err)
+		go func() {
+			for ctx.Err() == nil {
+				time.Sleep(200 * time.Millisecond)
+				if ln, err := listenAnywhere(ctx, ap); err == nil {
+					context.AfterFunc(ctx, func() { ln.Close() })
+					m.Log.Printf("listening on %v", ap)
+					r.svc.Serve(ln)
+					return
+				}
+			}
+		}()
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	context.AfterFunc(ctx, func() { ln.Close() })
+	go r.svc.Serve(ln)
+	return nil
 }
 
 func listenControl(where string) (net.Listener, error) {
@@ -237,145 +307,6 @@ func listenControl(where string) (net.Listener, error) {
 		return nil, fmt.Errorf("node: control address %s: %w", where, err)
 	}
 	return ln, nil
-}
-
-func (m *Main) handler(n *handoff.Node, es *echo.Server, cs *chat.Server, hk *nodeHook) http.Handler {
-	mux := http.NewServeMux()
-	st := &stepper{}
-	mux.HandleFunc("POST /break", func(w http.ResponseWriter, r *http.Request) {
-		var req BreakRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad JSON: " + err.Error()})
-			return
-		}
-		hk.arm(req.SkipAnnounce)
-		writeJSON(w, http.StatusOK, req)
-	})
-	mux.HandleFunc("POST /step", func(w http.ResponseWriter, r *http.Request) {
-		var req StepRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad JSON: " + err.Error()})
-			return
-		}
-		if req.Abort && st.committed() {
-			writeJSON(w, http.StatusConflict, map[string]string{"error": "the hand-off is committed (past the point of no return): it can only go forward"})
-			return
-		}
-		phase, ok := st.advance(req.Abort)
-		if !ok {
-			writeJSON(w, http.StatusConflict, map[string]string{"error": "no hand-off is waiting for a step"})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"phase": phase})
-	})
-	mux.HandleFunc("GET /state", func(w http.ResponseWriter, r *http.Request) {
-		holds, err := n.HoldsVIP()
-		if err != nil {
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
-			return
-		}
-		ns := State{Name: m.Name, Address: m.Addr.String(), MAC: n.HardwareAddr().String(),
-			HoldsVIP: holds, Busy: n.Busy(), Step: st.state(), Connections: []Connection{}}
-		for _, rv := range n.Recoveries() {
-			ns.Recovered = append(ns.Recovered, rv.String())
-		}
-		for _, sv := range []struct {
-			name string
-			port int
-		}{{echo.Name, m.EchoPort}, {chat.Name, m.ChatPort}} {
-			a := n.AddrOf(sv.name)
-			held, err := n.Holds(a)
-			if err != nil {
-				writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
-				return
-			}
-			ns.Services = append(ns.Services, Service{Name: sv.name, Address: a.String(), Port: sv.port, Holds: held})
-		}
-		for _, c := range es.Connections() {
-			ns.Connections = append(ns.Connections, Connection{Service: echo.Name, Client: c.Client, Local: c.Local, BytesIn: c.BytesIn, BytesOut: c.BytesOut})
-		}
-		for _, c := range cs.Connections() {
-			ns.Connections = append(ns.Connections, Connection{Service: chat.Name, Client: c.Client, Local: c.Local, BytesIn: c.BytesIn, BytesOut: c.BytesOut})
-		}
-		writeJSON(w, http.StatusOK, ns)
-	})
-	mux.HandleFunc("POST /handoff", func(w http.ResponseWriter, r *http.Request) {
-		var req HandoffRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-			writeJSON(w, http.StatusBadRequest, HandoffResult{Error: "bad JSON: " + err.Error()})
-			return
-		}
-		peer, ok := m.Peers[req.To]
-		if !ok {
-			writeJSON(w, http.StatusBadRequest, HandoffResult{From: m.Name, Error: fmt.Sprintf("no peer named %q", req.To)})
-			return
-		}
-		hh := &handOffHook{keepVIP: req.KeepVIP}
-		opts := &handoff.Options{Services: req.Services, Hook: hh, Paced: req.Step}
-		if req.Step {
-			hh.step = st
-			defer st.reset()
-		}
-		rep, err := n.HandOff(r.Context(), peer, opts)
-		res := HandoffResult{OK: err == nil, From: m.Name, To: req.To, Connections: rep.Connections, TotalUS: rep.Total.Microseconds()}
-		for _, p := range rep.Phases {
-			res.Phases = append(res.Phases, Phase{Name: p.Name, US: p.Duration.Microseconds()})
-		}
-		res.Caught = rep.Caught
-		res.Services, res.Addresses, res.Stayed, res.Closed = rep.Services, []string{}, []Stayed{}, rep.Closed
-		for _, a := range rep.Addrs {
-			res.Addresses = append(res.Addresses, a.String())
-		}
-		for _, sc := range rep.Stayed {
-			res.Stayed = append(res.Stayed, Stayed{Service: sc.Service, Client: sc.Client.String(), Local: sc.Local.String(), Reason: sc.Reason})
-		}
-		for _, mc := range rep.Moved {
-			res.Moved = append(res.Moved, Moved{Client: mc.Client.String(), Before: mc.Before, After: mc.After})
-		}
-		status := http.StatusOK
-		if err != nil {
-			res.Error = err.Error()
-			var he *handoff.Error
-			res.RolledBack = errors.As(err, &he) && he.RolledBack
-			status = http.StatusBadGateway
-			switch {
-			case errors.Is(err, handoff.ErrBusy):
-				status = http.StatusConflict
-			case errors.Is(err, handoff.ErrNoService):
-				status = http.StatusBadRequest
-			}
-		}
-		writeJSON(w, status, res)
-	})
-	mux.HandleFunc("POST /vip", func(w http.ResponseWriter, r *http.Request) {
-		var req VIPRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad JSON: " + err.Error()})
-			return
-		}
-		res := VIPResult{}
-		if req.CloseConnections {
-			res.Closed = es.CloseConnections() + cs.CloseConnections()
-		}
-		var err error
-		if req.Hold {
-			err = n.TakeVIP()
-		} else {
-			err = n.DropVIP()
-		}
-		if err != nil {
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
-			return
-		}
-		writeJSON(w, http.StatusOK, res)
-	})
-	return mux
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
 }
 
 // stepper lets POST /step release a step-mode hand-off one phase at a time.
@@ -444,14 +375,6 @@ func (s *stepper) reset() {
 	s.mu.Lock()
 	s.waiting, s.done, s.next = "", nil, nil
 	s.mu.Unlock()
-}
-
-// chatVIP is chat's address; unset (a Main built in code), it shares the VIP.
-func (m *Main) chatVIP() netip.Addr {
-	if m.ChatVIP.IsValid() {
-		return m.ChatVIP
-	}
-	return m.VIP
 }
 
 // nodeHook is the node's handoff.Hook: --fault, and the break-it toggle

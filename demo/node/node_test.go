@@ -422,7 +422,7 @@ func TestPeerUnreachableRollsBack(t *testing.T) {
 func TestJunkOnTheChannel(t *testing.T) {
 	env := labtest.Start(t, nil)
 	outside := startRawStream(env.DialVIP(7))
-	peer := net.JoinHostPort(env.Lab.B.Addr.Addr().String(), "7070")
+	peer := net.JoinHostPort(env.Lab.Servers[1].Addr.Addr().String(), "7070")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for _, junk := range [][]byte{

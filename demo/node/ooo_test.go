@@ -59,7 +59,7 @@ func TestOutOfOrderDataMoves(t *testing.T) {
 	// marker never arrives at a (timestamps make its TCP header 32 bytes),
 	// and the bytes after it arrive out of order.
 	marker := []byte("HOLE-0123")
-	aNS := env.Lab.A.Namespace
+	aNS := env.Lab.Servers[0].Namespace
 	nstest.Exec(t, aNS, "nft", "add", "table", "inet", "ooo")
 	t.Cleanup(func() { exec.Command("ip", "netns", "exec", aNS, "nft", "delete", "table", "inet", "ooo").Run() })
 	nstest.Exec(t, aNS, "nft", "add", "chain", "inet", "ooo", "in", "{ type filter hook prerouting priority -300; }")

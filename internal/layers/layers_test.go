@@ -16,6 +16,11 @@ var rules = []struct {
 	{module + "/handoff", []string{module + "/demo", module + "/web", "github.com/gin-gonic/gin", "net/http"}},
 	{module + "/web", []string{module + "/handoff", module + "/demo"}},
 	{module + "/internal", []string{module + "/handoff", module + "/demo", module + "/web"}},
+	// The server process links the library and its services, not the
+	// console: web would bring gin and its dependencies into every node.
+	{module + "/demo/node", []string{module + "/web", "github.com/gin-gonic/gin"}},
+	{module + "/demo/echo", []string{module + "/web", "github.com/gin-gonic/gin", "net/http"}},
+	{module + "/demo/count", []string{module + "/web", "github.com/gin-gonic/gin", "net/http"}},
 }
 
 // TestImportsPointDown lists every package's dependencies with the go tool

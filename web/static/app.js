@@ -41,10 +41,14 @@
   const server = (name) => (name ? "Server " + String(name).toUpperCase() : "nobody");
   const nodeOf = (st, name) => ((st && st.nodes) || []).find((n) => n.name === name);
 
+  // otherNode is where a hand-off without "to" goes: the server after the
+  // VIP's holder, in the lab's order (the first after the last).
   function otherNode(st) {
-    if (!st || !st.nodes) return "";
-    const other = st.nodes.find((n) => n.name !== st.holder);
-    return other ? other.name : "";
+    if (!st || !st.nodes || !st.nodes.length) return "";
+    const i = st.nodes.findIndex((n) => n.name === st.holder);
+    if (i < 0) return "";
+    const next = st.nodes[(i + 1) % st.nodes.length];
+    return next.name !== st.holder ? next.name : "";
   }
 
   // ---- The lab, as a picture ----------------------------------------
@@ -59,36 +63,52 @@
     return e;
   }
   const T = {}; // the picture's parts that change
-  function buildTopo() {
-    const box = (id, x, y, w, h, title) => {
-      const g = svg("g", { class: "host", id: "topo-" + id }, topo);
-      T[id] = {
-        g,
-        rect: svg("rect", { x, y, width: w, height: h, rx: 12, class: "hostbox" }, g),
-        title: svg("text", { x: x + 16, y: y + 36, class: "t1" }, g, title),
-        l1: svg("text", { x: x + 16, y: y + 68, class: "t2" }, g, ""),
-        l2: svg("text", { x: x + 16, y: y + 96, class: "t3" }, g, ""),
-        l3: svg("text", { x: x + 16, y: y + 124, class: "t3" }, g, ""),
-        badge: svg("g", { class: "badge" }, g),
-      };
-      return T[id];
+  function box(id, x, y, w, h, title) {
+    const g = svg("g", { class: "host", id: "topo-" + id }, topo);
+    T[id] = {
+      g,
+      rect: svg("rect", { x, y, width: w, height: h, rx: 12, class: "hostbox" }, g),
+      title: svg("text", { x: x + 16, y: y + 36, class: "t1" }, g, title),
+      l1: svg("text", { x: x + 16, y: y + 68, class: "t2" }, g, ""),
+      l2: svg("text", { x: x + 16, y: y + 96, class: "t3" }, g, ""),
+      l3: svg("text", { x: x + 16, y: y + 124, class: "t3" }, g, ""),
+      badge: svg("g", { class: "badge" }, g),
     };
+    return T[id];
+  }
+  function buildTopo() {
     T.linkC = svg("line", { x1: 330, y1: 185, x2: 500, y2: 185, class: "link" }, topo);
-    T.linkA = svg("path", { d: "M 700 170 C 780 170, 780 80, 860 80", class: "link" }, topo);
-    T.linkB = svg("path", { d: "M 700 200 C 780 200, 780 250, 860 250", class: "link" }, topo);
     box("client", 10, 95, 320, 180, "Client");
     const sw = svg("g", { class: "host" }, topo);
     svg("rect", { x: 500, y: 150, width: 200, height: 70, rx: 12, class: "hostbox switch" }, sw);
     svg("text", { x: 600, y: 183, class: "t1", "text-anchor": "middle" }, sw, "switch");
     T.swns = svg("text", { x: 600, y: 208, class: "t3", "text-anchor": "middle" }, sw, "");
-    box("a", 860, 8, 330, 150, "Server A");
-    box("b", 860, 178, 330, 150, "Server B");
     T.arrow = svg("text", { x: 600, y: 128, class: "t3 arplabel", "text-anchor": "middle" }, topo, "");
-    for (const id of ["a", "b"]) {
-      const b = T[id].badge;
-      T[id].badgeRect = svg("rect", { x: 1030, y: (id === "a" ? 8 : 178) + 14, width: 150, height: 34, rx: 17, class: "vipbadge" }, b);
-      T[id].badgeText = svg("text", { x: 1105, y: (id === "a" ? 8 : 178) + 38, "text-anchor": "middle", class: "vipbadgetext" }, b, "holds VIP");
+    buildServers(["a", "b"]);
+  }
+
+  // buildServers draws a box per server, one under the other (the picture
+  // grows for more than two), each with its link from the switch.
+  let drawn = "";
+  function buildServers(names) {
+    if (names.join() === drawn) return;
+    for (const id of drawn ? drawn.split(",") : []) {
+      T[id].g.remove();
+      T[id].link.remove();
+      delete T[id];
     }
+    drawn = names.join();
+    const mid = (names.length - 1) / 2;
+    names.forEach((id, i) => {
+      const y = 8 + 170 * i, cy = y + 72, sy = 185 + (i - mid) * 30;
+      const link = svg("path", { d: `M 700 ${sy} C 780 ${sy}, 780 ${cy}, 860 ${cy}`, class: "link" }, null);
+      topo.prepend(link); // under the boxes, as the others
+      const t = box(id, 860, y, 330, 150, server(id));
+      t.link = link;
+      t.badgeRect = svg("rect", { x: 1030, y: y + 14, width: 150, height: 34, rx: 17, class: "vipbadge" }, t.badge);
+      t.badgeText = svg("text", { x: 1105, y: y + 38, "text-anchor": "middle", class: "vipbadgetext" }, t.badge, "holds VIP");
+    });
+    topo.setAttribute("viewBox", `0 0 1200 ${Math.max(330, 170 * names.length - 10)}`);
   }
 
   function renderTopo(st) {
@@ -96,6 +116,7 @@
     T.client.l1.textContent = ch.address || "";
     T.client.l2.textContent = ch.mac ? "MAC " + ch.mac : "";
     let via = "";
+    if (st.nodes && st.nodes.length) buildServers(st.nodes.map((n) => n.name));
     for (const n of st.nodes || []) {
       const t = T[n.name];
       if (!t) continue;
@@ -112,8 +133,7 @@
     // The path the client's packets take follows its ARP entry, not the
     // holder: with the announce skipped they differ.
     T.linkC.classList.toggle("active", !!via);
-    T.linkA.classList.toggle("active", via === "a");
-    T.linkB.classList.toggle("active", via === "b");
+    for (const id of drawn.split(",")) T[id].link.classList.toggle("active", via === id);
     T.client.g.classList.toggle("astray", !!via && via !== st.holder);
   }
 
@@ -603,6 +623,16 @@
     m.className = "message" + (bad ? " bad" : "");
   }
 
+  // failureText says what a failed hand-off left: only one that rolled
+  // back kept every connection on the source; after the commit it could
+  // only go forward, and the report says what is still where.
+  function failureText(r) {
+    const left = (r.remaining || []).length;
+    if (r.rolled_back) return "Hand-off failed and rolled back; " + server(r.from) + " kept its connections.";
+    return "Hand-off failed: " + (r.error || "no reason given") +
+      (left ? " (" + server(r.from) + " still serves " + left + " connection" + (left === 1 ? "" : "s") + ")" : "");
+  }
+
   async function handOff() {
     if (busy || stepActive) return;
     busy = true;
@@ -631,7 +661,7 @@
         say(r.error || "a hand-off is already running", true);
       } else if (Array.isArray(r.phases)) {
         renderReport(r);
-        say(r.ok ? "" : "Hand-off failed; the source kept its connections.", !r.ok);
+        say(r.ok ? "" : failureText(r), !r.ok);
       } else {
         say("Error " + res.status + ": " + (r.error || res.statusText), true);
       }

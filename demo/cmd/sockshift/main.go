@@ -29,12 +29,12 @@ import (
 const usage = `sockshift moves live TCP connections between servers, the client unaware.
 
 Usage:
-  sockshift demo    [--listen 127.0.0.1:8080] [--lab-prefix ss] [--no-client] [--break-hold 10s]
-  sockshift lab     up|down|status [--prefix ss]
+  sockshift demo    [--listen 127.0.0.1:8080] [--lab-prefix ss] [--no-client] [--break-hold 10s] [--servers 2]
+  sockshift lab     up|down|status [--prefix ss] [--servers 2]
   sockshift node    --config FILE | --name a --addr 192.0.2.1 --peer b=192.0.2.2 --key-file F --control SOCK|ADDR:PORT [--hold]
   sockshift console --config FILE | --nodes a=HOST:PORT,b=HOST:PORT --key-file F [--listen ADDR] [--vip IP]
   sockshift client  [--addr 192.0.2.100:7] [--mode ping|stream] [--conns N] [--duration D] [--json]
-  sockshift handoff [--lab-prefix ss | --console 127.0.0.1:8080] [--to a|b] [--service chat[,echo]] [--token T] [--json]
+  sockshift handoff [--lab-prefix ss | --console 127.0.0.1:8080] [--to a|b|...] [--service chat[,echo]] [--token T] [--json]
   sockshift bench   [--prefix ssb] [--handoffs 200] [--bulk 1,100,1000,2000,10000] [--stream-duration 10s] [--quick] [--json] [--svg FILE]
 
 Run "sockshift <command> --help" for a command's flags.
@@ -100,6 +100,7 @@ func runDemo(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "console address")
 	fs.StringVar(&cfg.Prefix, "lab-prefix", lab.DefaultPrefix, "lab name prefix (several labs can run side by side)")
 	fs.BoolVar(&cfg.NoClient, "no-client", false, "no built-in demo client (attach your own)")
+	fs.IntVar(&cfg.Servers, "servers", lab.DefaultServers, fmt.Sprintf("how many servers (2 to %d: a, b, c, ...)", lab.MaxServers))
 	fs.StringVar(&cfg.Token, "token", os.Getenv("SOCKSHIFT_TOKEN"), "bearer token for changes when --listen is not loopback")
 	fs.DurationVar(&cfg.BreakHold, "break-hold", appliance.DefaultBreakHold, "how long a hand-off broken on purpose (break it) stays broken before the console puts it right")
 	if err := fs.Parse(args); err != nil {
@@ -114,18 +115,22 @@ func runLab(ctx context.Context, args []string) error {
 	}
 	fs := flag.NewFlagSet("sockshift lab", flag.ContinueOnError)
 	prefix := fs.String("prefix", lab.DefaultPrefix, "lab name prefix")
+	servers := fs.Int("servers", lab.DefaultServers, fmt.Sprintf("lab up: how many servers (2 to %d: a, b, c, ... at 192.0.2.1, .2, .3, ...)", lab.MaxServers))
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	if err := lab.ValidatePrefix(*prefix); err != nil {
 		return err
 	}
+	if err := lab.ValidateServers(*servers); err != nil {
+		return usageError{err}
+	}
 	if err := lab.CheckPrerequisites(); err != nil {
 		return err
 	}
 	switch args[0] {
 	case "up":
-		l, err := lab.Up(ctx, *prefix)
+		l, err := lab.UpServers(ctx, *prefix, *servers)
 		if errors.Is(err, lab.ErrExists) {
 			fmt.Printf("lab %q is already up\n", *prefix)
 			err = nil
@@ -195,7 +200,7 @@ func runHandoff(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("sockshift handoff", flag.ContinueOnError)
 	console := fs.String("console", "", "the console's address (default: the one the running demo of --lab-prefix wrote down, else 127.0.0.1:8080)")
 	prefix := fs.String("lab-prefix", lab.DefaultPrefix, "the lab prefix the demo was started with, to find its console")
-	to := fs.String("to", "", "a or b (default: the server not holding the VIP)")
+	to := fs.String("to", "", "the server to hand off to, by name (default: the one after the VIP's holder)")
 	token := fs.String("token", os.Getenv("SOCKSHIFT_TOKEN"), "bearer token, if the console needs one")
 	services := fs.String("service", "", "move only these services (comma-separated: echo, chat), each with its address; default every service")
 	asJSON := fs.Bool("json", false, "print the console's whole report as JSON")
