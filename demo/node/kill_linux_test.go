@@ -10,8 +10,10 @@ import (
 	"net/netip"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,6 +135,9 @@ func waitUp(t *testing.T, env *labtest.Env, role string, within time.Duration) {
 	}
 }
 
+// nickSeq numbers the idle chat clients' nicks.
+var nickSeq atomic.Int64
+
 // idleClients are quiet clients of both services.
 type idleClients struct {
 	conns []net.Conn
@@ -156,10 +161,25 @@ func dialIdle(t *testing.T, env *labtest.Env, echoes, chats int, nick ...int) *i
 		c := env.DialChat()
 		rd := bufio.NewReader(c)
 		c.SetDeadline(time.Now().Add(5 * time.Second))
-		fmt.Fprintf(c, "NICK idle%d_%d\r\nUSER idle 0 * :idle\r\n", first+i, time.Now().UnixNano()%1000)
+		// A nick of its own: the ghost of an earlier connection (a copy the
+		// source thawed after its target died while resuming, which its
+		// client had seen closed) may hold the old one for minutes.
+		fmt.Fprintf(c, "NICK idle%d_%d\r\nUSER idle 0 * :idle\r\n", first+i, nickSeq.Add(1))
+		var got []string
 		for {
 			line, err := rd.ReadString('\n')
+			got = append(got, line)
 			if err != nil {
+				// What the client heard, and what each host's kernel has of
+				// the connection: why a registration went unanswered.
+				port := strconv.Itoa(c.LocalAddr().(*net.TCPAddr).Port)
+				var ss strings.Builder
+				for _, role := range []string{"a", "b"} {
+					h, _ := env.Host(role)
+					out, _ := exec.Command("ip", "netns", "exec", h.Namespace, "ss", "-tnia", "( sport = :"+port+" or dport = :"+port+" )").CombinedOutput()
+					fmt.Fprintf(&ss, "%s:\n%s", role, out)
+				}
+				t.Logf("chat client %d heard %q; the sockets:\n%s", i, got, ss.String())
 				t.Fatalf("chat client %d registering: %v", i, err)
 			}
 			if strings.Contains(line, " 001 ") {
