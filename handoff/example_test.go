@@ -138,9 +138,17 @@ func runLineServer(ctx context.Context, cfg handoff.Config) (*handoff.Node, erro
 		n.Close()
 		return nil, err
 	}
+	// The hand-off channel opens here, not in the goroutine: the node
+	// takes hand-offs (its peer's dial is queued) as soon as this returns.
+	chLn, err := net.Listen("tcp4", n.ChannelAddr())
+	if err != nil {
+		ln.Close()
+		n.Close()
+		return nil, err
+	}
 	context.AfterFunc(ctx, func() { ln.Close() })
 	go svc.Serve(ln)
-	go n.Serve(ctx)
+	go n.ServeListener(ctx, chLn)
 	return n, nil
 }
 
