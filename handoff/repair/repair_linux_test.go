@@ -1013,27 +1013,7 @@ func TestRestoreBesideAClosingCopy(t *testing.T) {
 func TestMovedSocketSilentOnceReleased(t *testing.T) {
 	ns := nstest.NewNS(t, "rpsilent")
 	const vip = "192.0.2.50"
-	nstest.Exec(t, ns, "ip", "addr", "add", vip+"/32", "dev", "lo")
-	var ln *net.TCPListener
-	var client, server *net.TCPConn
-	inNS(t, ns, func() error {
-		l, err := net.Listen("tcp4", vip+":0")
-		if err != nil {
-			return err
-		}
-		ln = l.(*net.TCPListener)
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}}
-		c, err := d.Dial("tcp4", ln.Addr().String())
-		if err != nil {
-			return err
-		}
-		client = c.(*net.TCPConn)
-		server, err = ln.AcceptTCP()
-		return err
-	})
-	defer ln.Close()
-	defer client.Close()
-	defer server.Close()
+	ln, client, server := pairOnAddr(t, ns, vip)
 	_, moved := move(t, ns, server, &RestoreOptions{Transparent: true})
 	pingPong(t, client, moved, 3)
 	if err := moved.SetNoDelay(false); err != nil { // Nagle holds the second write back
@@ -1144,27 +1124,7 @@ func TestPeerClosedMoves(t *testing.T) {
 func TestRestoreBesideAStaleCopy(t *testing.T) {
 	ns := nstest.NewNS(t, "rpold")
 	const vip = "192.0.2.51"
-	nstest.Exec(t, ns, "ip", "addr", "add", vip+"/32", "dev", "lo")
-	var ln *net.TCPListener
-	var client, server *net.TCPConn
-	inNS(t, ns, func() error {
-		l, err := net.Listen("tcp4", vip+":0")
-		if err != nil {
-			return err
-		}
-		ln = l.(*net.TCPListener)
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}}
-		c, err := d.Dial("tcp4", ln.Addr().String())
-		if err != nil {
-			return err
-		}
-		client = c.(*net.TCPConn)
-		server, err = ln.AcceptTCP()
-		return err
-	})
-	defer ln.Close()
-	defer client.Close()
-	defer server.Close()
+	_, client, server := pairOnAddr(t, ns, vip)
 	pingPong(t, client, server, 2)
 	f, err := Freeze(server)
 	if err != nil {
@@ -1206,4 +1166,33 @@ func TestRestoreBesideAStaleCopy(t *testing.T) {
 	}
 	defer nc.Close()
 	pingPong(t, client, nc, 2)
+}
+
+// pairOnAddr gives ns the address addr on its loopback and connects a
+// client from 127.0.0.1 to a server there: a service address a test can
+// take away (ip addr del), as a source's release does.
+func pairOnAddr(t *testing.T, ns, addr string) (ln *net.TCPListener, client, server *net.TCPConn) {
+	t.Helper()
+	nstest.Exec(t, ns, "ip", "addr", "add", addr+"/32", "dev", "lo")
+	inNS(t, ns, func() error {
+		l, err := net.Listen("tcp4", addr+":0")
+		if err != nil {
+			return err
+		}
+		ln = l.(*net.TCPListener)
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}}
+		c, err := d.Dial("tcp4", ln.Addr().String())
+		if err != nil {
+			return err
+		}
+		client = c.(*net.TCPConn)
+		server, err = ln.AcceptTCP()
+		return err
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		client.Close()
+		server.Close()
+	})
+	return ln, client, server
 }
